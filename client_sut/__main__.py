@@ -1,0 +1,5 @@
+import sys
+
+from client_sut.cli import main
+
+sys.exit(main())

@@ -1,0 +1,109 @@
+"""`client-sut`: parses the command line and delegates. No logic lives here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from client_sut import __version__
+from client_sut.config import Mode, PromptForm, RunConfig, Scenario, normalise_endpoint, parse_choice
+from client_sut.errors import EXIT_USAGE, UsageError
+from client_sut.stream import Api, Timeouts
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line and exit status 2, like every other bad input."""
+
+    def error(self, message: str) -> None:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _run_parser(commands) -> None:
+    run = commands.add_parser("run", help="one LoadGen run against OpenAI-compatible endpoints",
+                              description="One LoadGen run: the client streams completions from "
+                                          "the endpoints and reports to LoadGen.")
+    run.add_argument("--endpoint", action="append", required=True, metavar="URL",
+                     help="base URL of an OpenAI-compatible server; repeat for several")
+    run.add_argument("--model", help="served model name (default: the first of GET /v1/models)")
+    run.add_argument("--tokenizer", metavar="PATH_OR_NAME",
+                     help="tokenizer for the prompts (default: the model)")
+    run.add_argument("--dataset", required=True, metavar="PATH",
+                     help="cnn_eval.json, a .jsonl with article/highlights or input/output, or "
+                          "hf:NAME[:CONFIG[:SPLIT]]")
+    run.add_argument("--scenario", default="Offline", help="Offline|Server|Interactive|SingleStream")
+    run.add_argument("--mode", default="performance", help="performance|accuracy")
+    run.add_argument("--target-qps", type=float, metavar="Q",
+                     help="LoadGen's target QPS (Server arrival rate; Offline expected rate)")
+    run.add_argument("--user-conf", type=Path, metavar="PATH",
+                     help="LoadGen user.conf (default: the one shipped in loadgen_configs/)")
+    run.add_argument("--total-sample-count", type=int, metavar="N",
+                     help="use the first N samples of the dataset")
+    run.add_argument("--api", default="completions", help="completions|chat")
+    run.add_argument("--prompt-form", default="tokens",
+                     help="tokens|text: send the completions prompt as token ids or as text")
+    run.add_argument("--max-concurrency", type=int, default=512, metavar="N",
+                     help="requests in flight per endpoint (default 512)")
+    run.add_argument("--output-dir", type=Path, default=Path("results/run"), metavar="DIR")
+    run.add_argument("--duration", type=float, metavar="SECONDS",
+                     help="LoadGen min_duration for a short, non-compliant run")
+    run.add_argument("--min-query-count", type=int, metavar="N",
+                     help="LoadGen min_query_count (Offline: samples issued); non-compliant")
+    defaults = Timeouts()
+    run.add_argument("--connect-timeout", type=float, default=defaults.connect, metavar="S")
+    run.add_argument("--gap-timeout", type=float, default=defaults.gap, metavar="S",
+                     help="longest wait for the first byte or between two reads")
+    run.add_argument("--request-timeout", type=float, default=defaults.total, metavar="S")
+
+
+def _run_config(args: argparse.Namespace) -> RunConfig:
+    return RunConfig(
+        endpoints=tuple(normalise_endpoint(url) for url in args.endpoint),
+        dataset=args.dataset,
+        output_dir=args.output_dir,
+        scenario=parse_choice(Scenario, args.scenario, "--scenario"),
+        mode=parse_choice(Mode, args.mode, "--mode"),
+        model=args.model,
+        tokenizer=args.tokenizer,
+        target_qps=args.target_qps,
+        user_conf=args.user_conf,
+        total_sample_count=args.total_sample_count,
+        api=parse_choice(Api, args.api, "--api"),
+        prompt_form=parse_choice(PromptForm, args.prompt_form, "--prompt-form"),
+        max_concurrency=args.max_concurrency,
+        duration_s=args.duration,
+        min_query_count=args.min_query_count,
+        timeouts=Timeouts(args.connect_timeout, args.gap_timeout, args.request_timeout),
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from client_sut.runner import execute
+    from client_sut.summary import print_run_summary
+
+    outcome = execute(_run_config(args))
+    print_run_summary(outcome.results, outcome.output_dir)
+    return outcome.exit_status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="client-sut", description="MLPerf-grade benchmark client for LLM "
+                                                     "deployments (Llama-3.1-8B, CNN/DailyMail).")
+    parser.add_argument("--version", action="version", version=f"client-sut {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _run_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"run": _cmd_run}
+    try:
+        return handlers[args.command](args)
+    except UsageError as exc:
+        print(f"client-sut {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

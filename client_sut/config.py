@@ -1,0 +1,120 @@
+"""The run's configuration: one frozen value, validated before anything is sent."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from enum import Enum
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from client_sut.errors import UsageError
+from client_sut.stream import Api, GenerationParams, Timeouts
+
+# The official Offline query count and performance sample count for Llama-3.1-8B datacenter.
+OFFICIAL_SAMPLE_COUNT = {"datacenter": 13_368, "edge": 5_000}
+OFFICIAL_MIN_DURATION_S = 600
+
+
+class Scenario(str, Enum):
+    OFFLINE = "Offline"
+    SERVER = "Server"
+    INTERACTIVE = "Interactive"
+    SINGLE_STREAM = "SingleStream"
+
+    @property
+    def model_key(self) -> str:
+        """LoadGen's model key in mlperf.conf."""
+        return {Scenario.INTERACTIVE: "llama3_1-8b-interactive",
+                Scenario.SINGLE_STREAM: "llama3_1-8b-edge"}.get(self, "llama3_1-8b")
+
+    @property
+    def loadgen_name(self) -> str:
+        """Interactive is LoadGen's Server scenario with the interactive model key's limits."""
+        return "Server" if self is Scenario.INTERACTIVE else self.value
+
+    @property
+    def streams_first_token(self) -> bool:
+        return self is not Scenario.OFFLINE
+
+    @property
+    def category(self) -> str:
+        return "edge" if self is Scenario.SINGLE_STREAM else "datacenter"
+
+
+class Mode(str, Enum):
+    PERFORMANCE = "performance"
+    ACCURACY = "accuracy"
+
+
+class PromptForm(str, Enum):
+    TOKENS = "tokens"  # the prompt as token ids (vLLM accepts a list of ints)
+    TEXT = "text"  # the prompt as text, tokenized by the server
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    endpoints: tuple[str, ...]
+    dataset: str
+    output_dir: Path
+    scenario: Scenario = Scenario.OFFLINE
+    mode: Mode = Mode.PERFORMANCE
+    model: str | None = None
+    tokenizer: str | None = None
+    target_qps: float | None = None
+    user_conf: Path | None = None
+    total_sample_count: int | None = None
+    api: Api = Api.COMPLETIONS
+    prompt_form: PromptForm = PromptForm.TOKENS
+    max_concurrency: int = 512
+    duration_s: float | None = None
+    min_query_count: int | None = None
+    generation: GenerationParams = GenerationParams()
+    timeouts: Timeouts = Timeouts()
+
+
+def parse_choice(enum_type: type[Enum], value: str, flag: str):
+    by_name = {member.value.lower(): member for member in enum_type}
+    try:
+        return by_name[value.lower()]
+    except KeyError:
+        choices = ", ".join(member.value for member in enum_type)
+        raise UsageError(f"{flag} {value!r} is not one of: {choices}") from None
+
+
+def normalise_endpoint(url: str) -> str:
+    """Base URL of an OpenAI-compatible server, without a trailing slash or /v1."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(f"--endpoint {url!r} is not an http(s) URL; give e.g. "
+                         f"http://127.0.0.1:8000")
+    base = url.rstrip("/")
+    return base[:-3] if base.endswith("/v1") else base
+
+
+def validate(config: RunConfig) -> RunConfig:
+    """Check what can be checked without I/O. Raises UsageError with the fix."""
+    if not config.endpoints:
+        raise UsageError("no --endpoint given; pass the base URL of an OpenAI-compatible server")
+    if len(set(config.endpoints)) != len(config.endpoints):
+        raise UsageError("the same --endpoint is given twice; give each server once")
+    _positive_number(config.target_qps, "--target-qps")
+    _positive_number(config.duration_s, "--duration")
+    for value, flag in ((config.total_sample_count, "--total-sample-count"),
+                        (config.min_query_count, "--min-query-count"),
+                        (config.max_concurrency, "--max-concurrency")):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be at least 1, got {value}")
+    if config.target_qps is not None and config.scenario is Scenario.SINGLE_STREAM:
+        raise UsageError("--target-qps does not apply to SingleStream (one query at a time); "
+                         "drop it or choose Offline, Server or Interactive")
+    if config.api is Api.CHAT and config.prompt_form is PromptForm.TOKENS:
+        # Chat requests carry text; the server applies the chat template and tokenizes it.
+        config = replace(config, prompt_form=PromptForm.TEXT)
+    return config
+
+
+def _positive_number(value: float | None, flag: str) -> None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise UsageError(f"{flag} must be a number greater than 0, got {value}")
+

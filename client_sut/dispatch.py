@@ -1,0 +1,117 @@
+"""The endpoint pool: one pooled keep-alive session per endpoint, least-outstanding balancing,
+and a cap on requests in flight per endpoint. Work beyond the caps waits in FIFO order; its wait
+counts in its latency, as a real user's would.
+
+Runs entirely on the event loop thread, so plain counters need no locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+
+import aiohttp
+
+from client_sut.stream import Timeouts
+
+Job = Callable[[str, aiohttp.ClientSession], Awaitable[None]]
+
+
+class _Endpoint:
+    __slots__ = ("url", "session", "outstanding", "started")
+
+    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
+        self.url = url
+        self.session = session
+        self.outstanding = 0
+        self.started = 0
+
+
+class EndpointPool:
+    def __init__(self, urls: Sequence[str], max_concurrency: int, timeouts: Timeouts,
+                 ssl_context: ssl.SSLContext | bool = True) -> None:
+        if not urls:
+            raise ValueError("no endpoints")
+        self._urls = list(urls)
+        self._max_concurrency = max_concurrency
+        self._timeouts = timeouts
+        self._ssl = ssl_context
+        self._endpoints: list[_Endpoint] = []
+        self._backlog: deque[Job] = deque()
+        self._tasks: set[asyncio.Task] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def __aenter__(self) -> EndpointPool:
+        for url in self._urls:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_concurrency, limit_per_host=self._max_concurrency,
+                ssl=self._ssl, keepalive_timeout=75, ttl_dns_cache=None,
+            )
+            session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeouts.client_timeout(),
+                # The SSE bytes are read as they come; skip aiohttp's automatic decompression
+                # and cookie handling, which a benchmark has no use for.
+                auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+                headers={"Content-Type": "application/json"},
+            )
+            self._endpoints.append(_Endpoint(url, session))
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        for endpoint in self._endpoints:
+            await endpoint.session.close()
+
+    @property
+    def outstanding(self) -> int:
+        return sum(e.outstanding for e in self._endpoints) + len(self._backlog)
+
+    def started_per_endpoint(self) -> dict[str, int]:
+        return {e.url: e.started for e in self._endpoints}
+
+    def submit(self, job: Job) -> None:
+        self._idle.clear()
+        endpoint = self._least_outstanding()
+        if endpoint is None:
+            self._backlog.append(job)
+        else:
+            self._start(endpoint, job)
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    def cancel_all(self) -> int:
+        """Drop the backlog and cancel requests in flight; returns how many jobs were dropped
+        from the backlog (their owners must complete them)."""
+        dropped = len(self._backlog)
+        self._backlog.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        return dropped
+
+    def _least_outstanding(self) -> _Endpoint | None:
+        best = None
+        for endpoint in self._endpoints:
+            if endpoint.outstanding < self._max_concurrency and (
+                    best is None or endpoint.outstanding < best.outstanding):
+                best = endpoint
+        return best
+
+    def _start(self, endpoint: _Endpoint, job: Job) -> None:
+        endpoint.outstanding += 1
+        endpoint.started += 1
+        task = asyncio.get_running_loop().create_task(job(endpoint.url, endpoint.session))
+        self._tasks.add(task)
+        task.add_done_callback(lambda t, e=endpoint: self._finished(t, e))
+
+    def _finished(self, task: asyncio.Task, endpoint: _Endpoint) -> None:
+        self._tasks.discard(task)
+        endpoint.outstanding -= 1
+        if self._backlog:
+            chosen = self._least_outstanding()
+            if chosen is not None:
+                self._start(chosen, self._backlog.popleft())
+        if not self._tasks and not self._backlog:
+            self._idle.set()

@@ -1,0 +1,73 @@
+"""Checks each endpoint before the run: reachable, OpenAI-compatible, serving the model.
+
+Everything found wrong here is a UsageError (exit 2): no measured request has been sent yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+
+import aiohttp
+
+from client_sut.errors import UsageError
+
+PROBE_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServedModel:
+    name: str
+    max_model_len: int | None  # vLLM reports it; other servers may not
+
+
+async def _models(session: aiohttp.ClientSession, endpoint: str,
+                  headers: dict[str, str] | None) -> list[ServedModel]:
+    url = f"{endpoint}/v1/models"
+    try:
+        async with session.get(url, headers=headers) as response:
+            if response.status in (401, 403):
+                raise UsageError(f"{url} answered {response.status}: the server wants an API key; "
+                                 f"set OPENAI_API_KEY or pass --api-key-env")
+            if response.status != 200:
+                raise UsageError(f"{url} answered HTTP {response.status}; is {endpoint} an "
+                                 f"OpenAI-compatible server (vLLM: python -m "
+                                 f"vllm.entrypoints.openai.api_server)?")
+            payload = await response.json(content_type=None)
+    except aiohttp.ClientConnectorError as exc:
+        raise UsageError(f"cannot reach {endpoint} ({exc.os_error}); start the server or fix "
+                         f"--endpoint") from None
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        raise UsageError(f"{url} gave no usable answer ({type(exc).__name__}: {exc}); is "
+                         f"{endpoint} an OpenAI-compatible server?") from None
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, list) or not all(isinstance(m, dict) and "id" in m for m in data):
+        raise UsageError(f"{url} did not return an OpenAI model list; is {endpoint} an "
+                         f"OpenAI-compatible server?")
+    return [ServedModel(m["id"], m.get("max_model_len")) for m in data]
+
+
+async def probe_endpoints(endpoints: tuple[str, ...], model: str | None,
+                          headers: dict[str, str] | None,
+                          ssl_context: ssl.SSLContext | bool = True) -> ServedModel:
+    """The served model all endpoints agree on: `model`, or the first one of the first endpoint."""
+    timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
+    async with aiohttp.ClientSession(timeout=timeout,
+                                     connector=aiohttp.TCPConnector(ssl=ssl_context)) as session:
+        listings = await asyncio.gather(*(_models(session, e, headers) for e in endpoints))
+    name = model
+    limits = []
+    for endpoint, served in zip(endpoints, listings):
+        if not served:
+            raise UsageError(f"{endpoint} serves no model")
+        name = name or served[0].name
+        match = next((m for m in served if m.name == name), None)
+        if match is None:
+            names = ", ".join(m.name for m in served[:5])
+            raise UsageError(f"{endpoint} does not serve model {name!r} (it serves: {names}); "
+                             f"fix --model")
+        if match.max_model_len:
+            limits.append(match.max_model_len)
+    # The smallest context of all endpoints bounds the prompts.
+    return ServedModel(name, min(limits) if limits else None)

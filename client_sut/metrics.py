@@ -1,0 +1,131 @@
+"""Metrics as pure functions over request records. Each metric is defined once, here.
+
+Definitions (times in ns from the client's monotonic clock):
+- TTFT: first event carrying at least one output token, minus send time.
+- TTFB: response headers, minus send time.
+- TPOT: (last token event - first token event) / (output tokens - 1), per request, where output
+  tokens is the server's count. Requests with fewer than 2 tokens have no TPOT.
+- ITL: every gap between consecutive token-bearing events (not a per-request mean).
+- E2E: end of stream minus send time.
+- Issue lag: send time minus the moment LoadGen handed the sample over.
+Percentiles use linear interpolation between closest ranks (numpy's default, "type 7").
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from client_sut.records import RequestRecord
+
+NS_PER_MS = 1_000_000
+SUMMARY_PERCENTILES = (50, 90, 99)
+
+
+def percentile(sorted_values: Sequence[float], pct: float) -> float:
+    """Linear interpolation between closest ranks; `sorted_values` must be sorted, non-empty."""
+    if not sorted_values:
+        raise ValueError("percentile of no values")
+    rank = (len(sorted_values) - 1) * pct / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (rank - low)
+
+
+def summarize_ms(values_ns: Iterable[float]) -> dict[str, float | None]:
+    """p50/p90/p99/mean/max in milliseconds; all None when there are no values."""
+    ordered = sorted(values_ns)
+    keys = [f"p{p}" for p in SUMMARY_PERCENTILES] + ["mean", "max"]
+    if not ordered:
+        return dict.fromkeys(keys)
+    summary = {f"p{p}": percentile(ordered, p) / NS_PER_MS for p in SUMMARY_PERCENTILES}
+    summary["mean"] = sum(ordered) / len(ordered) / NS_PER_MS
+    summary["max"] = ordered[-1] / NS_PER_MS
+    return {k: round(v, 4) for k, v in summary.items()}
+
+
+def first_token_ns(record: RequestRecord) -> int | None:
+    for t, n in zip(record.event_ns, record.event_tokens):
+        if n > 0:
+            return t
+    return None
+
+
+def ttft_ns(record: RequestRecord) -> int | None:
+    first = first_token_ns(record)
+    return None if first is None else first - record.send_ns
+
+
+def ttfb_ns(record: RequestRecord) -> int | None:
+    return None if record.first_byte_ns is None else record.first_byte_ns - record.send_ns
+
+
+def tpot_ns(record: RequestRecord) -> float | None:
+    times = record.token_event_times()
+    n_tokens = record.output_tokens
+    if len(times) < 1 or n_tokens < 2:
+        return None
+    return (times[-1] - times[0]) / (n_tokens - 1)
+
+
+def itl_ns(record: RequestRecord) -> list[int]:
+    times = record.token_event_times()
+    return [b - a for a, b in zip(times, times[1:])]
+
+
+def e2e_ns(record: RequestRecord) -> int:
+    return record.end_ns - record.send_ns
+
+
+def issue_lag_ns(record: RequestRecord) -> int:
+    return record.send_ns - record.issue_ns
+
+
+def _present(values: Iterable[float | None]) -> list[float]:
+    return [v for v in values if v is not None]
+
+
+def client_summary(records: Sequence[RequestRecord]) -> dict:
+    """The client's own figures for a run: the cross-check of LoadGen's."""
+    ok = [r for r in records if r.ok]
+    output_tokens = sum(r.output_tokens for r in ok)
+    span_ns = (max(r.end_ns for r in records) - min(r.send_ns for r in records)) if records else 0
+    errors_by_kind = Counter(r.error.kind.value for r in records if r.error is not None)
+    return {
+        "requests": len(records),
+        "errors": len(records) - len(ok),
+        "errors_by_kind": dict(sorted(errors_by_kind.items())),
+        "output_tokens": output_tokens,
+        "output_tokens_per_second": round(output_tokens / (span_ns / 1e9), 3) if span_ns else 0.0,
+        "requests_per_second": round(len(ok) / (span_ns / 1e9), 3) if span_ns else 0.0,
+        "ttft_ms": summarize_ms(_present(ttft_ns(r) for r in ok)),
+        "ttfb_ms": summarize_ms(_present(ttfb_ns(r) for r in ok)),
+        "tpot_ms": summarize_ms(_present(tpot_ns(r) for r in ok)),
+        "itl_ms": summarize_ms(gap for r in ok for gap in itl_ns(r)),
+        "e2e_ms": summarize_ms(e2e_ns(r) for r in ok),
+        "issue_lag_ms": summarize_ms(issue_lag_ns(r) for r in records),
+        "short_responses": sum(1 for r in ok if r.output_tokens < 2),
+        "token_count_mismatches": sum(
+            1 for r in ok
+            if r.server_completion_tokens is not None
+            and r.server_completion_tokens != r.streamed_tokens
+        ),
+        "token_id_sources": dict(Counter(r.token_id_source.value for r in records)),
+        "percentile_method": "linear interpolation between closest ranks",
+    }
+
+
+def endpoint_summaries(records: Sequence[RequestRecord], urls: Sequence[str]) -> list[dict]:
+    summaries = []
+    for url in urls:
+        mine = [r for r in records if r.endpoint == url]
+        ok = [r for r in mine if r.ok]
+        summaries.append({
+            "url": url,
+            "requests": len(mine),
+            "errors": len(mine) - len(ok),
+            "ttft_ms": summarize_ms(_present(ttft_ns(r) for r in ok)),
+            "output_tokens": sum(r.output_tokens for r in ok),
+        })
+    return summaries

@@ -1,0 +1,77 @@
+"""What one request did, as measured by the client: the unit every metric is computed from."""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class ErrorKind(str, Enum):
+    """Why a request failed. Each kind is counted apart in results.json."""
+
+    CONNECT = "connect"  # could not open a connection
+    HTTP_STATUS = "http_status"  # the server answered with a non-200 status
+    SERVER_ERROR_EVENT = "server_error_event"  # an error object inside the stream
+    MALFORMED = "malformed"  # bytes that are not valid SSE/JSON of the dialect
+    TRUNCATED = "truncated"  # the stream ended without [DONE]
+    TIMEOUT = "timeout"  # a connect, first-byte, gap or total timeout passed
+    DISCONNECTED = "disconnected"  # the connection broke mid-stream
+    NO_TOKENS = "no_tokens"  # the stream finished but carried no output token
+    CANCELLED = "cancelled"  # the run was interrupted before the request finished
+    CLIENT = "client"  # a fault in the client itself (a bug: please report it)
+
+
+class TokenIdSource(str, Enum):
+    SERVER = "server"  # ids streamed by the server (vLLM's return_token_ids)
+    RETOKENIZED = "retokenized"  # the server sent text only: ids from tokenizing that text
+    NONE = "none"  # no output at all
+
+
+@dataclass(frozen=True, slots=True)
+class RequestError:
+    kind: ErrorKind
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request from LoadGen's issue to its last byte. Times are perf_counter_ns values.
+
+    `event_ns[i]` is when the read that completed event i arrived; `event_tokens[i]` is how many
+    output tokens that event carried (0 for role-only, empty or usage-only events).
+    """
+
+    sample_index: int
+    endpoint: str
+    issue_ns: int  # LoadGen handed the sample to the client
+    send_ns: int  # just before the request was written
+    first_byte_ns: int | None  # response headers arrived
+    end_ns: int  # the stream finished or failed
+    event_ns: array = field(repr=False)  # array('q')
+    event_tokens: array = field(repr=False)  # array('i')
+    token_ids: array = field(repr=False)  # array('i'), the output token ids
+    token_id_source: TokenIdSource
+    server_completion_tokens: int | None  # usage.completion_tokens
+    finish_reason: str | None
+    http_status: int | None
+    error: RequestError | None = None
+    text: str = field(default="", repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def output_tokens(self) -> int:
+        """The server's count where it gave one, else the ids we hold."""
+        if self.server_completion_tokens is not None:
+            return self.server_completion_tokens
+        return len(self.token_ids)
+
+    @property
+    def streamed_tokens(self) -> int:
+        return sum(self.event_tokens)
+
+    def token_event_times(self) -> list[int]:
+        return [t for t, n in zip(self.event_ns, self.event_tokens) if n > 0]

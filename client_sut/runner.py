@@ -1,0 +1,162 @@
+"""One `client-sut run`: check everything, drive LoadGen through the client, write the results.
+
+Order matters: every check that can fail on bad input (flags, dataset, endpoints, model,
+tokenizer, prompt lengths, user.conf, output folder) runs before LoadGen starts or any measured
+request is sent, so bad input costs nothing and exits 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlperf_loadgen as lg
+
+from client_sut.config import PromptForm, RunConfig, validate
+from client_sut.dataset import Sample, load_samples, tokenize_prompts
+from client_sut.dispatch import EndpointPool
+from client_sut.endpoints import probe_endpoints
+from client_sut.errors import UsageError
+from client_sut.loadgen_logs import loadgen_summary, read_detail_log
+from client_sut.results import build_results, exit_status, write_requests, write_results
+from client_sut.settings import build_test_settings, compliance_notes
+from client_sut.stream import request_body
+from client_sut.sut import ClientSut
+
+Progress = Callable[[str], None]
+PROGRESS_INTERVAL_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    results: dict
+    exit_status: int
+    output_dir: Path
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def load_tokenizer(name: str):
+    try:
+        from transformers import AutoTokenizer
+        return AutoTokenizer.from_pretrained(name)
+    except Exception as exc:  # transformers raises OSError, ValueError, HF errors...
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"cannot load tokenizer {name!r} ({first_line}); pass --tokenizer with "
+                         f"a local model folder or a Hugging Face name") from None
+
+
+def prepare_output_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".client_sut_write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"output folder {path} is not writable ({exc.strerror}); pass "
+                         f"--output-dir with a folder you can write") from None
+
+
+def check_prompt_lengths(prompt_ids: list[tuple[int, ...]], max_model_len: int | None,
+                         max_tokens: int) -> None:
+    if max_model_len is None:
+        return
+    limit = max_model_len - max_tokens
+    too_long = [i for i, ids in enumerate(prompt_ids) if len(ids) > limit]
+    if too_long:
+        longest = max(len(prompt_ids[i]) for i in too_long)
+        raise UsageError(
+            f"{len(too_long)} prompts exceed the server's max_model_len {max_model_len} minus "
+            f"{max_tokens} output tokens (longest: {longest} tokens, sample {too_long[0]} first); "
+            f"start the server with a larger --max-model-len or use fewer samples")
+
+
+def _request_bodies(config: RunConfig, model: str, samples: list[Sample],
+                    prompt_ids: list[tuple[int, ...]]) -> list[bytes]:
+    send_ids = config.prompt_form is PromptForm.TOKENS
+    return [request_body(config.api, model, config.generation,
+                         prompt_ids=ids if send_ids else None, prompt_text=sample.prompt)
+            for sample, ids in zip(samples, prompt_ids)]
+
+
+def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
+    config = validate(config)
+    prepare_output_dir(config.output_dir)
+    samples = load_samples(config.dataset, config.total_sample_count)
+    progress(f"dataset: {len(samples)} samples from {config.dataset}")
+    served = asyncio.run(probe_endpoints(config.endpoints, config.model, headers=None))
+    model = served.name
+    tokenizer_name = config.tokenizer or model
+    tokenizer = load_tokenizer(tokenizer_name)
+    prompt_ids = tokenize_prompts(tokenizer, samples)
+    check_prompt_lengths(prompt_ids, served.max_model_len, config.generation.max_tokens)
+    settings = build_test_settings(config, len(samples))
+    notes = compliance_notes(config, len(samples), model)
+    bodies = _request_bodies(config, model, samples, prompt_ids)
+
+    def retokenize(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    progress(f"running {config.scenario.value} {config.mode.value} against "
+             f"{', '.join(config.endpoints)} (model {model})")
+    started = time.monotonic()
+    bridge = _run_loop(_drive(config, bodies, settings, retokenize, len(samples), progress))
+    progress(f"LoadGen finished in {time.monotonic() - started:.1f} s; writing results")
+    loadgen = loadgen_summary(read_detail_log(config.output_dir))
+    results = build_results(config, model=model, sample_count=len(samples), notes=notes,
+                            loadgen=loadgen, records=bridge.records, issued=bridge.issued)
+    write_requests(config.output_dir / "requests.jsonl", bridge.records)
+    write_results(config.output_dir / "results.json", results)
+    return RunOutcome(results, exit_status(results), config.output_dir)
+
+
+def _run_loop(coroutine):
+    try:
+        import uvloop
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(coroutine)
+    except ImportError:
+        return asyncio.run(coroutine)
+
+
+async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
+                 sample_count: int, progress: Progress) -> ClientSut:
+    loop = asyncio.get_running_loop()
+    log_settings = lg.LogSettings()
+    log_settings.log_output.outdir = str(config.output_dir)
+    log_settings.log_output.copy_summary_to_stdout = False
+    log_settings.enable_trace = False
+    async with EndpointPool(config.endpoints, config.max_concurrency, config.timeouts) as pool:
+        bridge = ClientSut(loop, pool, config.api, bodies,
+                           report_first_token=config.scenario.streams_first_token,
+                           retokenize=retokenize)
+        sut = lg.ConstructSUT(bridge.issue_queries, bridge.flush_queries)
+        qsl = lg.ConstructQSL(sample_count, sample_count, _noop, _noop)
+        reporter = loop.create_task(_report_progress(bridge, config, progress))
+        try:
+            await asyncio.to_thread(lg.StartTestWithLogSettings, sut, qsl, settings, log_settings)
+        finally:
+            reporter.cancel()
+            lg.DestroyQSL(qsl)
+            lg.DestroySUT(sut)
+    return bridge
+
+
+def _noop(_samples) -> None:
+    """The QSL holds every sample in memory already: nothing to load or unload."""
+
+
+async def _report_progress(bridge: ClientSut, config: RunConfig, progress: Progress) -> None:
+    started = time.monotonic()
+    while True:
+        await asyncio.sleep(PROGRESS_INTERVAL_S)
+        elapsed = time.monotonic() - started
+        progress(f"  {config.scenario.value}: {bridge.completed}/{bridge.issued} samples done, "
+                 f"{bridge.errors} errors, {elapsed:.0f} s")
+

@@ -1,0 +1,38 @@
+"""The short table a run prints at its end (the full figures are in results.json)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _fmt(value, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def run_summary_lines(results: dict, output_dir: Path) -> list[str]:
+    loadgen, client = results["loadgen"], results["client"]
+    lines = [
+        f"{results['scenario']} {results['mode']}: LoadGen {loadgen['result'] or '-'}"
+        + ("" if results["compliant"] else " (not compliant: "
+           + "; ".join(results["compliance_notes"]) + ")"),
+        f"  tokens/s    LoadGen {_fmt(loadgen['tokens_per_second'])}   "
+        f"client {_fmt(client['output_tokens_per_second'])}",
+        f"  TTFT p99 ms LoadGen {_fmt(loadgen['ttft_ms']['p99'], 2)}   "
+        f"client {_fmt(client['ttft_ms']['p99'], 2)}",
+        f"  TPOT p99 ms LoadGen {_fmt(loadgen['tpot_ms']['p99'], 3)}   "
+        f"client {_fmt(client['tpot_ms']['p99'], 3)}",
+        f"  requests {client['requests']}/{client['issued']}, errors {client['errors']}"
+        + (f" {client['errors_by_kind']}" if client["errors"] else ""),
+    ]
+    if loadgen["errors"]:
+        lines.append(f"  LoadGen logged {len(loadgen['errors'])} errors: {loadgen['errors'][0]}")
+    accuracy = results.get("accuracy")
+    if accuracy:
+        lines.append(f"  ROUGE-1 {accuracy['rouge1']}  ROUGE-2 {accuracy['rouge2']}  "
+                     f"ROUGE-L {accuracy['rougeL']}  passed {accuracy['passed']}")
+    lines.append(f"  results: {output_dir / 'results.json'}")
+    return lines
+
+
+def print_run_summary(results: dict, output_dir: Path) -> None:
+    print("\n".join(run_summary_lines(results, output_dir)))

@@ -1,0 +1,117 @@
+"""The LoadGen bridge: LoadGen's SUT callbacks on one side, the event loop on the other.
+
+LoadGen calls `issue_queries` on its own thread; the samples are handed to the event loop in one
+thread-safe call and the LoadGen thread returns at once. On the loop, each sample becomes one
+streamed request. At its first token-bearing event the bridge calls `FirstTokenComplete` (not in
+Offline), and at the end `QuerySamplesComplete` with every output token id as int32 and the
+server's token count.
+
+No sample is ever left uncompleted: a request that fails, times out or is cancelled is still
+completed to LoadGen (with what it received), after a first token report if it had none, since
+LoadGen's token statistics break on a sample completed without one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from array import array
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import aiohttp
+import mlperf_loadgen as lg
+
+from client_sut.dispatch import EndpointPool
+from client_sut.records import ErrorKind, RequestError, RequestRecord, TokenIdSource
+from client_sut.stream import Api, stream_request
+
+Retokenize = Callable[[str], list[int]]
+
+
+class ClientSut:
+    def __init__(self, loop: asyncio.AbstractEventLoop, pool: EndpointPool, api: Api,
+                 bodies: Sequence[bytes], *, report_first_token: bool, retokenize: Retokenize,
+                 headers: dict[str, str] | None = None) -> None:
+        self._loop = loop
+        self._pool = pool
+        self._api = api
+        self._bodies = bodies
+        self._report_first_token = report_first_token
+        self._retokenize = retokenize
+        self._headers = headers
+        self.records: list[RequestRecord] = []
+        self.issued = 0
+        self.completed = 0
+        self.errors = 0
+
+    # --- LoadGen's thread ---------------------------------------------------------------------
+
+    def issue_queries(self, query_samples) -> None:
+        issue_ns = time.perf_counter_ns()
+        batch = [(sample.id, sample.index) for sample in query_samples]
+        self._loop.call_soon_threadsafe(self._submit, batch, issue_ns)
+
+    def flush_queries(self) -> None:
+        """Nothing is held back for batching, so there is nothing to flush."""
+
+    # --- the event loop -----------------------------------------------------------------------
+
+    def _submit(self, batch: list[tuple[int, int]], issue_ns: int) -> None:
+        self.issued += len(batch)
+        for query_id, index in batch:
+            self._pool.submit(functools.partial(self._serve, query_id, index, issue_ns))
+
+    async def _serve(self, query_id: int, index: int, issue_ns: int, endpoint: str,
+                     session: aiohttp.ClientSession) -> None:
+        first_reported = False
+
+        def on_first_token(ids: list[int] | None, text: str) -> None:
+            nonlocal first_reported
+            first_reported = True
+            if self._report_first_token:
+                _first_token_complete(query_id, array("i", ids[:1] if ids else
+                                                      self._retokenize(text)[:1]))
+
+        try:
+            record = await stream_request(
+                session, endpoint, self._api, self._bodies[index], sample_index=index,
+                issue_ns=issue_ns, on_first_token=on_first_token, headers=self._headers)
+        except asyncio.CancelledError:
+            record = _failed_record(index, endpoint, issue_ns, ErrorKind.CANCELLED,
+                                    "the run was interrupted before this request finished")
+        except Exception as exc:  # a bug of ours must not leave LoadGen waiting
+            record = _failed_record(index, endpoint, issue_ns, ErrorKind.CLIENT,
+                                    f"{type(exc).__name__}: {exc}")
+        self._complete(query_id, record, first_reported)
+
+    def _complete(self, query_id: int, record: RequestRecord, first_reported: bool) -> None:
+        if record.token_id_source is TokenIdSource.RETOKENIZED:
+            record = replace(record, token_ids=array("i", self._retokenize(record.text)))
+        ids = record.token_ids
+        if self._report_first_token and not first_reported:
+            _first_token_complete(query_id, ids[:1])
+        address, count = ids.buffer_info()
+        lg.QuerySamplesComplete([lg.QuerySampleResponse(
+            query_id, address, count * ids.itemsize, record.output_tokens)])
+        self.records.append(record)
+        self.completed += 1
+        self.errors += not record.ok
+
+
+def _first_token_complete(query_id: int, first: array) -> None:
+    address, count = first.buffer_info()
+    lg.FirstTokenComplete([lg.QuerySampleResponse(query_id, address, count * first.itemsize)])
+
+
+def _failed_record(index: int, endpoint: str, issue_ns: int, kind: ErrorKind,
+                   message: str) -> RequestRecord:
+    now = time.perf_counter_ns()
+    return RequestRecord(
+        sample_index=index, endpoint=endpoint, issue_ns=issue_ns, send_ns=now,
+        first_byte_ns=None, end_ns=now, event_ns=array("q"), event_tokens=array("i"),
+        token_ids=array("i"), token_id_source=TokenIdSource.NONE,
+        server_completion_tokens=None, finish_reason=None, http_status=None,
+        error=RequestError(kind, message),
+    )
