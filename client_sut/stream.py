@@ -15,6 +15,7 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 import aiohttp
 import msgspec
@@ -99,7 +100,7 @@ class _Usage(msgspec.Struct):
 class _Chunk(msgspec.Struct):
     choices: list[_Choice] = msgspec.field(default_factory=list)
     usage: _Usage | None = None
-    error: msgspec.Raw | None = None
+    error: Any = None  # vLLM: {"message", "type", "code"}; rare, so decoded generically
     object: str | None = None
     message: str | None = None
 
@@ -110,7 +111,7 @@ _decode_chunk = msgspec.json.Decoder(_Chunk).decode
 FirstTokenHook = Callable[[list[int] | None, str], None]
 
 
-class _Accumulator:
+class StreamAccumulator:
     """Mutable state of one stream while it runs; frozen into a RequestRecord at the end."""
 
     __slots__ = ("event_ns", "event_tokens", "token_ids", "texts", "saw_ids", "saw_text_only",
@@ -134,7 +135,7 @@ class _Accumulator:
             return
         chunk = _decode_chunk(payload)
         if chunk.error is not None or chunk.object == "error":
-            detail = bytes(chunk.error).decode(errors="replace") if chunk.error else chunk.message
+            detail = chunk.error if chunk.error is not None else chunk.message
             raise _StreamError(ErrorKind.SERVER_ERROR_EVENT, f"server error in stream: {detail}")
         if chunk.usage is not None and chunk.usage.completion_tokens is not None:
             self.usage_tokens = chunk.usage.completion_tokens
@@ -182,7 +183,7 @@ async def stream_request(
     headers: dict[str, str] | None = None,
 ) -> RequestRecord:
     """Send one streaming request and measure it. Never raises except on cancellation."""
-    acc = _Accumulator()
+    acc = StreamAccumulator()
     first_byte_ns: int | None = None
     status: int | None = None
     error: RequestError | None = None

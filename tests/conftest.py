@@ -1,0 +1,108 @@
+"""Shared fixtures: real servers on 127.0.0.1, started and stopped by the tests themselves."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "cnndm_validation_200.jsonl"
+CLI_TIMEOUT_S = 300
+
+
+@pytest.fixture(scope="session")
+def demo_tokenizer(tmp_path_factory) -> Path:
+    """The demo model's tokenizer alone (no weights): enough for runs against the emitter."""
+    from server.demo_model import build_tokenizer
+
+    folder = tmp_path_factory.mktemp("demo-tokenizer")
+    build_tokenizer(folder)
+    return folder
+
+
+def _read_first_line(process: subprocess.Popen, timeout_s: float) -> str:
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    if not selector.select(timeout_s):
+        raise RuntimeError(f"no URL from {process.args} within {timeout_s} s")
+    line = process.stdout.readline().strip()
+    if not line:
+        raise RuntimeError(f"{process.args} exited with {process.wait(5)} before printing its URL")
+    return line
+
+
+class EmitterProcess:
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "client_sut.emitter", "--port", "0", *args],
+            stdout=subprocess.PIPE, text=True, cwd=REPO)
+        self.url = _read_first_line(self.process, 30)
+
+    def log(self) -> list[dict]:
+        with urllib.request.urlopen(self.url + "/emitter/log", timeout=30) as response:
+            return json.load(response)
+
+    def reset(self) -> None:
+        request = urllib.request.Request(self.url + "/emitter/reset", method="POST")
+        urllib.request.urlopen(request, timeout=30).close()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def start_emitter():
+    started: list[EmitterProcess] = []
+
+    def start(*args: str) -> EmitterProcess:
+        emitter = EmitterProcess(*args)
+        started.append(emitter)
+        return emitter
+
+    yield start
+    for emitter in started:
+        emitter.stop()
+
+
+class CliRun:
+    def __init__(self, completed: subprocess.CompletedProcess, output_dir: Path) -> None:
+        self.returncode = completed.returncode
+        self.stdout = completed.stdout
+        self.stderr = completed.stderr
+        self.output_dir = output_dir
+
+    @property
+    def results(self) -> dict:
+        return json.loads((self.output_dir / "results.json").read_text())
+
+    def requests(self) -> list[dict]:
+        lines = (self.output_dir / "requests.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines]
+
+
+@pytest.fixture
+def run_cli(tmp_path):
+    """Runs `client-sut run` in its own process (LoadGen allows one configuration per process)."""
+    counter = iter(range(1000))
+
+    def run(*args: str, timeout: float = CLI_TIMEOUT_S) -> CliRun:
+        output_dir = tmp_path / f"run{next(counter)}"
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        completed = subprocess.run(
+            [sys.executable, "-m", "client_sut", "run", "--output-dir", str(output_dir), *args],
+            capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
+        return CliRun(completed, output_dir)
+
+    return run

@@ -1,0 +1,116 @@
+"""End to end against the real vLLM OpenAI server on CPU, serving the demo model.
+
+Two servers are started once for the session (about a minute); every run goes through the real
+`client-sut run` command.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from server.demo import free_port
+from server.demo_corpus import write_corpus
+from server.demo_model import build
+from server.launch import load_profile, start_servers
+from tests.conftest import REPO, SHARED_DATA
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="session")
+def vllm(tmp_path_factory):
+    model_dir = build(REPO / "work" / "demo-model")
+    group = start_servers(load_profile("cpu-demo"), model=str(model_dir), port=free_port(8100),
+                          instances=2, log_dir=tmp_path_factory.mktemp("vllm-logs"))
+    yield group, model_dir
+    group.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> Path:
+    return write_corpus(tmp_path_factory.mktemp("demo-data") / "demo_news.jsonl")
+
+
+def base_args(group, dataset, samples: int) -> list[str]:
+    return ["--endpoint", group.endpoints[0], "--dataset", str(dataset),
+            "--total-sample-count", str(samples)]
+
+
+def assert_counts_match_server(run) -> None:
+    requests = run.requests()
+    assert requests and all(r["error"] is None for r in requests)
+    assert all(r["token_id_source"] == "server" for r in requests)
+    # n_tokens given to LoadGen is vLLM's usage.completion_tokens, and every id was streamed.
+    assert all(r["output_tokens"] == r["server_completion_tokens"] == r["streamed_tokens"]
+               for r in requests)
+
+
+def test_server_run_is_valid(vllm, demo_data, run_cli):
+    group, _ = vllm
+    run = run_cli(*base_args(group, demo_data, 64), "--scenario", "Server", "--target-qps", "8",
+                  "--duration", "30", "--min-query-count", "500")
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = run.results
+    assert results["loadgen"]["result"] == "VALID"
+    assert results["loadgen"]["errors"] == []
+    assert results["loadgen"]["ttft_ms"]["p99"] < 2000 and results["loadgen"]["tpot_ms"]["p99"] < 100
+    assert_counts_match_server(run)
+
+
+@pytest.mark.parametrize("api", ["completions", "chat"])
+def test_offline_run_on_real_cnn_dailymail(vllm, run_cli, api):
+    group, _ = vllm
+    run = run_cli(*base_args(group, SHARED_DATA, 24), "--scenario", "Offline", "--api", api,
+                  "--duration", "0.5", "--min-query-count", "24")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.results["loadgen"]["result"] == "VALID"
+    assert run.results["api"] == api
+    assert_counts_match_server(run)
+
+
+def test_accuracy_log_holds_exactly_the_ids_vllm_returned(vllm, demo_data, run_cli):
+    group, model_dir = vllm
+    samples = 6
+    # One request at a time, so the replay below runs every prompt in the same batch shape.
+    run = run_cli(*base_args(group, demo_data, samples), "--scenario", "Offline",
+                  "--mode", "accuracy", "--max-concurrency", "1")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert_counts_match_server(run)
+    rows = {row["qsl_idx"]: row for row in
+            json.loads((run.output_dir / "mlperf_log_accuracy.json").read_text())}
+    assert sorted(rows) == list(range(samples))
+
+    from transformers import AutoTokenizer
+
+    from client_sut.dataset import build_prompt, load_samples
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    usage = {r["sample_index"]: r["server_completion_tokens"] for r in run.requests()}
+    for index, sample in enumerate(load_samples(str(demo_data), limit=samples)):
+        # The same request, not streamed, straight to vLLM: its answer is the oracle.
+        body = {"model": str(model_dir), "prompt": tokenizer(build_prompt(sample.article))["input_ids"],
+                "max_tokens": 128, "min_tokens": 1, "temperature": 0, "top_p": 1, "top_k": 1,
+                "seed": 42, "return_token_ids": True}
+        request = urllib.request.Request(group.endpoints[0] + "/v1/completions",
+                                         data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            expected = json.load(response)["choices"][0]["token_ids"]
+        logged = list(memoryview(bytes.fromhex(rows[index]["data"])).cast("i"))
+        assert logged == expected
+        assert rows[index]["token_count"] == usage[index] == len(expected)
+
+
+def test_two_servers_share_the_load(vllm, demo_data, run_cli):
+    group, _ = vllm
+    run = run_cli(*base_args(group, demo_data, 32), "--endpoint", group.endpoints[1],
+                  "--scenario", "Offline", "--duration", "0.5", "--min-query-count", "32",
+                  "--max-concurrency", "8")
+    assert run.returncode == 0, run.stdout + run.stderr
+    counts = {e["url"]: e["requests"] for e in run.results["endpoints"]}
+    assert set(counts) == set(group.endpoints)
+    assert all(c >= 8 for c in counts.values()) and sum(counts.values()) >= 32
+    assert all(e["errors"] == 0 for e in run.results["endpoints"])

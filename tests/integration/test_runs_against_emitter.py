@@ -1,0 +1,165 @@
+"""Whole runs of `client-sut run` against the project's own emitter, with known timing.
+
+The emitter speaks vLLM's streaming dialect, waits a known first-token delay, spaces its events
+by a known gap, and records when it actually wrote each event; those records are the truth the
+client's and LoadGen's figures are compared against.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+from transformers import AutoTokenizer
+
+from client_sut.dataset import build_prompt, load_samples
+from client_sut.emitter import output_ids
+from tests.conftest import SHARED_DATA
+
+FIRST_TOKEN_MS, GAP_MS, TOKENS = 20.0, 2.0, 32
+EMITTER_ARGS = ("--first-token-ms", str(FIRST_TOKEN_MS), "--gap-ms", str(GAP_MS),
+                "--output-tokens", str(TOKENS))
+SUMMARY_KEYS = {"p50", "p90", "p99", "mean", "max"}
+
+
+def common_args(emitter, tokenizer, samples: int = 100) -> list[str]:
+    return ["--endpoint", emitter.url, "--tokenizer", str(tokenizer), "--dataset",
+            str(SHARED_DATA), "--total-sample-count", str(samples)]
+
+
+def truth_ms(log: list[dict]) -> tuple[float, float]:
+    """Median first-token delay and median per-token gap, as the emitter actually wrote them."""
+    ttft = [(e["write_ns"][0] - e["arrival_ns"]) / 1e6 for e in log]
+    tpot = [(e["write_ns"][-1] - e["write_ns"][0]) / 1e6 / (len(e["token_ids"]) - 1) for e in log]
+    return statistics.median(ttft), statistics.median(tpot)
+
+
+def test_server_run_is_valid_and_matches_the_emitters_timing(start_emitter, demo_tokenizer,
+                                                             run_cli):
+    emitter = start_emitter(*EMITTER_ARGS)
+    # 600 queries: LoadGen's early stopping needs ~460 at p99 before it can call a run VALID.
+    run = run_cli(*common_args(emitter, demo_tokenizer), "--scenario", "Server",
+                  "--target-qps", "100", "--duration", "5", "--min-query-count", "600")
+    assert run.returncode == 0, run.stderr
+    results = run.results
+    assert results["loadgen"]["result"] == "VALID"
+    assert results["loadgen"]["errors"] == []
+    assert results["compliant"] is False and results["compliance_notes"]
+
+    true_ttft, true_tpot = truth_ms(emitter.log())
+    assert true_ttft >= FIRST_TOKEN_MS
+    # LoadGen measures from the scheduled time, the client from the send: both sit within a
+    # few ms of what the emitter really did.
+    assert abs(results["loadgen"]["ttft_ms"]["p50"] - true_ttft) < 5.0
+    assert abs(results["client"]["ttft_ms"]["p50"] - true_ttft) < 5.0
+    assert abs(results["loadgen"]["tpot_ms"]["p50"] - true_tpot) < 0.3
+    assert abs(results["client"]["tpot_ms"]["p50"] - true_tpot) < 0.3
+
+    requests = run.requests()
+    assert len(requests) == results["client"]["requests"] == results["client"]["issued"] >= 600
+    assert all(r["output_tokens"] == TOKENS == r["streamed_tokens"] for r in requests)
+    assert all(r["error"] is None and r["token_id_source"] == "server" for r in requests)
+
+
+def test_results_json_has_every_key_of_the_contract(start_emitter, demo_tokenizer, run_cli):
+    emitter = start_emitter(*EMITTER_ARGS)
+    run = run_cli(*common_args(emitter, demo_tokenizer, samples=20), "--scenario", "Server",
+                  "--target-qps", "50", "--duration", "1", "--min-query-count", "20")
+    assert run.returncode in (0, 1), run.stderr  # too few queries for early stopping: INVALID
+    results = run.results
+    for key in ("scenario", "mode", "model", "compliant", "compliance_notes", "loadgen",
+                "client", "endpoints"):
+        assert key in results
+    loadgen = results["loadgen"]
+    assert loadgen["result"] in ("VALID", "INVALID")
+    assert loadgen["tokens_per_second"] > 0
+    assert set(loadgen["ttft_ms"]) >= {"p50", "p90", "p99"}
+    assert set(loadgen["tpot_ms"]) >= {"p50", "p90", "p99"}
+    client = results["client"]
+    for key in ("requests", "errors", "output_tokens", "output_tokens_per_second"):
+        assert key in client
+    for key in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "issue_lag_ms"):
+        assert set(client[key]) == SUMMARY_KEYS and client[key]["p50"] is not None
+    (endpoint,) = results["endpoints"]
+    assert set(endpoint) >= {"url", "requests", "errors", "ttft_ms", "output_tokens"}
+    for name in ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "requests.jsonl"):
+        assert (run.output_dir / name).is_file()
+
+
+def test_offline_run_is_valid_and_counts_every_token(start_emitter, demo_tokenizer, run_cli):
+    emitter = start_emitter(*EMITTER_ARGS)
+    run = run_cli(*common_args(emitter, demo_tokenizer, samples=200), "--scenario", "Offline",
+                  "--duration", "0.2", "--min-query-count", "200", "--max-concurrency", "64")
+    assert run.returncode == 0, run.stderr
+    results = run.results
+    assert results["loadgen"]["result"] == "VALID"
+    assert results["client"]["requests"] == results["client"]["issued"] >= 200
+    assert results["client"]["output_tokens"] == TOKENS * results["client"]["requests"]
+    # Offline: LoadGen's tokens/s and the client's count the same tokens over nearly the same span.
+    assert results["client"]["output_tokens_per_second"] == pytest.approx(
+        results["loadgen"]["tokens_per_second"], rel=0.05)
+    assert len(emitter.log()) == results["client"]["requests"]
+
+
+def test_client_stamps_events_after_the_emitter_wrote_them(start_emitter, demo_tokenizer,
+                                                           run_cli):
+    """Same clock on both sides: no event can arrive before it was written."""
+    emitter = start_emitter(*EMITTER_ARGS)
+    run = run_cli(*common_args(emitter, demo_tokenizer, samples=10), "--scenario", "Offline",
+                  "--duration", "0.05", "--min-query-count", "10")
+    assert run.results["client"]["errors"] == 0, run.stderr
+    first_writes = sorted(e["write_ns"][0] for e in emitter.log())
+    last_writes = sorted(e["write_ns"][-1] for e in emitter.log())
+    first_arrivals = sorted(next(t for t, n in zip(r["event_ns"], r["event_tokens"]) if n)
+                            for r in run.requests())
+    last_arrivals = sorted(r["event_ns"][-2] for r in run.requests())  # the last token event
+    assert all(a >= w for a, w in zip(first_arrivals, first_writes))
+    assert all(a >= w for a, w in zip(last_arrivals, last_writes))
+
+
+def test_chat_role_chunk_is_not_taken_as_the_first_token(start_emitter, demo_tokenizer, run_cli):
+    emitter = start_emitter(*EMITTER_ARGS)
+    run = run_cli(*common_args(emitter, demo_tokenizer, samples=20), "--api", "chat",
+                  "--scenario", "Offline", "--duration", "0.05", "--min-query-count", "20")
+    assert run.results["client"]["errors"] == 0, run.stderr
+    results = run.results
+    assert results["prompt_form"] == "text"
+    # The emitter sends a role-only chunk at once and the first token after 20 ms.
+    assert results["client"]["ttft_ms"]["p50"] >= FIRST_TOKEN_MS
+    assert all(r["event_tokens"][0] == 0 for r in run.requests())
+    assert all(isinstance(e["token_ids"], list) for e in emitter.log())
+
+
+def test_accuracy_log_holds_exactly_the_streamed_token_ids(start_emitter, demo_tokenizer,
+                                                          run_cli):
+    emitter = start_emitter(*EMITTER_ARGS)
+    run = run_cli(*common_args(emitter, demo_tokenizer, samples=12), "--scenario", "Server",
+                  "--target-qps", "20", "--mode", "accuracy")
+    assert run.returncode == 0, run.stderr
+    rows = json.loads((run.output_dir / "mlperf_log_accuracy.json").read_text())
+    assert sorted(row["qsl_idx"] for row in rows) == list(range(12))
+    tokenizer = AutoTokenizer.from_pretrained(demo_tokenizer)
+    samples = load_samples(str(SHARED_DATA), limit=12)
+    for row in rows:
+        prompt_ids = tokenizer(build_prompt(samples[row["qsl_idx"]].article))["input_ids"]
+        expected = output_ids(prompt_ids, TOKENS)
+        data = bytes.fromhex(row["data"])
+        assert list(memoryview(data).cast("i")) == expected
+        assert list(memoryview(bytes.fromhex(row["token_data"])).cast("i")) == expected[:1]
+        assert row["token_count"] == TOKENS
+
+
+def test_two_endpoints_share_the_load(start_emitter, demo_tokenizer, run_cli):
+    first, second = start_emitter(*EMITTER_ARGS), start_emitter(*EMITTER_ARGS)
+    run = run_cli(*common_args(first, demo_tokenizer, samples=100), "--endpoint", second.url,
+                  "--scenario", "Offline", "--duration", "0.05", "--min-query-count", "100",
+                  "--max-concurrency", "8")
+    assert run.results["client"]["errors"] == 0, run.stderr
+    endpoints = {e["url"]: e for e in run.results["endpoints"]}
+    assert set(endpoints) == {first.url, second.url}
+    counts = [endpoints[first.url]["requests"], endpoints[second.url]["requests"]]
+    assert sum(counts) == run.results["client"]["requests"]
+    assert counts == [len(first.log()), len(second.log())]
+    # Least-outstanding balancing over equal servers: neither takes less than a third.
+    assert min(counts) > sum(counts) / 3

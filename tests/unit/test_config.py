@@ -1,0 +1,89 @@
+"""Validation of the run's configuration and LoadGen settings, before anything is sent."""
+
+from pathlib import Path
+
+import pytest
+
+from client_sut.config import (
+    Mode,
+    PromptForm,
+    RunConfig,
+    Scenario,
+    normalise_endpoint,
+    parse_choice,
+    validate,
+)
+from client_sut.errors import UsageError
+from client_sut.settings import check_user_conf, compliance_notes, default_user_conf
+from client_sut.stream import Api
+
+
+def config(**changes) -> RunConfig:
+    base = dict(endpoints=("http://127.0.0.1:1",), dataset="d.jsonl", output_dir=Path("out"))
+    return RunConfig(**{**base, **changes})
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(target_qps=0), "--target-qps must be a number greater than 0"),
+    (dict(target_qps=-1.5), "--target-qps must be a number greater than 0"),
+    (dict(target_qps=float("nan")), "--target-qps must be a number greater than 0"),
+    (dict(duration_s=0), "--duration must be"),
+    (dict(total_sample_count=0), "--total-sample-count must be at least 1"),
+    (dict(max_concurrency=0), "--max-concurrency must be at least 1"),
+    (dict(endpoints=()), "no --endpoint"),
+    (dict(endpoints=("http://a", "http://a")), "given twice"),
+    (dict(scenario=Scenario.SINGLE_STREAM, target_qps=2.0), "does not apply to SingleStream"),
+])
+def test_bad_configuration_is_rejected(changes, message):
+    with pytest.raises(UsageError, match=message):
+        validate(config(**changes))
+
+
+def test_chat_sends_text_prompts():
+    assert validate(config(api=Api.CHAT)).prompt_form is PromptForm.TEXT
+
+
+def test_choices_are_case_insensitive_and_errors_list_them():
+    assert parse_choice(Scenario, "server", "--scenario") is Scenario.SERVER
+    with pytest.raises(UsageError, match="not one of: Offline, Server, Interactive, SingleStream"):
+        parse_choice(Scenario, "Batch", "--scenario")
+    with pytest.raises(UsageError, match="performance, accuracy"):
+        parse_choice(Mode, "fast", "--mode")
+
+
+def test_endpoints_are_normalised():
+    assert normalise_endpoint("http://h:8000/v1/") == "http://h:8000"
+    with pytest.raises(UsageError, match="is not an http"):
+        normalise_endpoint("127.0.0.1:8000")
+
+
+def test_scenario_model_keys():
+    assert Scenario.SERVER.model_key == "llama3_1-8b"
+    assert Scenario.INTERACTIVE.model_key == "llama3_1-8b-interactive"
+    assert Scenario.INTERACTIVE.loadgen_name == "Server"
+    assert Scenario.SINGLE_STREAM.model_key == "llama3_1-8b-edge"
+
+
+def test_short_runs_are_flagged_not_compliant():
+    notes = compliance_notes(config(duration_s=30, min_query_count=10), 200, "m")
+    assert any("min_duration 30 s is under the required 600 s" in n for n in notes)
+    assert any("min_query_count overridden to 10" in n for n in notes)
+    assert any("200 samples in the QSL, the benchmark uses 13368" in n for n in notes)
+    assert any("is not meta-llama/Llama-3.1-8B-Instruct" in n for n in notes)
+
+
+def test_full_run_of_the_official_model_has_no_notes():
+    assert compliance_notes(config(), 13_368, "meta-llama/Llama-3.1-8B-Instruct") == []
+
+
+def test_shipped_user_conf_is_well_formed():
+    check_user_conf(default_user_conf())
+
+
+def test_malformed_user_conf(tmp_path):
+    bad = tmp_path / "user.conf"
+    bad.write_text("# fine\n*.Server.target_qps = 1\nthis is not a setting\n")
+    with pytest.raises(UsageError, match="line 3 is not `model.scenario.key = value`"):
+        check_user_conf(bad)
+    with pytest.raises(UsageError, match="does not exist"):
+        check_user_conf(tmp_path / "missing.conf")
