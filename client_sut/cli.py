@@ -8,7 +8,9 @@ from pathlib import Path
 
 from client_sut import __version__
 from client_sut.config import Mode, PromptForm, RunConfig, Scenario, normalise_endpoint, parse_choice
-from client_sut.errors import EXIT_USAGE, UsageError
+from client_sut.accuracy import DTYPES, TARGETS
+from client_sut.audit import AUDITS
+from client_sut.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from client_sut.stream import Api, Timeouts
 
 
@@ -54,6 +56,42 @@ def _run_parser(commands) -> None:
     run.add_argument("--gap-timeout", type=float, default=defaults.gap, metavar="S",
                      help="longest wait for the first byte or between two reads")
     run.add_argument("--request-timeout", type=float, default=defaults.total, metavar="S")
+    run.add_argument("--keepalive", type=float, default=defaults.keepalive, metavar="S",
+                     help="close connections idle this long; keep it under the server's "
+                          "keep-alive (vLLM: 5 s)")
+    run.add_argument("--audit", choices=AUDITS,
+                     help="a compliance test: TEST06 logs sampled responses and verifies them")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="processes for accuracy scoring (default: every core)")
+
+
+def _evaluate_parser(commands) -> None:
+    evaluate = commands.add_parser(
+        "evaluate", help="score an mlperf_log_accuracy.json with ROUGE, as MLPerf does",
+        description="Score an MLPerf accuracy log (from any harness) against the dataset's "
+                    "reference summaries; writes accuracy.json beside the log.")
+    evaluate.add_argument("--accuracy-log", type=Path, required=True, metavar="PATH")
+    evaluate.add_argument("--dataset", required=True, metavar="PATH",
+                          help="the dataset the run used (qsl_idx = position in it)")
+    evaluate.add_argument("--tokenizer", required=True, metavar="PATH_OR_NAME")
+    evaluate.add_argument("--dtype", choices=sorted(DTYPES), default="int32",
+                          help="token id type in the log (MLCommons' reference SUT logs int64)")
+    evaluate.add_argument("--targets", choices=sorted(TARGETS), default="datacenter")
+    evaluate.add_argument("--output", type=Path, metavar="PATH",
+                          help="where to write accuracy.json (default: beside the log)")
+    evaluate.add_argument("--workers", type=int, metavar="N",
+                          help="scoring processes (default: every core)")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from client_sut.accuracy import evaluate_file
+    from client_sut.summary import print_accuracy
+
+    result, output = evaluate_file(args.accuracy_log, args.dataset, args.tokenizer,
+                                   dtype=args.dtype, category=args.targets, output=args.output,
+                                   workers=args.workers)
+    print_accuracy(result, output)
+    return EXIT_OK if result["passed"] else EXIT_FAILED
 
 
 def _run_config(args: argparse.Namespace) -> RunConfig:
@@ -73,7 +111,10 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         max_concurrency=args.max_concurrency,
         duration_s=args.duration,
         min_query_count=args.min_query_count,
-        timeouts=Timeouts(args.connect_timeout, args.gap_timeout, args.request_timeout),
+        timeouts=Timeouts(args.connect_timeout, args.gap_timeout, args.request_timeout,
+                          args.keepalive),
+        audit=args.audit,
+        workers=args.workers,
     )
 
 
@@ -92,12 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"client-sut {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _run_parser(commands)
+    _evaluate_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": _cmd_run}
+    handlers = {"run": _cmd_run, "evaluate": _cmd_evaluate}
     try:
         return handlers[args.command](args)
     except UsageError as exc:

@@ -71,6 +71,8 @@ class RunConfig:
     min_query_count: int | None = None
     generation: GenerationParams = GenerationParams()
     timeouts: Timeouts = Timeouts()
+    audit: str | None = None  # a compliance test, e.g. TEST06
+    workers: int | None = None  # processes for accuracy scoring (default: every core)
 
 
 def parse_choice(enum_type: type[Enum], value: str, flag: str):
@@ -108,6 +110,8 @@ def validate(config: RunConfig) -> RunConfig:
     if config.target_qps is not None and config.scenario is Scenario.SINGLE_STREAM:
         raise UsageError("--target-qps does not apply to SingleStream (one query at a time); "
                          "drop it or choose Offline, Server or Interactive")
+    if config.audit is not None and config.mode is Mode.ACCURACY:
+        raise UsageError(f"--audit {config.audit} is a performance-mode test; drop --mode accuracy")
     if config.api is Api.CHAT and config.prompt_form is PromptForm.TOKENS:
         # Chat requests carry text; the server applies the chat template and tokenizes it.
         config = replace(config, prompt_form=PromptForm.TEXT)

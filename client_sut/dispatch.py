@@ -48,7 +48,7 @@ class EndpointPool:
         for url in self._urls:
             connector = aiohttp.TCPConnector(
                 limit=self._max_concurrency, limit_per_host=self._max_concurrency,
-                ssl=self._ssl, keepalive_timeout=75, ttl_dns_cache=None,
+                ssl=self._ssl, keepalive_timeout=self._timeouts.keepalive, ttl_dns_cache=None,
             )
             session = aiohttp.ClientSession(
                 connector=connector, timeout=self._timeouts.client_timeout(),

@@ -34,6 +34,12 @@ class EmitterConfig:
     output_tokens: int | None = None  # None: the request's max_tokens
     model: str = MODEL
     max_model_len: int = 8192
+    # Like a server without vLLM's return_token_ids: text only, in pieces that split words.
+    text_only: bool = False
+
+
+TEXT_ONLY_ANSWER = "The flood hit the city. Officials said repairs would take weeks."
+TEXT_ONLY_PIECE_CHARS = 2
 
 
 def output_ids(prompt, count: int) -> list[int]:
@@ -42,16 +48,20 @@ def output_ids(prompt, count: int) -> list[int]:
     return [FIRST_ID + (seed + 7 * i) % ID_SPAN for i in range(count)]
 
 
-def _chunk(kind: str, ids: list[int], finish: str | None) -> bytes:
-    text = "".join(f" t{i}" for i in ids)
+def _chunk(kind: str, ids: list[int] | None, finish: str | None, text: str | None = None) -> bytes:
+    """One event; with `text` and no ids it is what a server without token ids sends."""
+    if text is None:
+        text = "".join(f" t{i}" for i in ids)
     if kind == "chat":
         choice = {"index": 0, "delta": {"content": text}, "logprobs": None,
-                  "finish_reason": finish, "token_ids": ids}
+                  "finish_reason": finish}
         obj = "chat.completion.chunk"
     else:
         choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish,
-                  "stop_reason": None, "token_ids": ids}
+                  "stop_reason": None}
         obj = "text_completion"
+    if ids is not None:
+        choice["token_ids"] = ids
     body = {"id": "cmpl-emitter", "object": obj, "created": 0, "model": MODEL,
             "choices": [choice]}
     return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
@@ -113,6 +123,11 @@ class Emitter:
         prompt = body.get("messages") if kind == "chat" else body.get("prompt")
         count = self.config.output_tokens or int(body.get("max_tokens", 16))
         ids = output_ids(prompt, count)
+        pieces: list[str] = []
+        if self.config.text_only:
+            pieces = [TEXT_ONLY_ANSWER[i:i + TEXT_ONLY_PIECE_CHARS]
+                      for i in range(0, len(TEXT_ONLY_ANSWER), TEXT_ONLY_PIECE_CHARS)]
+            count, ids = len(pieces), []
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         writes: list[int] = []
@@ -129,9 +144,11 @@ class Emitter:
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            piece = ids[first:first + step]
             finish = "length" if first + step >= count else None
-            await response.write(_chunk(kind, piece, finish))
+            if pieces:
+                await response.write(_chunk(kind, None, finish, "".join(pieces[first:first + step])))
+            else:
+                await response.write(_chunk(kind, ids[first:first + step], finish))
             writes.append(time.perf_counter_ns())
         prompt_tokens = len(prompt) if isinstance(prompt, list) else 1
         await response.write(_usage_chunk(prompt_tokens, count) + b"data: [DONE]\n\n")
@@ -156,9 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gap-ms", type=float, default=2.0)
     parser.add_argument("--tokens-per-event", type=int, default=1)
     parser.add_argument("--output-tokens", type=int, default=None)
+    parser.add_argument("--text-only", action="store_true",
+                        help="send text without token ids, in pieces that split words")
     args = parser.parse_args(argv)
     config = EmitterConfig(args.first_token_ms / 1000, args.gap_ms / 1000, args.tokens_per_event,
-                           args.output_tokens)
+                           args.output_tokens, text_only=args.text_only)
 
     async def run() -> None:
         runner, url = await serve(config, args.host, args.port)

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import mlperf_loadgen as lg
 
-from client_sut.config import PromptForm, RunConfig, validate
+from client_sut.accuracy import evaluate_rows, read_accuracy_log, write_accuracy
+from client_sut.audit import audit_config_path, verify_test06
+from client_sut.config import Mode, PromptForm, RunConfig, validate
 from client_sut.dataset import Sample, load_samples, tokenize_prompts
 from client_sut.dispatch import EndpointPool
 from client_sut.endpoints import probe_endpoints
@@ -25,6 +27,7 @@ from client_sut.loadgen_logs import loadgen_summary, read_detail_log
 from client_sut.results import build_results, exit_status, write_requests, write_results
 from client_sut.settings import build_test_settings, compliance_notes
 from client_sut.stream import request_body
+from client_sut.tokenization import load_tokenizer
 from client_sut.sut import ClientSut
 
 Progress = Callable[[str], None]
@@ -40,16 +43,6 @@ class RunOutcome:
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def load_tokenizer(name: str):
-    try:
-        from transformers import AutoTokenizer
-        return AutoTokenizer.from_pretrained(name)
-    except Exception as exc:  # transformers raises OSError, ValueError, HF errors...
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"cannot load tokenizer {name!r} ({first_line}); pass --tokenizer with "
-                         f"a local model folder or a Hugging Face name") from None
 
 
 def prepare_output_dir(path: Path) -> None:
@@ -111,9 +104,26 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     loadgen = loadgen_summary(read_detail_log(config.output_dir))
     results = build_results(config, model=model, sample_count=len(samples), notes=notes,
                             loadgen=loadgen, records=bridge.records, issued=bridge.issued)
+    if config.mode is Mode.ACCURACY:
+        progress("scoring accuracy (ROUGE)")
+        results["accuracy"] = _score_accuracy(config, samples, tokenizer_name)
+    if config.audit is not None:
+        results["audit"] = verify_test06(
+            read_accuracy_log(config.output_dir / "mlperf_log_accuracy.json"),
+            eos_token_id=tokenizer.eos_token_id,
+            check_first_token=config.scenario.streams_first_token)
     write_requests(config.output_dir / "requests.jsonl", bridge.records)
     write_results(config.output_dir / "results.json", results)
     return RunOutcome(results, exit_status(results), config.output_dir)
+
+
+def _score_accuracy(config: RunConfig, samples: list[Sample], tokenizer_name: str) -> dict:
+    result = evaluate_rows(read_accuracy_log(config.output_dir / "mlperf_log_accuracy.json"),
+                           [sample.reference for sample in samples],
+                           load_tokenizer(tokenizer_name, use_fast=False),
+                           category=config.scenario.category, workers=config.workers)
+    write_accuracy(config.output_dir / "accuracy.json", result)
+    return result
 
 
 def _run_loop(coroutine):
@@ -140,7 +150,9 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
         qsl = lg.ConstructQSL(sample_count, sample_count, _noop, _noop)
         reporter = loop.create_task(_report_progress(bridge, config, progress))
         try:
-            await asyncio.to_thread(lg.StartTestWithLogSettings, sut, qsl, settings, log_settings)
+            audit = [str(audit_config_path(config.audit))] if config.audit else []
+            await asyncio.to_thread(lg.StartTestWithLogSettings, sut, qsl, settings, log_settings,
+                                    *audit)
         finally:
             reporter.cancel()
             lg.DestroyQSL(qsl)

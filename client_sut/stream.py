@@ -49,11 +49,18 @@ class GenerationParams:
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Seconds. `gap` bounds the wait for the first byte and between any two reads."""
+    """Seconds. `gap` bounds the wait for the first byte and between any two reads.
+
+    `keepalive` closes connections idle that long. It must stay well under the server's own
+    keep-alive (vLLM's uvicorn: 5 s): otherwise a request can be written into a connection the
+    server is closing, and fail though the server is healthy (seen on a CPU-starved server,
+    whose keep-alive timer fired 1.4 s late, after the request had arrived).
+    """
 
     connect: float = 10.0
     gap: float = 120.0
     total: float = 900.0
+    keepalive: float = 2.5
 
     def client_timeout(self) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(total=self.total, sock_connect=self.connect,

@@ -26,13 +26,32 @@ def run_summary_lines(results: dict, output_dir: Path) -> list[str]:
     ]
     if loadgen["errors"]:
         lines.append(f"  LoadGen logged {len(loadgen['errors'])} errors: {loadgen['errors'][0]}")
-    accuracy = results.get("accuracy")
-    if accuracy:
-        lines.append(f"  ROUGE-1 {accuracy['rouge1']}  ROUGE-2 {accuracy['rouge2']}  "
-                     f"ROUGE-L {accuracy['rougeL']}  passed {accuracy['passed']}")
+    if results.get("accuracy"):
+        lines += accuracy_lines(results["accuracy"])
+    audit = results.get("audit")
+    if audit:
+        lines.append(f"  {audit['test']}: {'PASSED' if audit['passed'] else 'FAILED'} "
+                     f"{audit['checks']} over {audit['samples_checked']} logged samples")
     lines.append(f"  results: {output_dir / 'results.json'}")
     return lines
 
 
 def print_run_summary(results: dict, output_dir: Path) -> None:
     print("\n".join(run_summary_lines(results, output_dir)))
+
+
+def accuracy_lines(accuracy: dict) -> list[str]:
+    targets, checks = accuracy["targets"], accuracy["checks"]
+    lines = [f"  {'metric':<10} {'score':>12} {'target':>12}  ok"]
+    for key in ("rouge1", "rouge2", "rougeL", "rougeLsum", "gen_len"):
+        lines.append(f"  {key:<10} {accuracy[key]:>12,} {targets[key]:>12,}  "
+                     f"{'yes' if checks[key] else 'NO'}")
+    lines.append(f"  gen_num {accuracy['gen_num']:,}; accuracy "
+                 f"{'PASSED' if accuracy['passed'] else 'FAILED'} ({accuracy['category']} targets: "
+                 f"ROUGE >= 99%, gen_len within 90-110%)")
+    lines += [f"  note: {note}" for note in accuracy["notes"]]
+    return lines
+
+
+def print_accuracy(accuracy: dict, output: Path) -> None:
+    print("\n".join(accuracy_lines(accuracy) + [f"  written: {output}"]))

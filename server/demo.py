@@ -79,6 +79,8 @@ def summary_table(rows: list[tuple[str, dict | None]]) -> str:
             f"{_fmt(loadgen['ttft_ms']['p99'] or client['ttft_ms']['p99']):>12} "
             f"{_fmt(loadgen['tpot_ms']['p99'] or client['tpot_ms']['p99'], 2):>12} "
             f"{client['errors']:>7} {rouge:>22}")
+    lines.append("TTFT/TPOT are LoadGen's where it reports them (Server); Offline runs show the "
+                 "client's own.")
     return "\n".join(lines)
 
 

@@ -78,7 +78,9 @@ def test_accuracy_log_holds_exactly_the_ids_vllm_returned(vllm, demo_data, run_c
     # One request at a time, so the replay below runs every prompt in the same batch shape.
     run = run_cli(*base_args(group, demo_data, samples), "--scenario", "Offline",
                   "--mode", "accuracy", "--max-concurrency", "1")
-    assert run.returncode == 0, run.stdout + run.stderr
+    # Random weights: the run finishes (no request error) and fails accuracy, as it must.
+    assert run.returncode == 1 and run.results["accuracy"]["passed"] is False
+    assert run.results["accuracy"]["gen_num"] == samples
     assert_counts_match_server(run)
     rows = {row["qsl_idx"]: row for row in
             json.loads((run.output_dir / "mlperf_log_accuracy.json").read_text())}
@@ -102,6 +104,18 @@ def test_accuracy_log_holds_exactly_the_ids_vllm_returned(vllm, demo_data, run_c
         logged = list(memoryview(bytes.fromhex(rows[index]["data"])).cast("i"))
         assert logged == expected
         assert rows[index]["token_count"] == usage[index] == len(expected)
+
+
+def test_test06_passes_against_real_vllm(vllm, demo_data, run_cli):
+    group, _ = vllm
+    run = run_cli(*base_args(group, demo_data, 64), "--scenario", "Server", "--target-qps", "8",
+                  "--audit", "TEST06")
+    assert run.returncode == 0, run.stdout + run.stderr
+    audit = run.results["audit"]
+    assert audit["passed"], audit
+    assert audit["checks"] == {"first_token": True, "eos": True, "sample_length": True}
+    assert audit["samples_checked"] >= 50
+    assert run.results["loadgen"]["errors"] == []
 
 
 def test_two_servers_share_the_load(vllm, demo_data, run_cli):

@@ -136,7 +136,9 @@ def test_accuracy_log_holds_exactly_the_streamed_token_ids(start_emitter, demo_t
     emitter = start_emitter(*EMITTER_ARGS)
     run = run_cli(*common_args(emitter, demo_tokenizer, samples=12), "--scenario", "Server",
                   "--target-qps", "20", "--mode", "accuracy")
-    assert run.returncode == 0, run.stderr
+    # Scored, and failed: the emitter's ids are noise. No request failed.
+    assert run.returncode == 1 and run.results["accuracy"]["passed"] is False, run.stderr
+    assert run.results["client"]["errors"] == 0
     rows = json.loads((run.output_dir / "mlperf_log_accuracy.json").read_text())
     assert sorted(row["qsl_idx"] for row in rows) == list(range(12))
     tokenizer = AutoTokenizer.from_pretrained(demo_tokenizer)
@@ -163,3 +165,56 @@ def test_two_endpoints_share_the_load(start_emitter, demo_tokenizer, run_cli):
     assert counts == [len(first.log()), len(second.log())]
     # Least-outstanding balancing over equal servers: neither takes less than a third.
     assert min(counts) > sum(counts) / 3
+
+
+def test_accuracy_run_is_scored_and_evaluate_agrees(start_emitter, demo_tokenizer, run_cli,
+                                                    tmp_path):
+    import subprocess
+    import sys
+
+    emitter = start_emitter(*EMITTER_ARGS)
+    run = run_cli(*common_args(emitter, demo_tokenizer, samples=20), "--scenario", "Offline",
+                  "--mode", "accuracy")
+    accuracy = run.results["accuracy"]
+    assert run.results["client"]["errors"] == 0
+    assert accuracy["gen_num"] == 20 and accuracy["gen_len"] > 0
+    assert accuracy["passed"] is False and run.returncode == 1  # the emitter's ids are noise
+    assert json.loads((run.output_dir / "accuracy.json").read_text()) == accuracy
+    # The same log through `client-sut evaluate`, as a log from any other harness would be.
+    output = tmp_path / "again.json"
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "client_sut", "evaluate", "--accuracy-log",
+         str(run.output_dir / "mlperf_log_accuracy.json"), "--dataset", str(SHARED_DATA),
+         "--tokenizer", str(demo_tokenizer), "--output", str(output)],
+        capture_output=True, text=True, timeout=300)
+    assert evaluated.returncode == 1, evaluated.stderr
+    again = json.loads(output.read_text())
+    assert {k: again[k] for k in ("rouge1", "rouge2", "rougeL", "rougeLsum", "gen_len")} == \
+        {k: accuracy[k] for k in ("rouge1", "rouge2", "rougeL", "rougeLsum", "gen_len")}
+    assert "rougeLsum" in evaluated.stdout and "FAILED" in evaluated.stdout
+
+
+def test_test06_passes_when_the_server_streams_token_ids(start_emitter, demo_tokenizer,
+                                                        run_cli):
+    emitter = start_emitter(*EMITTER_ARGS)
+    run = run_cli(*common_args(emitter, demo_tokenizer), "--scenario", "Server",
+                  "--target-qps", "100", "--audit", "TEST06")
+    assert run.returncode == 0, run.stdout + run.stderr
+    audit = run.results["audit"]
+    assert audit["passed"] and audit["checks"] == {"first_token": True, "eos": True,
+                                                   "sample_length": True}
+    assert audit["samples_checked"] >= 50
+    assert run.results["loadgen"]["errors"] == []
+
+
+def test_test06_fails_when_the_first_token_differs_from_the_output(start_emitter,
+                                                                  demo_tokenizer, run_cli):
+    # A server without token ids, streaming "Th", "e ", ...: the first event re-tokenizes to
+    # "Th" while the whole answer starts with "The". TEST06 exists to catch such inexactness.
+    emitter = start_emitter(*EMITTER_ARGS, "--text-only")
+    run = run_cli(*common_args(emitter, demo_tokenizer), "--scenario", "Server",
+                  "--target-qps", "100", "--audit", "TEST06")
+    assert run.returncode == 1
+    audit = run.results["audit"]
+    assert audit["passed"] is False and audit["checks"]["first_token"] is False
+    assert set(run.results["client"]["token_id_sources"]) == {"retokenized"}

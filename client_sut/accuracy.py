@@ -1,0 +1,223 @@
+"""Accuracy exactly as MLPerf scores Llama-3.1-8B on CNN/DailyMail, offline and in parallel.
+
+The official procedure (mlcommons/inference language/llama3.1-8b/evaluation.py):
+1. dedupe the accuracy log by qsl_idx (first occurrence wins);
+2. decode each row's hex `data` as int32 (or int64) token ids;
+3. detokenize with the model tokenizer (`use_fast=False`), skipping special tokens;
+4. strip, split into sentences with NLTK's English punkt, rejoin with "\\n" (references too);
+5. ROUGE-1/2/L/Lsum F1 with stemming, as `rouge_score.RougeScorer.score(reference, prediction)`;
+6. per-sample mean x100, rounded to 4 decimals; gen_len = sum of characters of the processed
+   predictions; gen_num = number of predictions.
+Pass: every ROUGE >= 99% of its target, gen_len within 90%..110% of its target.
+
+Differences in how, not what: NLTK's punkt parameters come from the `punkt` package (NLTK's own
+punkt_tab English model converted to Python literals), so nothing is downloaded at run time; the
+Porter stemmer is memoised (same stems, far fewer calls); samples are scored in worker processes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from client_sut.errors import UsageError
+
+ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+PASS_FRACTION = 0.99
+GEN_LEN_BOUNDS = (0.9, 1.1)
+DTYPES = {"int32": np.int32, "int64": np.int64}
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    rouge1: float
+    rouge2: float
+    rougeL: float
+    rougeLsum: float
+    gen_len: int
+    gen_num: int
+
+
+TARGETS = {
+    "datacenter": Targets(38.7792, 15.9075, 24.4957, 35.793, 8_167_644, 13_368),
+    "edge": Targets(39.06, 16.1147, 24.6375, 36.124, 3_051_113, 5_000),
+}
+
+
+# --- the accuracy log -----------------------------------------------------------------------
+
+def read_accuracy_log(path: Path) -> list[dict]:
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"accuracy log {path} does not exist; pass --accuracy-log with an "
+                         f"mlperf_log_accuracy.json from an accuracy-mode run") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"cannot read accuracy log {path}: {exc}") from None
+    if not isinstance(rows, list) or not all(
+            isinstance(r, dict) and "qsl_idx" in r and "data" in r for r in rows):
+        raise UsageError(f"{path} is not an MLPerf accuracy log (a list of rows with qsl_idx "
+                         f"and data)")
+    return rows
+
+
+def dedupe(rows: Sequence[dict]) -> list[dict]:
+    """First row per qsl_idx, in log order, as the reference does."""
+    seen: set[int] = set()
+    unique = []
+    for row in rows:
+        if row["qsl_idx"] not in seen:
+            seen.add(row["qsl_idx"])
+            unique.append(row)
+    return unique
+
+
+def decode_ids(hex_data: str, dtype: str = "int32") -> np.ndarray:
+    raw = bytes.fromhex(hex_data)
+    width = np.dtype(DTYPES[dtype]).itemsize
+    if len(raw) % width:
+        raise UsageError(f"accuracy log data of {len(raw)} bytes is not a whole number of "
+                         f"{dtype} values; try --dtype {'int32' if dtype == 'int64' else 'int64'}")
+    return np.frombuffer(raw, DTYPES[dtype])
+
+
+# --- sentence splitting and ROUGE, as the reference does them ----------------------------------
+
+@functools.cache
+def sentence_splitter():
+    """NLTK's Punkt algorithm with NLTK's English punkt_tab parameters: `nltk.sent_tokenize`."""
+    from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+    from punkt.data import english
+
+    params = PunktParameters()
+    params.abbrev_types = set(english.ABBREV_TYPES)
+    params.collocations = set(english.COLLOCATIONS)
+    params.sent_starters = set(english.SENT_STARTERS)
+    params.ortho_context.update(english.ORTHO_CONTEXT)
+    return PunktSentenceTokenizer(params)
+
+
+def postprocess(text: str) -> str:
+    return "\n".join(sentence_splitter().tokenize(text.strip()))
+
+
+class _StemCachingTokenizer:
+    """rouge_score's own tokenize() with a memoised Porter stemmer: identical tokens."""
+
+    def __init__(self) -> None:
+        from nltk.stem import porter
+
+        self._stemmer = porter.PorterStemmer()
+        self._stemmer.stem = functools.lru_cache(maxsize=1 << 18)(self._stemmer.stem)
+
+    def tokenize(self, text: str) -> list[str]:
+        from rouge_score import tokenize
+
+        return tokenize.tokenize(text, self._stemmer)
+
+
+@functools.cache
+def _scorer():
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(list(ROUGE_KEYS), tokenizer=_StemCachingTokenizer())
+
+
+def score_chunk(pairs: Sequence[tuple[str, str]]) -> list[tuple[float, float, float, float, int]]:
+    """(prediction, reference) texts -> per sample F1 for each ROUGE type and gen length."""
+    scorer = _scorer()
+    out = []
+    for prediction, reference in pairs:
+        prediction, reference = postprocess(prediction), postprocess(reference)
+        scores = scorer.score(reference, prediction)
+        out.append((*(scores[key].fmeasure for key in ROUGE_KEYS), len(prediction)))
+    return out
+
+
+def score_texts(predictions: Sequence[str], references: Sequence[str],
+                workers: int | None = None) -> dict:
+    """ROUGE x100 rounded to 4 decimals, gen_len, gen_num; spread over worker processes."""
+    pairs = list(zip(predictions, references))
+    workers = max(1, min(workers or os.cpu_count() or 1, math.ceil(len(pairs) / 500)))
+    if workers == 1:
+        rows = score_chunk(pairs)
+    else:
+        size = math.ceil(len(pairs) / (workers * 4))
+        chunks = [pairs[i:i + size] for i in range(0, len(pairs), size)]
+        # spawn, not fork: the parent may hold tokenizer and LoadGen threads.
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            rows = [row for chunk in pool.map(score_chunk, chunks) for row in chunk]
+    table = np.array([row[:4] for row in rows], dtype=np.float64).reshape(-1, 4)
+    result = {key: round(float(np.mean(table[:, i])) * 100, 4) if len(rows) else 0.0
+              for i, key in enumerate(ROUGE_KEYS)}
+    result["gen_len"] = int(sum(row[4] for row in rows))
+    result["gen_num"] = len(rows)
+    return result
+
+
+# --- pass or fail ---------------------------------------------------------------------------
+
+def judge(scores: dict, targets: Targets) -> dict:
+    """Pass/fail against the targets. A partial set (fewer samples than the benchmark) is judged
+    against a gen_len target scaled to its size, and said to be partial."""
+    gen_len_target = targets.gen_len
+    partial = scores["gen_num"] != targets.gen_num
+    if partial and scores["gen_num"]:
+        gen_len_target = targets.gen_len * scores["gen_num"] / targets.gen_num
+    checks = {key: scores[key] >= PASS_FRACTION * getattr(targets, key) for key in ROUGE_KEYS}
+    low, high = GEN_LEN_BOUNDS
+    checks["gen_len"] = low * gen_len_target <= scores["gen_len"] <= high * gen_len_target
+    notes = []
+    if partial:
+        notes.append(f"{scores['gen_num']} of the benchmark's {targets.gen_num} samples: "
+                     f"gen_len judged against a target scaled to {gen_len_target:,.0f}")
+    return {"passed": all(checks.values()) and scores["gen_num"] > 0, "checks": checks,
+            "partial": partial, "notes": notes}
+
+
+def evaluate_rows(rows: Sequence[dict], references: Sequence[str], tokenizer, *,
+                  dtype: str = "int32", category: str = "datacenter",
+                  workers: int | None = None) -> dict:
+    """Score an accuracy log's rows against the dataset's references (qsl_idx = position)."""
+    unique = dedupe(rows)
+    out_of_range = [r["qsl_idx"] for r in unique if not 0 <= r["qsl_idx"] < len(references)]
+    if out_of_range:
+        raise UsageError(f"accuracy log names qsl_idx {out_of_range[0]} but the dataset has "
+                         f"{len(references)} samples; pass the dataset the run used")
+    ids = [decode_ids(r["data"], dtype).tolist() for r in unique]
+    predictions = tokenizer.batch_decode(ids, skip_special_tokens=True)
+    scores = score_texts(predictions, [references[r["qsl_idx"]] for r in unique], workers)
+    targets = TARGETS[category]
+    return {**scores, **judge(scores, targets), "targets": asdict(targets),
+            "category": category, "dtype": dtype}
+
+
+
+def write_accuracy(path: Path, result: dict) -> None:
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+def evaluate_file(log_path: Path, dataset: str, tokenizer_name: str, *, dtype: str = "int32",
+                  category: str = "datacenter", output: Path | None = None,
+                  workers: int | None = None) -> tuple[dict, Path]:
+    """`client-sut evaluate`: score a log from any MLPerf harness; writes accuracy.json."""
+    from client_sut.dataset import load_samples
+    from client_sut.tokenization import load_tokenizer
+
+    rows = read_accuracy_log(log_path)
+    references = [sample.reference for sample in load_samples(dataset)]
+    tokenizer = load_tokenizer(tokenizer_name, use_fast=False)
+    result = evaluate_rows(rows, references, tokenizer, dtype=dtype, category=category,
+                           workers=workers)
+    output = output or log_path.parent / "accuracy.json"
+    write_accuracy(output, result)
+    return result, output

@@ -1,0 +1,46 @@
+"""The container files validate without a Docker engine: compose config and hadolint."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+BIN = Path(sys.executable).parent
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name, path=str(BIN)) or shutil.which(name)
+    assert path, f"{name} is not installed: pip install -e '.[dev]'"
+    return path
+
+
+def test_compose_file_is_valid_and_wires_server_to_client(tmp_path):
+    result = subprocess.run([tool("docker-compose"), "-f", str(REPO / "docker-compose.yml"),
+                             "config", "--format", "json"], capture_output=True, text=True,
+                            timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    import json
+    config = json.loads(result.stdout)
+    server, client = config["services"]["server"], config["services"]["client"]
+    assert client["depends_on"]["server"]["condition"] == "service_healthy"
+    assert server["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert client["environment"]["ENDPOINTS"] == "http://server:8000"
+    assert any(v["target"] == "/results" for v in client["volumes"])
+    # With no HF_TOKEN in the environment, none is set: the token is never a default.
+    assert server["environment"]["HF_TOKEN"] == ""
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile.server", "Dockerfile.client"])
+def test_dockerfile_passes_hadolint(dockerfile):
+    result = subprocess.run([tool("hadolint"), str(REPO / dockerfile)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_server_image_is_pinned_by_tag():
+    first = (REPO / "Dockerfile.server").read_text().split("FROM ", 1)[1].split()[0]
+    assert first.startswith("vllm/vllm-openai:v") and not first.endswith(":latest")
