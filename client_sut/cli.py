@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +12,9 @@ from client_sut.config import Mode, PromptForm, RunConfig, Scenario, normalise_e
 from client_sut.accuracy import DTYPES, TARGETS
 from client_sut.audit import AUDITS
 from client_sut.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
-from client_sut.stream import Api, Timeouts
+from client_sut.security import DEFAULT_KEY_ENV, resolve_credentials
+from client_sut.stream import Api
+from client_sut.timeouts import Timeouts
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,8 +45,9 @@ def _run_parser(commands) -> None:
     run.add_argument("--total-sample-count", type=int, metavar="N",
                      help="use the first N samples of the dataset")
     run.add_argument("--api", default="completions", help="completions|chat")
-    run.add_argument("--prompt-form", default="tokens",
-                     help="tokens|text: send the completions prompt as token ids or as text")
+    run.add_argument("--prompt-form",
+                     help="tokens|text: the prompt as token ids or as text (default: tokens for "
+                          "completions, text for chat)")
     run.add_argument("--max-concurrency", type=int, default=512, metavar="N",
                      help="requests in flight per endpoint (default 512)")
     run.add_argument("--output-dir", type=Path, default=Path("results/run"), metavar="DIR")
@@ -53,12 +57,23 @@ def _run_parser(commands) -> None:
                      help="LoadGen min_query_count (Offline: samples issued); non-compliant")
     defaults = Timeouts()
     run.add_argument("--connect-timeout", type=float, default=defaults.connect, metavar="S")
+    run.add_argument("--first-byte-timeout", type=float, default=defaults.first_byte,
+                     metavar="S", help="longest wait for the response to start")
     run.add_argument("--gap-timeout", type=float, default=defaults.gap, metavar="S",
-                     help="longest wait for the first byte or between two reads")
+                     help="longest wait between two reads of a started response")
     run.add_argument("--request-timeout", type=float, default=defaults.total, metavar="S")
     run.add_argument("--keepalive", type=float, default=defaults.keepalive, metavar="S",
                      help="close connections idle this long; keep it under the server's "
                           "keep-alive (vLLM: 5 s)")
+    run.add_argument("--api-key-env", metavar="NAME",
+                     help=f"environment variable holding the API key (default: "
+                          f"{DEFAULT_KEY_ENV} when set)")
+    run.add_argument("--api-key-file", type=Path, metavar="PATH",
+                     help="file holding the API key")
+    run.add_argument("--insecure", action="store_true",
+                     help="do not verify the servers' TLS certificates")
+    run.add_argument("--ca-bundle", type=Path, metavar="PATH",
+                     help="PEM file of CA certificates to verify the servers against")
     run.add_argument("--audit", choices=AUDITS,
                      help="a compliance test: TEST06 logs sampled responses and verifies them")
     run.add_argument("--workers", type=int, metavar="N",
@@ -107,13 +122,16 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         user_conf=args.user_conf,
         total_sample_count=args.total_sample_count,
         api=parse_choice(Api, args.api, "--api"),
-        prompt_form=parse_choice(PromptForm, args.prompt_form, "--prompt-form"),
+        prompt_form=(parse_choice(PromptForm, args.prompt_form, "--prompt-form")
+                     if args.prompt_form else None),
         max_concurrency=args.max_concurrency,
         duration_s=args.duration,
         min_query_count=args.min_query_count,
-        timeouts=Timeouts(args.connect_timeout, args.gap_timeout, args.request_timeout,
-                          args.keepalive),
+        timeouts=Timeouts(args.connect_timeout, args.first_byte_timeout, args.gap_timeout,
+                          args.request_timeout, args.keepalive),
         audit=args.audit,
+        credentials=resolve_credentials(key_env=args.api_key_env, key_file=args.api_key_file,
+                                        insecure=args.insecure, ca_bundle=args.ca_bundle),
         workers=args.workers,
     )
 
@@ -124,6 +142,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     outcome = execute(_run_config(args))
     print_run_summary(outcome.results, outcome.output_dir)
+    if outcome.loadgen_running:
+        # LoadGen keeps a Server schedule and cannot be stopped; what was measured is written.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(outcome.exit_status)
     return outcome.exit_status
 
 

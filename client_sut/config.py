@@ -9,7 +9,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from client_sut.errors import UsageError
-from client_sut.stream import Api, GenerationParams, Timeouts
+from client_sut.security import Credentials
+from client_sut.stream import Api, GenerationParams
+from client_sut.timeouts import Timeouts
 
 # The official Offline query count and performance sample count for Llama-3.1-8B datacenter.
 OFFICIAL_SAMPLE_COUNT = {"datacenter": 13_368, "edge": 5_000}
@@ -65,13 +67,14 @@ class RunConfig:
     user_conf: Path | None = None
     total_sample_count: int | None = None
     api: Api = Api.COMPLETIONS
-    prompt_form: PromptForm = PromptForm.TOKENS
+    prompt_form: PromptForm | None = None  # None: tokens for completions, text for chat
     max_concurrency: int = 512
     duration_s: float | None = None
     min_query_count: int | None = None
     generation: GenerationParams = GenerationParams()
     timeouts: Timeouts = Timeouts()
     audit: str | None = None  # a compliance test, e.g. TEST06
+    credentials: Credentials = Credentials()
     workers: int | None = None  # processes for accuracy scoring (default: every core)
 
 
@@ -113,8 +116,17 @@ def validate(config: RunConfig) -> RunConfig:
     if config.audit is not None and config.mode is Mode.ACCURACY:
         raise UsageError(f"--audit {config.audit} is a performance-mode test; drop --mode accuracy")
     if config.api is Api.CHAT and config.prompt_form is PromptForm.TOKENS:
-        # Chat requests carry text; the server applies the chat template and tokenizes it.
-        config = replace(config, prompt_form=PromptForm.TEXT)
+        raise UsageError("--api chat sends the prompt as text (the server applies its chat "
+                         "template); drop --prompt-form tokens or use --api completions")
+    if config.prompt_form is None:
+        default = PromptForm.TEXT if config.api is Api.CHAT else PromptForm.TOKENS
+        config = replace(config, prompt_form=default)
+    for name in ("connect", "first_byte", "gap", "total", "keepalive"):
+        value = getattr(config.timeouts, name)
+        if not (math.isfinite(value) and value > 0):
+            flag = {"total": "--request-timeout", "keepalive": "--keepalive"}.get(
+                name, f"--{name.replace('_', '-')}-timeout")
+            raise UsageError(f"{flag} must be a number of seconds greater than 0, got {value}")
     return config
 
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp
 
-from client_sut.stream import Timeouts
+from client_sut.timeouts import Timeouts, Watchdog
 
 Job = Callable[[str, aiohttp.ClientSession], Awaitable[None]]
 
@@ -31,13 +31,17 @@ class _Endpoint:
 
 class EndpointPool:
     def __init__(self, urls: Sequence[str], max_concurrency: int, timeouts: Timeouts,
-                 ssl_context: ssl.SSLContext | bool = True) -> None:
+                 ssl_context: ssl.SSLContext | bool = True,
+                 headers: dict[str, str] | None = None) -> None:
         if not urls:
             raise ValueError("no endpoints")
         self._urls = list(urls)
         self._max_concurrency = max_concurrency
         self._timeouts = timeouts
         self._ssl = ssl_context
+        self._headers = {"Content-Type": "application/json", **(headers or {})}
+        self.watchdog = Watchdog(timeouts)
+        self._watchdog_task: asyncio.Task | None = None
         self._endpoints: list[_Endpoint] = []
         self._backlog: deque[Job] = deque()
         self._tasks: set[asyncio.Task] = set()
@@ -55,12 +59,15 @@ class EndpointPool:
                 # The SSE bytes are read as they come; skip aiohttp's automatic decompression
                 # and cookie handling, which a benchmark has no use for.
                 auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
-                headers={"Content-Type": "application/json"},
+                headers=self._headers,
             )
             self._endpoints.append(_Endpoint(url, session))
+        self._watchdog_task = asyncio.get_running_loop().create_task(self.watchdog.run())
         return self
 
     async def __aexit__(self, *exc_info) -> None:
+        if self._watchdog_task is not None:
+            self._watchdog_task.cancel()
         for endpoint in self._endpoints:
             await endpoint.session.close()
 
@@ -82,14 +89,14 @@ class EndpointPool:
     async def wait_idle(self) -> None:
         await self._idle.wait()
 
-    def cancel_all(self) -> int:
-        """Drop the backlog and cancel requests in flight; returns how many jobs were dropped
-        from the backlog (their owners must complete them)."""
-        dropped = len(self._backlog)
-        self._backlog.clear()
+    def cancel_all(self) -> None:
+        """Cancel the requests in flight and start every waiting job at once, past the caps:
+        the jobs' owner is stopping and completes them without sending anything."""
         for task in list(self._tasks):
             task.cancel()
-        return dropped
+        while self._backlog:
+            endpoint = min(self._endpoints, key=lambda e: e.outstanding)
+            self._start(endpoint, self._backlog.popleft())
 
     def _least_outstanding(self) -> _Endpoint | None:
         best = None

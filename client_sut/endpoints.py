@@ -6,12 +6,12 @@ Everything found wrong here is a UsageError (exit 2): no measured request has be
 from __future__ import annotations
 
 import asyncio
-import ssl
 from dataclasses import dataclass
 
 import aiohttp
 
 from client_sut.errors import UsageError
+from client_sut.security import Credentials
 
 PROBE_TIMEOUT_S = 15.0
 
@@ -22,11 +22,10 @@ class ServedModel:
     max_model_len: int | None  # vLLM reports it; other servers may not
 
 
-async def _models(session: aiohttp.ClientSession, endpoint: str,
-                  headers: dict[str, str] | None) -> list[ServedModel]:
+async def _models(session: aiohttp.ClientSession, endpoint: str) -> list[ServedModel]:
     url = f"{endpoint}/v1/models"
     try:
-        async with session.get(url, headers=headers) as response:
+        async with session.get(url) as response:
             if response.status in (401, 403):
                 raise UsageError(f"{url} answered {response.status}: the server wants an API key; "
                                  f"set OPENAI_API_KEY or pass --api-key-env")
@@ -35,6 +34,10 @@ async def _models(session: aiohttp.ClientSession, endpoint: str,
                                  f"OpenAI-compatible server (vLLM: python -m "
                                  f"vllm.entrypoints.openai.api_server)?")
             payload = await response.json(content_type=None)
+    except aiohttp.ClientConnectorCertificateError as exc:
+        raise UsageError(f"TLS certificate of {endpoint} not trusted ({exc.certificate_error}); "
+                         f"pass --ca-bundle with its CA, or --insecure to skip verification"
+                         ) from None
     except aiohttp.ClientConnectorError as exc:
         raise UsageError(f"cannot reach {endpoint} ({exc.os_error}); start the server or fix "
                          f"--endpoint") from None
@@ -49,13 +52,16 @@ async def _models(session: aiohttp.ClientSession, endpoint: str,
 
 
 async def probe_endpoints(endpoints: tuple[str, ...], model: str | None,
-                          headers: dict[str, str] | None,
-                          ssl_context: ssl.SSLContext | bool = True) -> ServedModel:
+                          credentials: Credentials) -> ServedModel:
     """The served model all endpoints agree on: `model`, or the first one of the first endpoint."""
     timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
-    async with aiohttp.ClientSession(timeout=timeout,
-                                     connector=aiohttp.TCPConnector(ssl=ssl_context)) as session:
-        listings = await asyncio.gather(*(_models(session, e, headers) for e in endpoints))
+    connector = aiohttp.TCPConnector(ssl=credentials.ssl_context())
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector,
+                                     headers=credentials.headers) as session:
+        try:
+            listings = await asyncio.gather(*(_models(session, e) for e in endpoints))
+        except UsageError as exc:  # the server's words may echo the key
+            raise UsageError(credentials.redact(str(exc))) from None
     name = model
     limits = []
     for endpoint, served in zip(endpoints, listings):

@@ -18,7 +18,8 @@ CLOCK = "CLOCK_MONOTONIC nanoseconds (time.perf_counter_ns); LoadGen uses the sa
 
 
 def build_results(config: RunConfig, *, model: str, sample_count: int, notes: list[str],
-                  loadgen: dict, records: Sequence[RequestRecord], issued: int) -> dict:
+                  loadgen: dict, records: Sequence[RequestRecord], issued: int,
+                  interrupted: bool = False) -> dict:
     client = client_summary(records)
     client["issued"] = issued
     return {
@@ -29,8 +30,10 @@ def build_results(config: RunConfig, *, model: str, sample_count: int, notes: li
         "prompt_form": config.prompt_form.value,
         "dataset": config.dataset,
         "sample_count": sample_count,
-        "compliant": not notes,
-        "compliance_notes": notes,
+        "compliant": not notes and not interrupted,
+        "compliance_notes": notes + (["the run was interrupted"] if interrupted else []),
+        "interrupted": interrupted,
+        "tls_verification": config.credentials.verify_tls,
         "settings": {
             "target_qps": config.target_qps,
             "duration_s": config.duration_s,

@@ -8,7 +8,10 @@ request is sent, so bad input costs nothing and exits 2.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +25,7 @@ from client_sut.config import Mode, PromptForm, RunConfig, validate
 from client_sut.dataset import Sample, load_samples, tokenize_prompts
 from client_sut.dispatch import EndpointPool
 from client_sut.endpoints import probe_endpoints
-from client_sut.errors import UsageError
+from client_sut.errors import EXIT_INTERRUPTED, UsageError
 from client_sut.loadgen_logs import loadgen_summary, read_detail_log
 from client_sut.results import build_results, exit_status, write_requests, write_results
 from client_sut.settings import build_test_settings, compliance_notes
@@ -32,6 +35,9 @@ from client_sut.sut import ClientSut
 
 Progress = Callable[[str], None]
 PROGRESS_INTERVAL_S = 10.0
+# After an interrupt, how long LoadGen may take to finish on its own. Offline finishes at once
+# (every sample is completed); Server keeps its schedule, so the run ends without it.
+LOADGEN_GRACE_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +45,14 @@ class RunOutcome:
     results: dict
     exit_status: int
     output_dir: Path
+    loadgen_running: bool = False  # interrupted while LoadGen kept its schedule: exit hard
+
+
+@dataclass
+class _Drive:
+    bridge: ClientSut
+    interrupted: bool = False
+    loadgen_finished: bool = True
 
 
 def _stderr(message: str) -> None:
@@ -83,7 +97,8 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     prepare_output_dir(config.output_dir)
     samples = load_samples(config.dataset, config.total_sample_count)
     progress(f"dataset: {len(samples)} samples from {config.dataset}")
-    served = asyncio.run(probe_endpoints(config.endpoints, config.model, headers=None))
+    credentials = config.credentials
+    served = asyncio.run(probe_endpoints(config.endpoints, config.model, credentials))
     model = served.name
     tokenizer_name = config.tokenizer or model
     tokenizer = load_tokenizer(tokenizer_name)
@@ -99,11 +114,19 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     progress(f"running {config.scenario.value} {config.mode.value} against "
              f"{', '.join(config.endpoints)} (model {model})")
     started = time.monotonic()
-    bridge = _run_loop(_drive(config, bodies, settings, retokenize, len(samples), progress))
-    progress(f"LoadGen finished in {time.monotonic() - started:.1f} s; writing results")
+    drive = _run_loop(_drive(config, bodies, settings, retokenize, len(samples), progress))
+    bridge = drive.bridge
+    progress(f"LoadGen {'finished' if drive.loadgen_finished else 'still running'} after "
+             f"{time.monotonic() - started:.1f} s; writing results")
     loadgen = loadgen_summary(read_detail_log(config.output_dir))
     results = build_results(config, model=model, sample_count=len(samples), notes=notes,
-                            loadgen=loadgen, records=bridge.records, issued=bridge.issued)
+                            loadgen=loadgen, records=bridge.records, issued=bridge.issued,
+                            interrupted=drive.interrupted)
+    if drive.interrupted:
+        write_requests(config.output_dir / "requests.jsonl", bridge.records)
+        write_results(config.output_dir / "results.json", results)
+        return RunOutcome(results, EXIT_INTERRUPTED, config.output_dir,
+                          loadgen_running=not drive.loadgen_finished)
     if config.mode is Mode.ACCURACY:
         progress("scoring accuracy (ROUGE)")
         results["accuracy"] = _score_accuracy(config, samples, tokenizer_name)
@@ -136,28 +159,92 @@ def _run_loop(coroutine):
 
 
 async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
-                 sample_count: int, progress: Progress) -> ClientSut:
+                 sample_count: int, progress: Progress) -> _Drive:
     loop = asyncio.get_running_loop()
     log_settings = lg.LogSettings()
     log_settings.log_output.outdir = str(config.output_dir)
     log_settings.log_output.copy_summary_to_stdout = False
     log_settings.enable_trace = False
-    async with EndpointPool(config.endpoints, config.max_concurrency, config.timeouts) as pool:
+    credentials = config.credentials
+    async with EndpointPool(config.endpoints, config.max_concurrency, config.timeouts,
+                            ssl_context=credentials.ssl_context(),
+                            headers=credentials.headers) as pool:
         bridge = ClientSut(loop, pool, config.api, bodies,
                            report_first_token=config.scenario.streams_first_token,
-                           retokenize=retokenize)
+                           retokenize=retokenize, redact=credentials.redact)
+        drive = _Drive(bridge)
         sut = lg.ConstructSUT(bridge.issue_queries, bridge.flush_queries)
         qsl = lg.ConstructQSL(sample_count, sample_count, _noop, _noop)
+        audit = [str(audit_config_path(config.audit))] if config.audit else []
+        loadgen = _start_loadgen(loop, sut, qsl, settings, log_settings, *audit)
+        interrupt = asyncio.Event()
+        _on_signals(loop, interrupt)
         reporter = loop.create_task(_report_progress(bridge, config, progress))
         try:
-            audit = [str(audit_config_path(config.audit))] if config.audit else []
-            await asyncio.to_thread(lg.StartTestWithLogSettings, sut, qsl, settings, log_settings,
-                                    *audit)
+            waiter = loop.create_task(interrupt.wait())
+            await asyncio.wait({loadgen, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if interrupt.is_set():
+                drive.interrupted = True
+                progress("interrupted: completing every outstanding sample, stopping")
+                bridge.stop()
+                await asyncio.wait({loadgen}, timeout=LOADGEN_GRACE_S)
+                drive.loadgen_finished = loadgen.done()
         finally:
             reporter.cancel()
-            lg.DestroyQSL(qsl)
-            lg.DestroySUT(sut)
-    return bridge
+            _off_signals(loop)
+            if loadgen.done():
+                loadgen.result()  # a LoadGen exception surfaces here
+                lg.DestroyQSL(qsl)
+                lg.DestroySUT(sut)
+            # else LoadGen still runs on its thread and holds these: the process exits hard.
+    return drive
+
+
+def _start_loadgen(loop: asyncio.AbstractEventLoop, *args) -> asyncio.Future:
+    """LoadGen on a daemon thread of its own, not the loop's executor: after an interrupt in a
+    Server run it keeps its schedule, and closing the loop must not wait for it."""
+    finished = loop.create_future()
+
+    def report(outcome: BaseException | None) -> None:
+        if finished.done():
+            return
+        if outcome is None:
+            finished.set_result(None)
+        else:
+            finished.set_exception(outcome)
+
+    def run() -> None:
+        outcome = None
+        try:
+            lg.StartTestWithLogSettings(*args)
+        except BaseException as exc:  # surfaces on the loop, not lost on this thread
+            outcome = exc
+        try:
+            loop.call_soon_threadsafe(report, outcome)
+        except RuntimeError:
+            pass  # the loop is closed: the run was interrupted and has been written already
+
+    threading.Thread(target=run, name="loadgen", daemon=True).start()
+    return finished
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _on_signals(loop: asyncio.AbstractEventLoop, interrupt: asyncio.Event) -> None:
+    def handle() -> None:
+        if interrupt.is_set():  # a second signal: the user wants out now
+            os._exit(EXIT_INTERRUPTED)
+        interrupt.set()
+
+    for sig in _SIGNALS:
+        loop.add_signal_handler(sig, handle)
+
+
+def _off_signals(loop: asyncio.AbstractEventLoop) -> None:
+    for sig in _SIGNALS:
+        loop.remove_signal_handler(sig)
 
 
 def _noop(_samples) -> None:

@@ -22,6 +22,7 @@ import msgspec
 
 from client_sut.records import ErrorKind, RequestError, RequestRecord, TokenIdSource
 from client_sut.sse import SseScanner
+from client_sut.timeouts import Watchdog, Watched
 
 DONE = b"[DONE]"
 
@@ -45,26 +46,6 @@ class GenerationParams:
     top_p: float = 1.0
     top_k: int = 1
     seed: int = 42
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Seconds. `gap` bounds the wait for the first byte and between any two reads.
-
-    `keepalive` closes connections idle that long. It must stay well under the server's own
-    keep-alive (vLLM's uvicorn: 5 s): otherwise a request can be written into a connection the
-    server is closing, and fail though the server is healthy (seen on a CPU-starved server,
-    whose keep-alive timer fired 1.4 s late, after the request had arrived).
-    """
-
-    connect: float = 10.0
-    gap: float = 120.0
-    total: float = 900.0
-    keepalive: float = 2.5
-
-    def client_timeout(self) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(total=self.total, sock_connect=self.connect,
-                                     sock_read=self.gap)
 
 
 def request_body(api: Api, model: str, params: GenerationParams, *,
@@ -186,26 +167,32 @@ class _StreamError(Exception):
 
 async def stream_request(
     session: aiohttp.ClientSession, endpoint: str, api: Api, body: bytes, *,
-    sample_index: int, issue_ns: int, on_first_token: FirstTokenHook,
-    headers: dict[str, str] | None = None,
+    sample_index: int, issue_ns: int, on_first_token: FirstTokenHook, watchdog: Watchdog,
 ) -> RequestRecord:
-    """Send one streaming request and measure it. Never raises except on cancellation."""
+    """Send one streaming request and measure it. Never raises except on cancellation (a
+    cancellation by the watchdog becomes a TIMEOUT record)."""
     acc = StreamAccumulator()
     first_byte_ns: int | None = None
     status: int | None = None
     error: RequestError | None = None
     clock = time.perf_counter_ns
     send_ns = clock()
+    watched = Watched(asyncio.current_task(), send_ns)
+    watchdog.watch(watched)
     try:
-        async with session.post(endpoint + api.path, data=body, headers=headers) as response:
-            first_byte_ns = clock()
+        async with session.post(endpoint + api.path, data=body) as response:
+            first_byte_ns = watched.last_ns = clock()
+            watched.started = True
             status = response.status
             if status != 200:
                 detail = (await response.text(errors="replace"))[:300].replace("\n", " ")
                 raise _StreamError(ErrorKind.HTTP_STATUS, f"HTTP {status}: {detail}")
+            if response.content_type != "text/event-stream":
+                raise _StreamError(ErrorKind.MALFORMED, f"expected text/event-stream, got "
+                                                        f"{response.content_type}")
             scanner = SseScanner()
             async for data in response.content.iter_any():
-                arrived_ns = clock()
+                arrived_ns = watched.last_ns = clock()
                 for payload in scanner.feed(data):
                     acc.add_event(arrived_ns, payload, on_first_token)
             if not acc.done:
@@ -213,12 +200,16 @@ async def stream_request(
                                    + (" inside an event" if scanner.pending.strip() else ""))
             if not acc.first_reported:
                 raise _StreamError(ErrorKind.NO_TOKENS, "stream finished with no output token")
+    except asyncio.CancelledError:
+        if watched.reason is None:
+            raise  # not a timeout: the run is being interrupted
+        error = RequestError(ErrorKind.TIMEOUT, watched.reason)
     except _StreamError as exc:
         error = RequestError(exc.kind, str(exc))
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         error = RequestError(ErrorKind.MALFORMED, f"malformed event: {exc}")
     except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        error = RequestError(ErrorKind.TIMEOUT, f"timed out: {exc or type(exc).__name__}")
+        error = RequestError(ErrorKind.TIMEOUT, f"connect timed out: {exc or type(exc).__name__}")
     except aiohttp.ClientConnectorError as exc:
         error = RequestError(ErrorKind.CONNECT, f"cannot connect to {endpoint}: {exc.os_error}")
     except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError,
@@ -226,6 +217,8 @@ async def stream_request(
         error = RequestError(ErrorKind.DISCONNECTED, f"connection broken: {exc}")
     except aiohttp.ClientError as exc:
         error = RequestError(ErrorKind.DISCONNECTED, f"{type(exc).__name__}: {exc}")
+    finally:
+        watchdog.forget(watched)
     return RequestRecord(
         sample_index=sample_index, endpoint=endpoint, issue_ns=issue_ns, send_ns=send_ns,
         first_byte_ns=first_byte_ns, end_ns=clock(), event_ns=acc.event_ns,

@@ -12,7 +12,8 @@ def _fmt(value, digits: int = 1) -> str:
 def run_summary_lines(results: dict, output_dir: Path) -> list[str]:
     loadgen, client = results["loadgen"], results["client"]
     lines = [
-        f"{results['scenario']} {results['mode']}: LoadGen {loadgen['result'] or '-'}"
+        ("INTERRUPTED: partial results. " if results["interrupted"] else "")
+        + f"{results['scenario']} {results['mode']}: LoadGen {loadgen['result'] or '-'}"
         + ("" if results["compliant"] else " (not compliant: "
            + "; ".join(results["compliance_notes"]) + ")"),
         f"  tokens/s    LoadGen {_fmt(loadgen['tokens_per_second'])}   "

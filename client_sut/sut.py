@@ -33,18 +33,24 @@ Retokenize = Callable[[str], list[int]]
 class ClientSut:
     def __init__(self, loop: asyncio.AbstractEventLoop, pool: EndpointPool, api: Api,
                  bodies: Sequence[bytes], *, report_first_token: bool, retokenize: Retokenize,
-                 headers: dict[str, str] | None = None) -> None:
+                 redact: Callable[[str], str]) -> None:
         self._loop = loop
         self._pool = pool
         self._api = api
         self._bodies = bodies
         self._report_first_token = report_first_token
         self._retokenize = retokenize
-        self._headers = headers
+        self._redact = redact
         self.records: list[RequestRecord] = []
         self.issued = 0
         self.completed = 0
         self.errors = 0
+        self.stopping = False  # interrupted: complete everything at once, send nothing more
+
+    def stop(self) -> None:
+        """Interrupted: no more requests; everything in flight or waiting completes now."""
+        self.stopping = True
+        self._pool.cancel_all()
 
     # --- LoadGen's thread ---------------------------------------------------------------------
 
@@ -75,9 +81,11 @@ class ClientSut:
                                                       self._retokenize(text)[:1]))
 
         try:
+            if self.stopping:
+                raise asyncio.CancelledError
             record = await stream_request(
                 session, endpoint, self._api, self._bodies[index], sample_index=index,
-                issue_ns=issue_ns, on_first_token=on_first_token, headers=self._headers)
+                issue_ns=issue_ns, on_first_token=on_first_token, watchdog=self._pool.watchdog)
         except asyncio.CancelledError:
             record = _failed_record(index, endpoint, issue_ns, ErrorKind.CANCELLED,
                                     "the run was interrupted before this request finished")
@@ -87,6 +95,9 @@ class ClientSut:
         self._complete(query_id, record, first_reported)
 
     def _complete(self, query_id: int, record: RequestRecord, first_reported: bool) -> None:
+        if record.error is not None:  # server text may echo the API key
+            record = replace(record, error=RequestError(record.error.kind,
+                                                        self._redact(record.error.message)))
         if record.token_id_source is TokenIdSource.RETOKENIZED:
             record = replace(record, token_ids=array("i", self._retokenize(record.text)))
         ids = record.token_ids

@@ -35,7 +35,7 @@ class DemoRun:
 # LoadGen's early stopping to be able to call it VALID at p99.
 DEMO_RUNS = (
     DemoRun("offline", ("--scenario", "Offline", "--duration", "2", "--min-query-count", "128")),
-    DemoRun("server", ("--scenario", "Server", "--target-qps", "8", "--duration", "30",
+    DemoRun("server", ("--scenario", "Server", "--target-qps", "6", "--duration", "30",
                        "--min-query-count", "500")),
     DemoRun("accuracy", ("--scenario", "Offline", "--mode", "accuracy")),
 )

@@ -51,7 +51,9 @@ def assert_counts_match_server(run) -> None:
 
 def test_server_run_is_valid(vllm, demo_data, run_cli):
     group, _ = vllm
-    run = run_cli(*base_args(group, demo_data, 64), "--scenario", "Server", "--target-qps", "8",
+    # 6 QPS is about a third of what this server sustains on 2 cores: at 8, Poisson bursts
+    # pushed a few TTFTs past 2 s, and LoadGen's early stopping then needs more queries.
+    run = run_cli(*base_args(group, demo_data, 64), "--scenario", "Server", "--target-qps", "6",
                   "--duration", "30", "--min-query-count", "500")
     assert run.returncode == 0, run.stdout + run.stderr
     results = run.results
