@@ -11,7 +11,7 @@ from client_sut import __version__
 from client_sut.config import Mode, PromptForm, RunConfig, Scenario, normalise_endpoint, parse_choice
 from client_sut.accuracy import DTYPES, TARGETS
 from client_sut.audit import AUDITS
-from client_sut.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from client_sut.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 from client_sut.security import DEFAULT_KEY_ENV, resolve_credentials
 from client_sut.stream import Api
 from client_sut.timeouts import Timeouts
@@ -168,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"client-sut {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # before the run started (a run handles its own signals)
+        print(f"client-sut {args.command}: interrupted before anything was measured",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

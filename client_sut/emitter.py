@@ -240,7 +240,8 @@ async def serve(config: EmitterConfig, host: str, port: int,
                 ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(Emitter(config).app(), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+    # A deep accept queue: a load test opens thousands of connections at once.
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, backlog=16384)
     await site.start()
     bound = site._server.sockets[0].getsockname()  # the real port when port 0 was asked
     return runner, f"{'https' if ssl_context else 'http'}://{host}:{bound[1]}"

@@ -25,6 +25,7 @@ from client_sut.sse import SseScanner
 from client_sut.timeouts import Watchdog, Watched
 
 DONE = b"[DONE]"
+INTERRUPTED = "the run was interrupted before this request finished"
 
 
 class Api(str, Enum):
@@ -169,8 +170,7 @@ async def stream_request(
     session: aiohttp.ClientSession, endpoint: str, api: Api, body: bytes, *,
     sample_index: int, issue_ns: int, on_first_token: FirstTokenHook, watchdog: Watchdog,
 ) -> RequestRecord:
-    """Send one streaming request and measure it. Never raises except on cancellation (a
-    cancellation by the watchdog becomes a TIMEOUT record)."""
+    """Send one streaming request and measure it. Never raises: every outcome is a record."""
     acc = StreamAccumulator()
     first_byte_ns: int | None = None
     status: int | None = None
@@ -201,9 +201,9 @@ async def stream_request(
             if not acc.first_reported:
                 raise _StreamError(ErrorKind.NO_TOKENS, "stream finished with no output token")
     except asyncio.CancelledError:
-        if watched.reason is None:
-            raise  # not a timeout: the run is being interrupted
-        error = RequestError(ErrorKind.TIMEOUT, watched.reason)
+        # The watchdog (a timeout) or an interrupted run: either way, keep what arrived.
+        error = (RequestError(ErrorKind.TIMEOUT, watched.reason) if watched.reason
+                 else RequestError(ErrorKind.CANCELLED, INTERRUPTED))
     except _StreamError as exc:
         error = RequestError(exc.kind, str(exc))
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:

@@ -25,7 +25,7 @@ import mlperf_loadgen as lg
 
 from client_sut.dispatch import EndpointPool
 from client_sut.records import ErrorKind, RequestError, RequestRecord, TokenIdSource
-from client_sut.stream import Api, stream_request
+from client_sut.stream import INTERRUPTED, Api, stream_request
 
 Retokenize = Callable[[str], list[int]]
 
@@ -46,11 +46,21 @@ class ClientSut:
         self.completed = 0
         self.errors = 0
         self.stopping = False  # interrupted: complete everything at once, send nothing more
+        self._open: dict[int, tuple[int, int]] = {}  # query id -> (sample index, issue time)
 
     def stop(self) -> None:
         """Interrupted: no more requests; everything in flight or waiting completes now."""
         self.stopping = True
         self._pool.cancel_all()
+        self._loop.create_task(self._complete_swallowed())
+
+    async def _complete_swallowed(self) -> None:
+        """A task cancelled before its first step never runs `_serve`: once every task has
+        ended, complete whatever is still open, so LoadGen is never left waiting."""
+        await self._pool.wait_idle()
+        for query_id, (index, issue_ns) in list(self._open.items()):
+            self._complete(query_id, _failed_record(index, "", issue_ns, ErrorKind.CANCELLED,
+                                                    INTERRUPTED), first_reported=False)
 
     # --- LoadGen's thread ---------------------------------------------------------------------
 
@@ -67,6 +77,7 @@ class ClientSut:
     def _submit(self, batch: list[tuple[int, int]], issue_ns: int) -> None:
         self.issued += len(batch)
         for query_id, index in batch:
+            self._open[query_id] = (index, issue_ns)
             self._pool.submit(functools.partial(self._serve, query_id, index, issue_ns))
 
     async def _serve(self, query_id: int, index: int, issue_ns: int, endpoint: str,
@@ -81,20 +92,21 @@ class ClientSut:
                                                       self._retokenize(text)[:1]))
 
         try:
-            if self.stopping:
-                raise asyncio.CancelledError
-            record = await stream_request(
-                session, endpoint, self._api, self._bodies[index], sample_index=index,
-                issue_ns=issue_ns, on_first_token=on_first_token, watchdog=self._pool.watchdog)
-        except asyncio.CancelledError:
-            record = _failed_record(index, endpoint, issue_ns, ErrorKind.CANCELLED,
-                                    "the run was interrupted before this request finished")
+            if self.stopping:  # issued after the interrupt: completed without being sent
+                record = _failed_record(index, endpoint, issue_ns, ErrorKind.CANCELLED,
+                                        INTERRUPTED)
+            else:
+                record = await stream_request(
+                    session, endpoint, self._api, self._bodies[index], sample_index=index,
+                    issue_ns=issue_ns, on_first_token=on_first_token,
+                    watchdog=self._pool.watchdog)
         except Exception as exc:  # a bug of ours must not leave LoadGen waiting
             record = _failed_record(index, endpoint, issue_ns, ErrorKind.CLIENT,
                                     f"{type(exc).__name__}: {exc}")
         self._complete(query_id, record, first_reported)
 
     def _complete(self, query_id: int, record: RequestRecord, first_reported: bool) -> None:
+        del self._open[query_id]
         if record.error is not None:  # server text may echo the API key
             record = replace(record, error=RequestError(record.error.kind,
                                                         self._redact(record.error.message)))
