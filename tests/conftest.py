@@ -18,6 +18,12 @@ SHARED_DATA = REPO.parent / "shared" / "data" / "cnndm_validation_200.jsonl"
 CLI_TIMEOUT_S = 300
 
 
+def pytest_sessionstart(session) -> None:
+    if not SHARED_DATA.is_file():
+        pytest.exit(f"test data {SHARED_DATA} is missing: the checkout must sit beside shared/ "
+                    f"(CI puts it there)", returncode=2)
+
+
 @pytest.fixture(scope="session")
 def demo_tokenizer(tmp_path_factory) -> Path:
     """The demo model's tokenizer alone (no weights): enough for runs against the emitter."""
