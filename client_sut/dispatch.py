@@ -20,13 +20,12 @@ Job = Callable[[str, aiohttp.ClientSession], Awaitable[None]]
 
 
 class _Endpoint:
-    __slots__ = ("url", "session", "outstanding", "started")
+    __slots__ = ("url", "session", "outstanding")
 
     def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
         self.url = url
         self.session = session
         self.outstanding = 0
-        self.started = 0
 
 
 class EndpointPool:
@@ -71,13 +70,6 @@ class EndpointPool:
         for endpoint in self._endpoints:
             await endpoint.session.close()
 
-    @property
-    def outstanding(self) -> int:
-        return sum(e.outstanding for e in self._endpoints) + len(self._backlog)
-
-    def started_per_endpoint(self) -> dict[str, int]:
-        return {e.url: e.started for e in self._endpoints}
-
     def submit(self, job: Job) -> None:
         self._idle.clear()
         endpoint = self._least_outstanding()
@@ -108,7 +100,6 @@ class EndpointPool:
 
     def _start(self, endpoint: _Endpoint, job: Job) -> None:
         endpoint.outstanding += 1
-        endpoint.started += 1
         task = asyncio.get_running_loop().create_task(job(endpoint.url, endpoint.session))
         self._tasks.add(task)
         task.add_done_callback(lambda t, e=endpoint: self._finished(t, e))

@@ -18,7 +18,6 @@ from client_sut.config import (
     OFFICIAL_SAMPLE_COUNT,
     Mode,
     RunConfig,
-    Scenario,
 )
 from client_sut.errors import UsageError
 

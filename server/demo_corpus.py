@@ -57,8 +57,8 @@ def _article(rng: random.Random) -> dict[str, str]:
         f"{agency} assessed the damage.",
         f"{person} said a full review would be published within {days} days, and that "
         f"lessons would be learned.",
-        f"Residents who need help can call the emergency line, which will stay open "
-        f"through the weekend.",
+        "Residents who need help can call the emergency line, which will stay open "
+        "through the weekend.",
     ]
     rng.shuffle(body[3:6])
     highlights = [
