@@ -67,7 +67,13 @@ class ClientSut:
     def issue_queries(self, query_samples) -> None:
         issue_ns = time.perf_counter_ns()
         batch = [(sample.id, sample.index) for sample in query_samples]
-        self._loop.call_soon_threadsafe(self._submit, batch, issue_ns)
+        try:
+            self._loop.call_soon_threadsafe(self._submit, batch, issue_ns)
+        except RuntimeError:
+            # The loop is closed: an interrupted Server run whose LoadGen keeps its schedule
+            # while the results are written and the process exits. An exception must not
+            # escape into LoadGen's thread.
+            pass
 
     def flush_queries(self) -> None:
         """Nothing is held back for batching, so there is nothing to flush."""
