@@ -7,7 +7,7 @@ and warning LoadGen recorded (the submission checker rejects a run with any erro
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 MLLOG_PREFIX = ":::MLLOG "
@@ -20,7 +20,7 @@ TOKENS_PER_SECOND_KEYS = ("result_tokens_per_second", "result_completed_tokens_p
 class LoadGenLog:
     values: dict[str, object]
     errors: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
 
 
 def parse_detail_log(text: str) -> LoadGenLog:

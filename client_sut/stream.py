@@ -224,5 +224,7 @@ async def stream_request(
         first_byte_ns=first_byte_ns, end_ns=clock(), event_ns=acc.event_ns,
         event_tokens=acc.event_tokens, token_ids=acc.token_ids, token_id_source=acc.id_source(),
         server_completion_tokens=acc.usage_tokens, finish_reason=acc.finish_reason,
-        http_status=status, error=error, text="".join(acc.texts),
+        http_status=status, error=error,
+        # Only a text-only server's answer is re-tokenized; nobody else needs the text kept.
+        text="".join(acc.texts) if acc.id_source() is TokenIdSource.RETOKENIZED else "",
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def _fmt(value, digits: int = 1) -> str:
+def fmt_number(value, digits: int = 1) -> str:
+    """Thousands separated, fixed decimals; '-' for a figure that was not measured."""
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
@@ -16,12 +17,12 @@ def run_summary_lines(results: dict, output_dir: Path) -> list[str]:
         + f"{results['scenario']} {results['mode']}: LoadGen {loadgen['result'] or '-'}"
         + ("" if results["compliant"] else " (not compliant: "
            + "; ".join(results["compliance_notes"]) + ")"),
-        f"  tokens/s    LoadGen {_fmt(loadgen['tokens_per_second'])}   "
-        f"client {_fmt(client['output_tokens_per_second'])}",
-        f"  TTFT p99 ms LoadGen {_fmt(loadgen['ttft_ms']['p99'], 2)}   "
-        f"client {_fmt(client['ttft_ms']['p99'], 2)}",
-        f"  TPOT p99 ms LoadGen {_fmt(loadgen['tpot_ms']['p99'], 3)}   "
-        f"client {_fmt(client['tpot_ms']['p99'], 3)}",
+        f"  tokens/s    LoadGen {fmt_number(loadgen['tokens_per_second'])}   "
+        f"client {fmt_number(client['output_tokens_per_second'])}",
+        f"  TTFT p99 ms LoadGen {fmt_number(loadgen['ttft_ms']['p99'], 2)}   "
+        f"client {fmt_number(client['ttft_ms']['p99'], 2)}",
+        f"  TPOT p99 ms LoadGen {fmt_number(loadgen['tpot_ms']['p99'], 3)}   "
+        f"client {fmt_number(client['tpot_ms']['p99'], 3)}",
         f"  requests {client['requests']}/{client['issued']}, errors {client['errors']}"
         + (f" {client['errors_by_kind']}" if client["errors"] else ""),
     ]

@@ -60,7 +60,7 @@ class ClientSut:
         await self._pool.wait_idle()
         for query_id, (index, issue_ns) in list(self._open.items()):
             self._complete(query_id, _failed_record(index, "", issue_ns, ErrorKind.CANCELLED,
-                                                    INTERRUPTED), first_reported=False)
+                                                    INTERRUPTED))
 
     # --- LoadGen's thread ---------------------------------------------------------------------
 
@@ -88,11 +88,7 @@ class ClientSut:
 
     async def _serve(self, query_id: int, index: int, issue_ns: int, endpoint: str,
                      session: aiohttp.ClientSession) -> None:
-        first_reported = False
-
         def on_first_token(ids: list[int] | None, text: str) -> None:
-            nonlocal first_reported
-            first_reported = True
             if self._report_first_token:
                 _first_token_complete(query_id, array("i", ids[:1] if ids else
                                                       self._retokenize(text)[:1]))
@@ -109,9 +105,9 @@ class ClientSut:
         except Exception as exc:  # a bug of ours must not leave LoadGen waiting
             record = _failed_record(index, endpoint, issue_ns, ErrorKind.CLIENT,
                                     f"{type(exc).__name__}: {exc}")
-        self._complete(query_id, record, first_reported)
+        self._complete(query_id, record)
 
-    def _complete(self, query_id: int, record: RequestRecord, first_reported: bool) -> None:
+    def _complete(self, query_id: int, record: RequestRecord) -> None:
         del self._open[query_id]
         if record.error is not None:  # server text may echo the API key
             record = replace(record, error=RequestError(record.error.kind,
@@ -119,7 +115,8 @@ class ClientSut:
         if record.token_id_source is TokenIdSource.RETOKENIZED:
             record = replace(record, token_ids=array("i", self._retokenize(record.text)))
         ids = record.token_ids
-        if self._report_first_token and not first_reported:
+        # The stream reported the first token at its first token-bearing event, if it had one.
+        if self._report_first_token and not record.streamed_tokens:
             _first_token_complete(query_id, ids[:1])
         address, count = ids.buffer_info()
         lg.QuerySamplesComplete([lg.QuerySampleResponse(

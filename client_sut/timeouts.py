@@ -26,8 +26,9 @@ class Timeouts:
 
     `keepalive` closes connections idle that long. It must stay well under the server's own
     keep-alive (vLLM's uvicorn: 5 s): otherwise a request can be written into a connection the
-    server is closing, and fail though the server is healthy (seen on a CPU-starved server,
-    whose keep-alive timer fired 1.4 s late, after the request had arrived).
+    server is closing, and fail though the server is healthy. Seen on a CPU-starved server: two
+    requests on reused connections were dropped 1.36 s after their send, most likely by a
+    keep-alive timer that fired late, after the request had arrived.
     """
 
     connect: float = 10.0

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from client_sut.summary import fmt_number
 from server.demo_corpus import write_corpus
 from server.demo_model import build
 from server.launch import LaunchError, load_profile, start_servers
@@ -56,10 +57,6 @@ def free_port(start: int = 8000) -> int:
     raise LaunchError(f"no free port in {start}-{start + 99}")
 
 
-def _fmt(value, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
-
-
 def summary_table(rows: list[tuple[str, dict | None]]) -> str:
     header = (f"{'run':<10} {'scenario':<12} {'result':<8} {'tokens/s':>10} {'TTFT p99 ms':>12} "
               f"{'TPOT p99 ms':>12} {'errors':>7} {'ROUGE-1/2/L':>22}")
@@ -75,9 +72,9 @@ def summary_table(rows: list[tuple[str, dict | None]]) -> str:
         verdict = loadgen["result"] or ("accuracy" if results["mode"] == "accuracy" else "-")
         lines.append(
             f"{name:<10} {results['scenario']:<12} {verdict:<8} "
-            f"{_fmt(loadgen['tokens_per_second'] or client['output_tokens_per_second']):>10} "
-            f"{_fmt(loadgen['ttft_ms']['p99'] or client['ttft_ms']['p99']):>12} "
-            f"{_fmt(loadgen['tpot_ms']['p99'] or client['tpot_ms']['p99'], 2):>12} "
+            f"{fmt_number(loadgen['tokens_per_second'] or client['output_tokens_per_second']):>10} "
+            f"{fmt_number(loadgen['ttft_ms']['p99'] or client['ttft_ms']['p99']):>12} "
+            f"{fmt_number(loadgen['tpot_ms']['p99'] or client['tpot_ms']['p99'], 2):>12} "
             f"{client['errors']:>7} {rouge:>22}")
     lines.append("TTFT/TPOT are LoadGen's where it reports them (Server); Offline runs show the "
                  "client's own.")

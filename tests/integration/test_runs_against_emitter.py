@@ -128,7 +128,6 @@ def test_chat_role_chunk_is_not_taken_as_the_first_token(start_emitter, demo_tok
     # The emitter sends a role-only chunk at once and the first token after 20 ms.
     assert results["client"]["ttft_ms"]["p50"] >= FIRST_TOKEN_MS
     assert all(r["event_tokens"][0] == 0 for r in run.requests())
-    assert all(isinstance(e["token_ids"], list) for e in emitter.log())
 
 
 def test_accuracy_log_holds_exactly_the_streamed_token_ids(start_emitter, demo_tokenizer,
