@@ -217,10 +217,13 @@ class Emitter:
                 os._exit(0)  # killed mid-run: every open stream breaks at once
             finish = "length" if first + step >= count else None
             if pieces:
-                await response.write(_chunk(kind, None, finish, "".join(pieces[first:first + step])))
+                event = _chunk(kind, None, finish, "".join(pieces[first:first + step]))
             else:
-                await response.write(_chunk(kind, ids[first:first + step], finish))
+                event = _chunk(kind, ids[first:first + step], finish)
+            # Stamped just before the bytes go out: once write() returns the client may already
+            # have read them, and a stamp after it could fall later than their arrival.
             writes.append(time.perf_counter_ns())
+            await response.write(event)
         if fault != "no_done":
             prompt_tokens = len(prompt) if isinstance(prompt, list) else 1
             await response.write(_usage_chunk(prompt_tokens, count) + b"data: [DONE]\n\n")
