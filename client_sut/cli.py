@@ -78,6 +78,9 @@ def _run_parser(commands) -> None:
                      help="a compliance test: TEST06 logs sampled responses and verifies them")
     run.add_argument("--workers", type=int, metavar="N",
                      help="processes for accuracy scoring (default: every core)")
+    run.add_argument("--calibration", type=Path, metavar="PATH",
+                     help="calibrate.json from `client-sut calibrate` on this machine: the run "
+                          "warns when its load nears the client's measured capacity")
 
 
 def _evaluate_parser(commands) -> None:
@@ -96,6 +99,28 @@ def _evaluate_parser(commands) -> None:
                           help="where to write accuracy.json (default: beside the log)")
     evaluate.add_argument("--workers", type=int, metavar="N",
                           help="scoring processes (default: every core)")
+
+
+def _calibrate_parser(commands) -> None:
+    calibrate = commands.add_parser(
+        "calibrate", help="measure this machine's client capacity and timing error",
+        description="Drive a built-in loopback token emitter through the real client and "
+                    "LoadGen: client CPU per token, the most tokens/s and requests/s it "
+                    "sustains, and its TTFT/TPOT/ITL error against what the emitter recorded.")
+    calibrate.add_argument("--output-dir", type=Path, default=Path("results/calibrate"),
+                           metavar="DIR", help="where calibrate.json and the runs go")
+    calibrate.add_argument("--quick", action="store_true",
+                           help="a small smoke test (seconds), not a measurement to rely on")
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from client_sut.calibrate import CalibrationPlan, calibrate, summary_lines
+
+    plan = CalibrationPlan.quick() if args.quick else CalibrationPlan()
+    report = calibrate(args.output_dir, plan,
+                       lambda message: print(message, file=sys.stderr, flush=True))
+    print("\n".join(summary_lines(report, args.output_dir / "calibrate.json")))
+    return EXIT_OK
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -133,6 +158,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         credentials=resolve_credentials(key_env=args.api_key_env, key_file=args.api_key_file,
                                         insecure=args.insecure, ca_bundle=args.ca_bundle),
         workers=args.workers,
+        calibration=args.calibration,
     )
 
 
@@ -157,12 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _run_parser(commands)
     _evaluate_parser(commands)
+    _calibrate_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": _cmd_run, "evaluate": _cmd_evaluate}
+    handlers = {"run": _cmd_run, "evaluate": _cmd_evaluate, "calibrate": _cmd_calibrate}
     try:
         return handlers[args.command](args)
     except UsageError as exc:

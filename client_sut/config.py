@@ -76,6 +76,7 @@ class RunConfig:
     audit: str | None = None  # a compliance test, e.g. TEST06
     credentials: Credentials = Credentials()
     workers: int | None = None  # processes for accuracy scoring (default: every core)
+    calibration: Path | None = None  # calibrate.json: warn when the load nears its capacity
 
 
 def parse_choice(enum_type: type[Enum], value: str, flag: str):

@@ -1,4 +1,4 @@
-"""The endpoint pool: one pooled keep-alive session per endpoint, least-outstanding balancing,
+"""The endpoint pool: keep-alive connections per endpoint, least-outstanding balancing,
 and a cap on requests in flight per endpoint. Work beyond the caps waits in FIFO order; its wait
 counts in its latency, as a real user's would.
 
@@ -12,19 +12,18 @@ import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
-import aiohttp
-
 from client_sut.timeouts import Timeouts, Watchdog
+from client_sut.transport import ConnectionPool
 
-Job = Callable[[str, aiohttp.ClientSession], Awaitable[None]]
+Job = Callable[[str, ConnectionPool], Awaitable[None]]
 
 
 class _Endpoint:
-    __slots__ = ("url", "session", "outstanding")
+    __slots__ = ("url", "connections", "outstanding")
 
-    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
+    def __init__(self, url: str, connections: ConnectionPool) -> None:
         self.url = url
-        self.session = session
+        self.connections = connections
         self.outstanding = 0
 
 
@@ -38,7 +37,7 @@ class EndpointPool:
         self._max_concurrency = max_concurrency
         self._timeouts = timeouts
         self._ssl = ssl_context
-        self._headers = {"Content-Type": "application/json", **(headers or {})}
+        self._headers = headers or {}
         self.watchdog = Watchdog(timeouts)
         self._watchdog_task: asyncio.Task | None = None
         self._endpoints: list[_Endpoint] = []
@@ -49,18 +48,11 @@ class EndpointPool:
 
     async def __aenter__(self) -> EndpointPool:
         for url in self._urls:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_concurrency, limit_per_host=self._max_concurrency,
-                ssl=self._ssl, keepalive_timeout=self._timeouts.keepalive, ttl_dns_cache=None,
-            )
-            session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeouts.client_timeout(),
-                # The SSE bytes are read as they come; skip aiohttp's automatic decompression
-                # and cookie handling, which a benchmark has no use for.
-                auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
-                headers=self._headers,
-            )
-            self._endpoints.append(_Endpoint(url, session))
+            connections = ConnectionPool(url, ssl_verify=self._ssl,
+                                         keepalive_s=self._timeouts.keepalive,
+                                         connect_timeout_s=self._timeouts.connect,
+                                         headers=self._headers)
+            self._endpoints.append(_Endpoint(url, connections))
         self._watchdog_task = asyncio.get_running_loop().create_task(self.watchdog.run())
         return self
 
@@ -68,7 +60,7 @@ class EndpointPool:
         if self._watchdog_task is not None:
             self._watchdog_task.cancel()
         for endpoint in self._endpoints:
-            await endpoint.session.close()
+            endpoint.connections.close()
 
     def submit(self, job: Job) -> None:
         self._idle.clear()
@@ -100,7 +92,7 @@ class EndpointPool:
 
     def _start(self, endpoint: _Endpoint, job: Job) -> None:
         endpoint.outstanding += 1
-        task = asyncio.get_running_loop().create_task(job(endpoint.url, endpoint.session))
+        task = asyncio.get_running_loop().create_task(job(endpoint.url, endpoint.connections))
         self._tasks.add(task)
         task.add_done_callback(lambda t, e=endpoint: self._finished(t, e))
 

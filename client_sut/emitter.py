@@ -6,6 +6,11 @@ a known first-token delay and with a known gap between events. It records when i
 each event (`GET /emitter/log`): under load a Python emitter writes late, so the truth a client is
 judged against is what the emitter did, not its schedule.
 
+It is built to stay out of the way of what it measures: a bare asyncio protocol on uvloop with
+httptools parsing the requests, every event of a response formatted before the first is due, and
+one timer per stream that writes every event that has come due when it fires. Each response
+carries a unique id (`cmpl-emitter-N`), so a client's records can be matched to the log.
+
 Run: `python -m client_sut.emitter --port 0 --first-token-ms 20 --gap-ms 2`; it prints its URL
 on the first line of stdout.
 """
@@ -22,12 +27,15 @@ import struct
 import sys
 import time
 import zlib
+from array import array
+from collections import deque
 from dataclasses import dataclass
 
-from aiohttp import web
+import httptools
 
 MODEL = "emitter"
 FIRST_ID, ID_SPAN = 100, 3_000
+TIMER_RESOLUTION_S = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,181 +81,380 @@ def output_ids(prompt, count: int) -> list[int]:
     return [FIRST_ID + (seed + 7 * i) % ID_SPAN for i in range(count)]
 
 
-def _chunk(kind: str, ids: list[int] | None, finish: str | None, text: str | None = None) -> bytes:
-    """One event; with `text` and no ids it is what a server without token ids sends."""
-    if text is None:
-        text = "".join(f" t{i}" for i in ids)
-    if kind == "chat":
-        choice = {"index": 0, "delta": {"content": text}, "logprobs": None,
-                  "finish_reason": finish}
-        obj = "chat.completion.chunk"
-    else:
-        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish,
-                  "stop_reason": None}
-        obj = "text_completion"
-    if ids is not None:
-        choice["token_ids"] = ids
-    body = {"id": "cmpl-emitter", "object": obj, "created": 0, "model": MODEL,
-            "choices": [choice]}
-    return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
+# --- the dialect: each event as vLLM 0.32 frames it, formatted with bytes templates ---------------
+
+_CHOICE_END = {"completions": b',"logprobs":null,"finish_reason":%s,"stop_reason":null%s}]}',
+               "chat": b',"logprobs":null,"finish_reason":%s%s}]}'}
 
 
-def _usage_chunk(prompt_tokens: int, completion_tokens: int) -> bytes:
-    body = {"id": "cmpl-emitter", "object": "text_completion", "created": 0, "model": MODEL,
+def _event_head(kind: str, response_id: str, model: str) -> bytes:
+    obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
+    return (f'data: {{"id":"{response_id}","object":"{obj}","created":0,'
+            f'"model":{json.dumps(model)},"choices":[{{"index":0,').encode()
+
+
+def _token_event(head: bytes, kind: str, text: str, ids: list[int] | None,
+                 finish: str | None) -> bytes:
+    text_json = json.dumps(text).encode() if '"' in text or "\\" in text else b'"%s"' % text.encode()
+    content = b'"delta":{"content":%s}' % text_json if kind == "chat" else b'"text":%s' % text_json
+    ids_part = b',"token_ids":[%s]' % b",".join(b"%d" % i for i in ids) if ids is not None else b""
+    finish_part = b'"%s"' % finish.encode() if finish else b"null"
+    return head + content + _CHOICE_END[kind] % (finish_part, ids_part) + b"\n\n"
+
+
+def _usage_event(response_id: str, model: str, prompt_tokens: int, completion_tokens: int) -> bytes:
+    body = {"id": response_id, "object": "text_completion", "created": 0, "model": model,
             "choices": [], "usage": {"prompt_tokens": prompt_tokens,
                                      "total_tokens": prompt_tokens + completion_tokens,
                                      "completion_tokens": completion_tokens}}
     return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
 
 
-ROLE_CHUNK = (b'data: {"id":"cmpl-emitter","object":"chat.completion.chunk","created":0,'
-              b'"model":"emitter","choices":[{"index":0,"delta":{"role":"assistant",'
-              b'"content":""},"logprobs":null,"finish_reason":null}]}\n\n')
+def _role_event(head: bytes) -> bytes:
+    return (head + b'"delta":{"role":"assistant","content":""},"logprobs":null,'
+                   b'"finish_reason":null}]}\n\n')
+
+
+DONE_EVENT = b"data: [DONE]\n\n"
+BAD_JSON_EVENT = b'data: {"choices": [oops\n\n'
+
+
+# --- HTTP/1.1 framing ----------------------------------------------------------------------------
+
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+            429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+STREAM_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n")
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+def _chunked(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _response(status: int, body: bytes, content_type: str = "application/json",
+              extra: str = "") -> bytes:
+    head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: {content_type}"
+            f"\r\nContent-Length: {len(body)}\r\n{extra}\r\n")
+    return head.encode() + body
+
+
+def _json_response(status: int, obj, extra: str = "") -> bytes:
+    return _response(status, json.dumps(obj).encode(), extra=extra)
+
+
+@dataclass(slots=True)
+class _Request:
+    method: bytes
+    path: bytes
+    headers: dict[bytes, bytes]
+    body: bytes
+    keep_alive: bool
 
 
 class Emitter:
+    """The application: routes, the log, the request counter. Shared by every connection."""
+
     def __init__(self, config: EmitterConfig) -> None:
         self.config = config
-        # One entry per request: arrival and the time each event was handed to the socket.
+        # One entry per streamed request: arrival and the time each event was handed to the socket.
         self.log: list[dict] = []
         self.requests = 0
 
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/health", self.health)
-        app.router.add_get("/v1/models", self.models)
-        app.router.add_post("/v1/completions", self.completions)
-        app.router.add_post("/v1/chat/completions", self.chat)
-        app.router.add_get("/emitter/log", self.get_log)
-        return app
-
-    async def health(self, request: web.Request) -> web.Response:
-        return web.Response(text="")
-
-    async def models(self, request: web.Request) -> web.Response:
-        denied = self._unauthorized(request)
-        if denied is not None:
-            return denied
-        return web.json_response({"object": "list", "data": [
-            {"id": self.config.model, "object": "model", "owned_by": "client_sut",
-             "max_model_len": self.config.max_model_len}]})
-
-    async def get_log(self, request: web.Request) -> web.Response:
-        return web.json_response(self.log)
-
-    async def completions(self, request: web.Request) -> web.StreamResponse:
-        return await self._guarded(request, "completions")
-
-    async def chat(self, request: web.Request) -> web.StreamResponse:
-        return await self._guarded(request, "chat")
-
-    async def _guarded(self, request: web.Request, kind: str) -> web.StreamResponse:
-        try:
-            return await self._stream(request, kind)
-        except ConnectionResetError:  # the client went away (a timeout, an interrupted run)
-            return web.Response(status=499)
-
-    def _unauthorized(self, request: web.Request) -> web.Response | None:
-        presented = request.headers.get("Authorization", "")
+    def unauthorized(self, request: _Request) -> bytes | None:
+        presented = request.headers.get(b"authorization", b"").decode("latin-1")
         if self.config.api_key is None or presented == f"Bearer {self.config.api_key}":
             return None
         # Like a careless server, it echoes what it was given: clients must not log it.
-        return web.json_response({"error": {"message": f"invalid credentials: {presented!r}",
-                                            "code": 401}}, status=401)
+        return _json_response(401, {"error": {"message": f"invalid credentials: {presented!r}",
+                                              "code": 401}})
 
-    def _fault_for(self, number: int) -> str | None:
+    def models(self) -> bytes:
+        return _json_response(200, {"object": "list", "data": [
+            {"id": self.config.model, "object": "model", "owned_by": "client_sut",
+             "max_model_len": self.config.max_model_len}]})
+
+    def log_json(self) -> bytes:
+        entries = [{**entry, "write_ns": entry["write_ns"].tolist()} for entry in self.log]
+        return _response(200, json.dumps(entries).encode())
+
+    def fault_for(self, number: int) -> str | None:
         return self.config.fault if number % self.config.fault_every == 0 else None
 
-    async def _stream(self, request: web.Request, kind: str) -> web.StreamResponse:
+
+class _Stream:
+    """One streamed response: its events, formatted up front, written as they come due."""
+
+    __slots__ = ("connection", "events", "index", "first_due", "gap", "writes", "fault",
+                 "number", "handle", "tail")
+
+    def __init__(self, connection: _Connection, events: list[bytes], tail: bytes, first_due: float,
+                 gap: float, writes: array, fault: str | None, number: int) -> None:
+        self.connection = connection
+        self.events = events  # one chunk-framed token event each
+        self.tail = tail  # usage, [DONE] and the last chunk
+        self.index = 0
+        self.first_due = first_due
+        self.gap = gap
+        self.writes = writes
+        self.fault = fault
+        self.number = number
+        self.handle: asyncio.TimerHandle | None = None
+
+    def due(self, index: int) -> float:
+        return self.first_due + index * self.gap
+
+    def step(self) -> None:
+        """Writes every event that has come due, then sleeps until the next one is due."""
+        self.handle = None
+        connection = self.connection
+        transport = connection.transport
+        if transport is None or transport.is_closing():
+            return
+        loop = connection.loop
+        # The loop's clock and timers have millisecond resolution (libuv): a timer may fire up
+        # to 1 ms before its time. Whatever is due within that much goes out now; waiting for
+        # it exactly would spin the loop, starving the client of the CPU it is measured on.
+        horizon = loop.time() + TIMER_RESOLUTION_S
+        events = self.events
+        while self.index < len(events) and self.due(self.index) <= horizon:
+            n = self.index
+            if self.fault is not None and n in (1, 2):
+                self._flush()  # what came due before the fault goes out first
+                if self._inject(n):
+                    return
+            if n == 0 and self.number == connection.emitter.config.die_after:
+                os._exit(0)  # killed mid-run: every open stream breaks at once
+            self.index = n + 1
+        self._flush()
+        if self.index < len(events):
+            self.handle = loop.call_at(self.due(self.index), self.step)
+            return
+        transport.write(self.tail)
+        connection.finished()
+
+    def _flush(self) -> None:
+        """Every event due and not yet written goes out in one write, as a busy server's socket
+        would carry them. Stamped just before the bytes go out: once write() returns the client
+        may already have read them, and a later stamp could fall after their arrival."""
+        start = len(self.writes)
+        if self.index > start:
+            stamp = time.perf_counter_ns()
+            self.writes.extend([stamp] * (self.index - start))
+            self.connection.transport.write(b"".join(self.events[start:self.index]))
+
+    def _inject(self, n: int) -> bool:
+        """Applies the fault due at event n; True when the stream is over."""
+        transport = self.connection.transport
+        if n == 2 and self.fault == "reset":
+            _reset(transport)
+            return True
+        if n == 1 and self.fault == "bad_json":
+            transport.write(_chunked(BAD_JSON_EVENT))
+            self.fault = None
+        if n == 1 and self.fault == "stall":
+            self.fault = None
+            self.first_due += self.connection.emitter.config.stall_s
+            self.handle = self.connection.loop.call_at(self.due(n), self.step)
+            return True
+        return False
+
+    def cancel(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: requests parsed by httptools, answered one after another."""
+
+    def __init__(self, emitter: Emitter) -> None:
+        self.emitter = emitter
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.pending: deque[_Request] = deque()
+        self.active: _Stream | asyncio.TimerHandle | None = None
+        self.keep_alive = True
+        self._url = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._body: list[bytes] = []
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.transport.write(_json_response(400, {"error": {"message": "bad request"}}))
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # The client went away (a timeout, an interrupted run): stop writing to it.
+        if self.active is not None:
+            self.active.cancel()
+            self.active = None
+        self.transport = None
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self._url, self._headers, self._body = b"", {}, []
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.lower()] = value
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        path = self._url.split(b"?", 1)[0]
+        self.pending.append(_Request(self.parser.get_method(), path, self._headers,
+                                     b"".join(self._body), self.parser.should_keep_alive()))
+        if self.active is None:
+            self._next()
+
+    # answering
+    def _next(self) -> None:
+        while self.pending and self.active is None and self.transport is not None:
+            request = self.pending.popleft()
+            self.keep_alive = request.keep_alive
+            self._answer(request)
+
+    def finished(self) -> None:
+        """The response in progress is complete: on to the next request, or close."""
+        self.active = None
+        if self.transport is None:
+            return
+        if not self.keep_alive:
+            self.transport.close()
+            return
+        self._next()
+
+    def _reply(self, data: bytes) -> None:
+        self.transport.write(data)
+        self.finished()
+
+    def _answer(self, request: _Request) -> None:
+        emitter = self.emitter
+        self.active = _BUSY
+        route = (request.method, request.path)
+        if route == (b"GET", b"/health"):
+            return self._reply(_response(200, b""))
+        if route == (b"GET", b"/emitter/log"):
+            return self._reply(emitter.log_json())
+        if route == (b"GET", b"/v1/models"):
+            return self._reply(emitter.unauthorized(request) or emitter.models())
+        kinds = {b"/v1/completions": "completions", b"/v1/chat/completions": "chat"}
+        if request.method != b"POST" or request.path not in kinds:
+            return self._reply(_json_response(404, {"error": {"message": "not found"}}))
+        self._stream(request, kinds[request.path])
+
+    def _stream(self, request: _Request, kind: str) -> None:
         arrival_ns = time.perf_counter_ns()
-        denied = self._unauthorized(request)
+        emitter = self.emitter
+        config = emitter.config
+        denied = emitter.unauthorized(request)
         if denied is not None:
-            return denied
-        self.requests += 1
-        number = self.requests
-        fault = self._fault_for(number)
+            return self._reply(denied)
+        emitter.requests += 1
+        number = emitter.requests
+        fault = emitter.fault_for(number)
         if fault in ("http500", "http503"):
-            return web.json_response({"error": {"message": "injected failure", "code": 500}},
-                                     status=int(fault[4:]))
+            return self._reply(_json_response(
+                int(fault[4:]), {"error": {"message": "injected failure", "code": 500}}))
         if fault == "http429":
-            return web.json_response({"error": {"message": "rate limited", "code": 429}},
-                                     status=429, headers={"Retry-After": "1"})
+            return self._reply(_json_response(
+                429, {"error": {"message": "rate limited", "code": 429}}, "Retry-After: 1\r\n"))
         if fault == "echo_auth":
-            return web.json_response({"error": {"message": "rejected: "
-                                                + request.headers.get("Authorization", "")}},
-                                     status=401)
+            presented = request.headers.get(b"authorization", b"").decode("latin-1")
+            return self._reply(_json_response(401, {"error": {"message": "rejected: "
+                                                                         + presented}}))
         if fault == "bad_sse":
-            return web.Response(text="<html><body>502 Bad Gateway</body></html>",
-                                content_type="text/html")
-        if fault == "late_first_byte":
-            await asyncio.sleep(self.config.stall_s)
-        body = await request.json()
+            return self._reply(_response(200, b"<html><body>502 Bad Gateway</body></html>",
+                                         "text/html"))
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            return self._reply(_json_response(400, {"error": {"message": "body is not JSON"}}))
         prompt = body.get("messages") if kind == "chat" else body.get("prompt")
-        count = self.config.output_tokens or int(body.get("max_tokens", 16))
-        ids = output_ids(prompt, count)
-        pieces: list[str] = []
-        if self.config.text_only:
+        count = config.output_tokens or int(body.get("max_tokens", 16))
+        response_id = f"cmpl-emitter-{number}"
+        head = _event_head(kind, response_id, config.model)
+        step = config.tokens_per_event
+        if config.text_only:
             pieces = [TEXT_ONLY_ANSWER[i:i + TEXT_ONLY_PIECE_CHARS]
                       for i in range(0, len(TEXT_ONLY_ANSWER), TEXT_ONLY_PIECE_CHARS)]
             count, ids = len(pieces), []
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        writes: list[int] = []
-        entry = {"arrival_ns": arrival_ns, "write_ns": writes, "token_ids": ids,
-                 "tokens_per_event": self.config.tokens_per_event}
-        self.log.append(entry)
-        if kind == "chat":
-            await response.write(ROLE_CHUNK)  # no token: a client must not take it as the first
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        step = self.config.tokens_per_event
-        for n, first in enumerate(range(0, count, step)):
-            due = start + self.config.first_token_delay_s + n * self.config.token_gap_s
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if n == 2 and fault == "reset":
-                _reset(request)
-                return response
-            if n == 1 and fault == "bad_json":
-                await response.write(b"data: {\"choices\": [oops\n\n")
-            if n == 1 and fault == "stall":
-                await asyncio.sleep(self.config.stall_s)
-            if n == 0 and number == self.config.die_after:
-                os._exit(0)  # killed mid-run: every open stream breaks at once
-            finish = "length" if first + step >= count else None
-            if pieces:
-                event = _chunk(kind, None, finish, "".join(pieces[first:first + step]))
-            else:
-                event = _chunk(kind, ids[first:first + step], finish)
-            # Stamped just before the bytes go out: once write() returns the client may already
-            # have read them, and a stamp after it could fall later than their arrival.
-            writes.append(time.perf_counter_ns())
-            await response.write(event)
-        if fault != "no_done":
-            prompt_tokens = len(prompt) if isinstance(prompt, list) else 1
-            await response.write(_usage_chunk(prompt_tokens, count) + b"data: [DONE]\n\n")
-        await response.write_eof()
-        return response
+            texts = ["".join(pieces[i:i + step]) for i in range(0, count, step)]
+            id_groups: list[list[int] | None] = [None] * len(texts)
+        else:
+            ids = output_ids(prompt, count)
+            id_groups = [ids[i:i + step] for i in range(0, count, step)]
+            texts = ["".join(f" t{i}" for i in group) for group in id_groups]
+        last = len(texts) - 1
+        events = [_chunked(_token_event(head, kind, text, group, "length" if n == last else None))
+                  for n, (text, group) in enumerate(zip(texts, id_groups))]
+        prompt_tokens = len(prompt) if isinstance(prompt, list) else 1
+        tail = b"" if fault == "no_done" else _chunked(
+            _usage_event(response_id, config.model, prompt_tokens, count) + DONE_EVENT)
+        writes = array("q")
+        emitter.log.append({"arrival_ns": arrival_ns, "response_id": response_id,
+                            "write_ns": writes, "token_ids": ids,
+                            "tokens_per_event": config.tokens_per_event})
+
+        def begin() -> None:
+            if self.transport is None:
+                return
+            self.transport.write(STREAM_HEAD)
+            if kind == "chat":  # no token: a client must not take it as the first
+                self.transport.write(_chunked(_role_event(head)))
+            stream = _Stream(self, events, tail + LAST_CHUNK,
+                             self.loop.time() + config.first_token_delay_s, config.token_gap_s,
+                             writes, fault, number)
+            self.active = stream
+            stream.step()
+
+        if fault == "late_first_byte":
+            self.active = self.loop.call_later(config.stall_s, begin)
+        else:
+            begin()
 
 
-def _reset(request: web.Request) -> None:
+class _Busy:
+    """Marks a connection whose answer is being written synchronously."""
+
+    def cancel(self) -> None:
+        pass
+
+
+_BUSY = _Busy()
+
+
+def _reset(transport: asyncio.Transport) -> None:
     """Close with a TCP reset (SO_LINGER 0), as a crashed proxy or server would."""
-    sock = request.transport.get_extra_info("socket")
+    sock = transport.get_extra_info("socket")
     if sock is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    request.transport.abort()
+    transport.abort()
 
 
 async def serve(config: EmitterConfig, host: str, port: int,
-                ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(Emitter(config).app(), access_log=None)
-    await runner.setup()
+                ssl_context: ssl.SSLContext | None = None) -> tuple[asyncio.Server, str]:
+    loop = asyncio.get_running_loop()
+    emitter = Emitter(config)
     # A deep accept queue: a load test opens thousands of connections at once.
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, backlog=16384)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()  # the real port when port 0 was asked
-    return runner, f"{'https' if ssl_context else 'http'}://{host}:{bound[1]}"
+    server = await loop.create_server(lambda: _Connection(emitter), host, port, ssl=ssl_context,
+                                      backlog=16384)
+    bound = server.sockets[0].getsockname()  # the real port when port 0 was asked
+    return server, f"{'https' if ssl_context else 'http'}://{host}:{bound[1]}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,18 +491,27 @@ def main(argv: list[str] | None = None) -> int:
                            max_model_len=args.max_model_len)
 
     async def run() -> None:
-        runner, url = await serve(config, args.host, args.port, tls)
+        server, url = await serve(config, args.host, args.port, tls)
         print(url, flush=True)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
+        async with server:
+            await server.serve_forever()
 
     try:
-        asyncio.run(run())
+        run_event_loop(run())
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def run_event_loop(coroutine):
+    """asyncio.run on uvloop where it is installed (it does not build everywhere)."""
+    try:
+        import uvloop
+        loop_factory = uvloop.new_event_loop
+    except ImportError:
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(coroutine)
 
 
 if __name__ == "__main__":

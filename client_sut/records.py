@@ -56,6 +56,8 @@ class RequestRecord:
     finish_reason: str | None
     http_status: int | None
     error: RequestError | None = None
+    response_id: str | None = None  # the server's id for the completion (its logs use it)
+    first_reported_ns: int | None = None  # FirstTokenComplete was called (not in Offline)
     text: str = field(default="", repr=False)
 
     @property

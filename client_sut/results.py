@@ -19,7 +19,7 @@ CLOCK = "CLOCK_MONOTONIC nanoseconds (time.perf_counter_ns); LoadGen uses the sa
 
 def build_results(config: RunConfig, *, model: str, sample_count: int, notes: list[str],
                   loadgen: dict, records: Sequence[RequestRecord], issued: int,
-                  interrupted: bool = False) -> dict:
+                  self_check: dict, interrupted: bool = False) -> dict:
     client = client_summary(records)
     client["issued"] = issued
     return {
@@ -44,6 +44,7 @@ def build_results(config: RunConfig, *, model: str, sample_count: int, notes: li
         "loadgen": loadgen,
         "client": client,
         "endpoints": endpoint_summaries(records, config.endpoints),
+        "self_check": self_check,
         "clock": CLOCK,
     }
 
@@ -67,9 +68,11 @@ def record_line(record: RequestRecord) -> dict:
     return {
         "sample_index": record.sample_index,
         "endpoint": record.endpoint,
+        "response_id": record.response_id,
         "issue_ns": record.issue_ns,
         "send_ns": record.send_ns,
         "first_byte_ns": record.first_byte_ns,
+        "first_reported_ns": record.first_reported_ns,
         "end_ns": record.end_ns,
         "event_ns": record.event_ns.tolist(),
         "event_tokens": record.event_tokens.tolist(),

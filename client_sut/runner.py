@@ -29,6 +29,7 @@ from client_sut.endpoints import probe_endpoints
 from client_sut.errors import EXIT_INTERRUPTED, UsageError
 from client_sut.loadgen_logs import loadgen_summary, read_detail_log
 from client_sut.results import build_results, exit_status, write_requests, write_results
+from client_sut.selfcheck import CpuSample, LoopLagProbe, load_calibration, self_check
 from client_sut.settings import build_test_settings, compliance_notes
 from client_sut.stream import request_body
 from client_sut.tokenization import load_tokenizer
@@ -52,6 +53,9 @@ class RunOutcome:
 @dataclass
 class _Drive:
     bridge: ClientSut
+    probe: LoopLagProbe
+    cpu_start: CpuSample
+    cpu_end: CpuSample | None = None
     interrupted: bool = False
     loadgen_finished: bool = True
 
@@ -95,6 +99,7 @@ def _request_bodies(config: RunConfig, model: str, samples: list[Sample],
 
 def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     config = validate(config)
+    calibration = load_calibration(config.calibration) if config.calibration else None
     prepare_output_dir(config.output_dir)
     samples = load_samples(config.dataset, config.total_sample_count)
     progress(f"dataset: {len(samples)} samples from {config.dataset}")
@@ -120,9 +125,11 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     progress(f"LoadGen {'finished' if drive.loadgen_finished else 'still running'} after "
              f"{time.monotonic() - started:.1f} s; writing results")
     loadgen = loadgen_summary(read_detail_log(config.output_dir))
+    check = self_check(bridge.records, drive.probe.lags_ns, drive.cpu_start, drive.cpu_end,
+                       calibration)
     results = build_results(config, model=model, sample_count=len(samples), notes=notes,
                             loadgen=loadgen, records=bridge.records, issued=bridge.issued,
-                            interrupted=drive.interrupted)
+                            self_check=check, interrupted=drive.interrupted)
     if not drive.interrupted and config.mode is Mode.ACCURACY:
         progress("scoring accuracy (ROUGE)")
         results["accuracy"] = _score_accuracy(config, samples, tokenizer_name)
@@ -171,7 +178,6 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
         bridge = ClientSut(loop, pool, config.api, bodies,
                            report_first_token=config.scenario.streams_first_token,
                            retokenize=retokenize, redact=credentials.redact)
-        drive = _Drive(bridge)
         sut = lg.ConstructSUT(bridge.issue_queries, bridge.flush_queries)
         qsl = lg.ConstructQSL(sample_count, sample_count, _noop, _noop)
         audit = [str(audit_config_path(config.audit))] if config.audit else []
@@ -180,6 +186,8 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
         # Frozen, they are never traversed again: only what the run creates is.
         gc.collect()
         gc.freeze()
+        drive = _Drive(bridge, LoopLagProbe(loop), CpuSample.now())
+        drive.probe.start()
         loadgen = _start_loadgen(loop, sut, qsl, settings, log_settings, *audit)
         interrupt = asyncio.Event()
         _on_signals(loop, interrupt)
@@ -195,6 +203,8 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
                 await asyncio.wait({loadgen}, timeout=LOADGEN_GRACE_S)
                 drive.loadgen_finished = loadgen.done()
         finally:
+            drive.cpu_end = CpuSample.now()
+            drive.probe.stop()
             reporter.cancel()
             _off_signals(loop)
             if loadgen.done():

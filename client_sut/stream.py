@@ -1,10 +1,15 @@
 """One streamed request -> one RequestRecord.
 
-Every read is stamped with the monotonic clock as it arrives, before any parsing; the SSE events
-that read completes carry that stamp. Chunks are decoded into small typed structs (msgspec skips
-the fields we do not need, such as vLLM's echo of the prompt ids). An event carries tokens when it
-has output token ids (vLLM's `return_token_ids`) or, from a server that sends text only,
-non-empty text; a role-only or usage-only chunk carries none.
+The transport stamps every read with the monotonic clock as it arrives, before any parsing, and
+hands the body here at once; the SSE events that read completes carry that stamp. An event
+carries tokens when it has output token ids (vLLM's `return_token_ids`) or, from a server that
+sends text only, non-empty text; a role-only or usage-only chunk carries none.
+
+Per token this is the client's hot path. Events are decoded into small typed structs (msgspec
+skips the fields we do not need, such as vLLM's echo of the prompt ids) until the first token;
+after it, vLLM's ordinary compact chunk is read by a byte scan that slices the ids out, and the
+ids are decoded in one call when the stream ends. Anything else (the last chunk with its finish
+reason, usage, errors, other servers' layouts) takes the full decoder.
 """
 
 from __future__ import annotations
@@ -17,12 +22,12 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-import aiohttp
 import msgspec
 
 from client_sut.records import ErrorKind, RequestError, RequestRecord, TokenIdSource
 from client_sut.sse import SseScanner
 from client_sut.timeouts import Watchdog, Watched
+from client_sut.transport import Connection, ConnectionLost, ConnectionPool, MalformedResponse
 
 DONE = b"[DONE]"
 INTERRUPTED = "the run was interrupted before this request finished"
@@ -87,6 +92,7 @@ class _Usage(msgspec.Struct):
 
 
 class _Chunk(msgspec.Struct):
+    id: str | None = None
     choices: list[_Choice] = msgspec.field(default_factory=list)
     usage: _Usage | None = None
     error: Any = None  # vLLM: {"message", "type", "code"}; rare, so decoded generically
@@ -95,30 +101,85 @@ class _Chunk(msgspec.Struct):
 
 
 _decode_chunk = msgspec.json.Decoder(_Chunk).decode
+_decode_ids = msgspec.json.Decoder(list[int]).decode
 
 # on_first_token(token_ids_of_first_event or None, text_of_first_event)
 FirstTokenHook = Callable[[list[int] | None, str], None]
 
+# The fast path reads vLLM's compact middle-of-stream chunk without decoding it: one choice whose
+# `token_ids` it slices out, no finish reason, usage or error. Within a JSON string every quote
+# is escaped, so `"token_ids":[` can only be the key itself.
+_IDS_KEY = b'"token_ids":['
+_IDS_OFFSET = len(_IDS_KEY)
+_NO_FINISH = b'"finish_reason":null'
+_ERROR_KEY = b'"error"'
+_USAGE_OBJECT = b'"usage":{'
+ERROR_DETAIL_CHARS = 300
+
 
 class StreamAccumulator:
-    """Mutable state of one stream while it runs; frozen into a RequestRecord at the end."""
+    """One stream's state while it runs (the transport's sink); frozen into a RequestRecord.
 
-    __slots__ = ("event_ns", "event_tokens", "token_ids", "texts", "saw_ids", "saw_text_only",
-                 "usage_tokens", "finish_reason", "first_reported", "done")
+    Every read's bytes arrive with the time they arrived; each SSE event they complete is
+    handled at once, under that time.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("event_ns", "event_tokens", "id_pieces", "token_ids", "texts", "saw_ids",
+                 "usage_tokens", "finish_reason", "first_reported", "done",
+                 "response_id", "status", "first_byte_ns", "error_body", "scanner", "watched",
+                 "on_first_token")
+
+    def __init__(self, on_first_token: FirstTokenHook, watched: Watched | None = None) -> None:
         self.event_ns = array("q")
         self.event_tokens = array("i")
+        self.id_pieces: list[bytes] = []  # the fast path's raw id lists, decoded at the end
         self.token_ids = array("i")
         self.texts: list[str] = []
         self.saw_ids = False
-        self.saw_text_only = False
         self.usage_tokens: int | None = None
         self.finish_reason: str | None = None
         self.first_reported = False
         self.done = False
+        self.response_id: str | None = None
+        self.status: int | None = None
+        self.first_byte_ns: int | None = None
+        self.error_body = b""
+        self.scanner = SseScanner()
+        self.watched = watched
+        self.on_first_token = on_first_token
 
-    def add_event(self, arrived_ns: int, payload: bytes, on_first_token: FirstTokenHook) -> None:
+    # --- the transport's sink --------------------------------------------------------------------
+
+    def on_headers(self, now_ns: int, status: int, content_type: str) -> None:
+        self.first_byte_ns = now_ns
+        if self.watched is not None:
+            self.watched.last_ns = now_ns
+            self.watched.started = True
+        self.status = status
+        if status == 200 and content_type != "text/event-stream":
+            raise _StreamError(ErrorKind.MALFORMED,
+                               f"expected text/event-stream, got {content_type or 'no type'}")
+
+    def on_body(self, now_ns: int, data: bytes) -> None:
+        if self.watched is not None:
+            self.watched.last_ns = now_ns
+        if self.status != 200:
+            if len(self.error_body) < ERROR_DETAIL_CHARS:
+                self.error_body += data
+            return
+        # The usual body piece is exactly one event with one data line: no framing work.
+        if (data[:6] == b"data: " and data.find(b"\n") == len(data) - 2 and data[-1:] == b"\n"
+                and not self.scanner.pending):
+            self.add_event(now_ns, data[6:-2])
+            return
+        for payload in self.scanner.feed(data):
+            self.add_event(now_ns, payload)
+
+    # --- events ----------------------------------------------------------------------------------
+
+    def add_event(self, arrived_ns: int, payload: bytes) -> None:
+        if self.first_reported and self._add_compact(arrived_ns, payload):
+            return
         if payload == DONE:
             self.done = True
             return
@@ -126,6 +187,8 @@ class StreamAccumulator:
         if chunk.error is not None or chunk.object == "error":
             detail = chunk.error if chunk.error is not None else chunk.message
             raise _StreamError(ErrorKind.SERVER_ERROR_EVENT, f"server error in stream: {detail}")
+        if self.response_id is None:
+            self.response_id = chunk.id
         if chunk.usage is not None and chunk.usage.completion_tokens is not None:
             self.usage_tokens = chunk.usage.completion_tokens
         n_tokens = 0
@@ -141,21 +204,47 @@ class StreamAccumulator:
                 self.finish_reason = choice.finish_reason
         if ids:
             self.saw_ids = True
+            self._flush_ids()
             self.token_ids.extend(ids)
             n_tokens = len(ids)
         elif text:
-            self.saw_text_only = True
             n_tokens = 1  # a text-only server: at least one token, exact count from usage
-        if text:
+        if text and not self.saw_ids:  # only an answer with no ids at all is re-tokenized
             self.texts.append(text)
         self.event_ns.append(arrived_ns)
         self.event_tokens.append(n_tokens)
         if n_tokens and not self.first_reported:
             self.first_reported = True
-            on_first_token(ids, text)
+            self.on_first_token(ids, text)
+
+    def _add_compact(self, arrived_ns: int, payload: bytes) -> bool:
+        """The fast path; False leaves the event to the full decoder."""
+        start = payload.find(_IDS_KEY)
+        if (start < 0 or _NO_FINISH not in payload or _ERROR_KEY in payload
+                or _USAGE_OBJECT in payload or payload.find(_IDS_KEY, start + 1) >= 0):
+            return False
+        start += _IDS_OFFSET
+        end = payload.find(b"]", start)
+        ids = payload[start:end]
+        if not ids:
+            return False
+        self.id_pieces.append(ids)
+        self.event_ns.append(arrived_ns)
+        self.event_tokens.append(ids.count(b",") + 1)
+        return True
+
+    def _flush_ids(self) -> None:
+        """The fast path's id lists, decoded in one call, in stream order."""
+        if self.id_pieces:
+            self.token_ids.extend(_decode_ids(b"[" + b",".join(self.id_pieces) + b"]"))
+            self.id_pieces.clear()
+
+    def output_ids(self) -> array:
+        self._flush_ids()
+        return self.token_ids
 
     def id_source(self) -> TokenIdSource:
-        if self.saw_ids and not self.saw_text_only:
+        if self.saw_ids:  # where a server gives ids for some events only, those are what it gave
             return TokenIdSource.SERVER
         return TokenIdSource.RETOKENIZED if self.texts else TokenIdSource.NONE
 
@@ -167,64 +256,59 @@ class _StreamError(Exception):
 
 
 async def stream_request(
-    session: aiohttp.ClientSession, endpoint: str, api: Api, body: bytes, *,
-    sample_index: int, issue_ns: int, on_first_token: FirstTokenHook, watchdog: Watchdog,
+    pool: ConnectionPool, endpoint: str, api: Api, body: bytes, *, sample_index: int,
+    issue_ns: int, on_first_token: FirstTokenHook, watchdog: Watchdog,
 ) -> RequestRecord:
     """Send one streaming request and measure it. Never raises: every outcome is a record."""
-    acc = StreamAccumulator()
-    first_byte_ns: int | None = None
-    status: int | None = None
-    error: RequestError | None = None
     clock = time.perf_counter_ns
-    send_ns = clock()
-    watched = Watched(asyncio.current_task(), send_ns)
+    watched = Watched(asyncio.current_task(), clock())
+    acc = StreamAccumulator(on_first_token, watched)
+    error: RequestError | None = None
+    connection: Connection | None = None
+    send_ns = watched.send_ns
     watchdog.watch(watched)
     try:
-        async with session.post(endpoint + api.path, data=body) as response:
-            first_byte_ns = watched.last_ns = clock()
-            watched.started = True
-            status = response.status
-            if status != 200:
-                detail = (await response.text(errors="replace"))[:300].replace("\n", " ")
-                raise _StreamError(ErrorKind.HTTP_STATUS, f"HTTP {status}: {detail}")
-            if response.content_type != "text/event-stream":
-                raise _StreamError(ErrorKind.MALFORMED, f"expected text/event-stream, got "
-                                                        f"{response.content_type}")
-            scanner = SseScanner()
-            async for data in response.content.iter_any():
-                arrived_ns = watched.last_ns = clock()
-                for payload in scanner.feed(data):
-                    acc.add_event(arrived_ns, payload, on_first_token)
-            if not acc.done:
-                raise _StreamError(ErrorKind.TRUNCATED, "stream ended without [DONE]"
-                                   + (" inside an event" if scanner.pending.strip() else ""))
-            if not acc.first_reported:
-                raise _StreamError(ErrorKind.NO_TOKENS, "stream finished with no output token")
+        connection = await pool.acquire()
+        head = pool.request_head(api.path, len(body))
+        send_ns = clock()
+        await connection.exchange(head, body, acc)
+        if acc.status != 200:
+            detail = acc.error_body[:ERROR_DETAIL_CHARS].decode("utf-8", "replace")
+            raise _StreamError(ErrorKind.HTTP_STATUS,
+                               f"HTTP {acc.status}: {detail.replace(chr(10), ' ')}")
+        if not acc.done:
+            raise _StreamError(ErrorKind.TRUNCATED, "stream ended without [DONE]"
+                               + (" inside an event" if acc.scanner.pending.strip() else ""))
+        if not acc.first_reported:
+            raise _StreamError(ErrorKind.NO_TOKENS, "stream finished with no output token")
     except asyncio.CancelledError:
         # The watchdog (a timeout) or an interrupted run: either way, keep what arrived.
+        if connection is not None:
+            connection.abort()
         error = (RequestError(ErrorKind.TIMEOUT, watched.reason) if watched.reason
                  else RequestError(ErrorKind.CANCELLED, INTERRUPTED))
     except _StreamError as exc:
         error = RequestError(exc.kind, str(exc))
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         error = RequestError(ErrorKind.MALFORMED, f"malformed event: {exc}")
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        error = RequestError(ErrorKind.TIMEOUT, f"connect timed out: {exc or type(exc).__name__}")
-    except aiohttp.ClientConnectorError as exc:
-        error = RequestError(ErrorKind.CONNECT, f"cannot connect to {endpoint}: {exc.os_error}")
-    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError,
-            aiohttp.ClientOSError) as exc:
+    except MalformedResponse as exc:
+        error = RequestError(ErrorKind.MALFORMED, str(exc))
+    except ConnectionLost as exc:
         error = RequestError(ErrorKind.DISCONNECTED, f"connection broken: {exc}")
-    except aiohttp.ClientError as exc:
-        error = RequestError(ErrorKind.DISCONNECTED, f"{type(exc).__name__}: {exc}")
+    except asyncio.TimeoutError:
+        error = RequestError(ErrorKind.TIMEOUT, f"connect timed out after {pool.connect_timeout_s:g}"
+                                                f" s (--connect-timeout)")
+    except OSError as exc:  # refused, unreachable, TLS failures: before anything was sent
+        error = RequestError(ErrorKind.CONNECT, f"cannot connect to {endpoint}: {exc}")
     finally:
         watchdog.forget(watched)
+    source = acc.id_source()
     return RequestRecord(
         sample_index=sample_index, endpoint=endpoint, issue_ns=issue_ns, send_ns=send_ns,
-        first_byte_ns=first_byte_ns, end_ns=clock(), event_ns=acc.event_ns,
-        event_tokens=acc.event_tokens, token_ids=acc.token_ids, token_id_source=acc.id_source(),
+        first_byte_ns=acc.first_byte_ns, end_ns=clock(), event_ns=acc.event_ns,
+        event_tokens=acc.event_tokens, token_ids=acc.output_ids(), token_id_source=source,
         server_completion_tokens=acc.usage_tokens, finish_reason=acc.finish_reason,
-        http_status=status, error=error,
+        http_status=acc.status, error=error, response_id=acc.response_id,
         # Only a text-only server's answer is re-tokenized; nobody else needs the text kept.
-        text="".join(acc.texts) if acc.id_source() is TokenIdSource.RETOKENIZED else "",
+        text="".join(acc.texts) if source is TokenIdSource.RETOKENIZED else "",
     )

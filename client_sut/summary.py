@@ -28,6 +28,12 @@ def run_summary_lines(results: dict, output_dir: Path) -> list[str]:
     ]
     if loadgen["errors"]:
         lines.append(f"  LoadGen logged {len(loadgen['errors'])} errors: {loadgen['errors'][0]}")
+    check = results["self_check"]
+    lines.append(f"  client self-check: {fmt_number(check['client_cpu_us_per_token'], 2)} us CPU "
+                 f"per token, event loop busy {fmt_number(_percent(check['event_loop_busy_share']), 0)}%, "
+                 f"issue lag p99 {fmt_number(check['issue_lag_ms']['p99'], 2)} ms, loop lag p99 "
+                 f"{fmt_number(check['event_loop_lag_ms']['p99'], 2)} ms")
+    lines += [f"  WARNING: {warning}" for warning in check["warnings"]]
     if results.get("accuracy"):
         lines += accuracy_lines(results["accuracy"])
     audit = results.get("audit")
@@ -36,6 +42,10 @@ def run_summary_lines(results: dict, output_dir: Path) -> list[str]:
                      f"{audit['checks']} over {audit['samples_checked']} logged samples")
     lines.append(f"  results: {output_dir / 'results.json'}")
     return lines
+
+
+def _percent(share: float | None) -> float | None:
+    return None if share is None else share * 100
 
 
 def print_run_summary(results: dict, output_dir: Path) -> None:

@@ -20,12 +20,12 @@ from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-import aiohttp
 import mlperf_loadgen as lg
 
 from client_sut.dispatch import EndpointPool
 from client_sut.records import ErrorKind, RequestError, RequestRecord, TokenIdSource
 from client_sut.stream import INTERRUPTED, Api, stream_request
+from client_sut.transport import ConnectionPool
 
 Retokenize = Callable[[str], list[int]]
 
@@ -87,11 +87,14 @@ class ClientSut:
             self._pool.submit(functools.partial(self._serve, query_id, index, issue_ns))
 
     async def _serve(self, query_id: int, index: int, issue_ns: int, endpoint: str,
-                     session: aiohttp.ClientSession) -> None:
+                     connections: ConnectionPool) -> None:
+        reported_ns: list[int] = []
+
         def on_first_token(ids: list[int] | None, text: str) -> None:
             if self._report_first_token:
-                _first_token_complete(query_id, array("i", ids[:1] if ids else
-                                                      self._retokenize(text)[:1]))
+                first = array("i", ids[:1] if ids else self._retokenize(text)[:1])
+                reported_ns.append(time.perf_counter_ns())
+                _first_token_complete(query_id, first)
 
         try:
             if self.stopping:  # issued after the interrupt: completed without being sent
@@ -99,12 +102,14 @@ class ClientSut:
                                         INTERRUPTED)
             else:
                 record = await stream_request(
-                    session, endpoint, self._api, self._bodies[index], sample_index=index,
+                    connections, endpoint, self._api, self._bodies[index], sample_index=index,
                     issue_ns=issue_ns, on_first_token=on_first_token,
                     watchdog=self._pool.watchdog)
         except Exception as exc:  # a bug of ours must not leave LoadGen waiting
             record = _failed_record(index, endpoint, issue_ns, ErrorKind.CLIENT,
                                     f"{type(exc).__name__}: {exc}")
+        if reported_ns:
+            record = replace(record, first_reported_ns=reported_ns[0])
         self._complete(query_id, record)
 
     def _complete(self, query_id: int, record: RequestRecord) -> None:
@@ -117,6 +122,7 @@ class ClientSut:
         ids = record.token_ids
         # The stream reported the first token at its first token-bearing event, if it had one.
         if self._report_first_token and not record.streamed_tokens:
+            record = replace(record, first_reported_ns=time.perf_counter_ns())
             _first_token_complete(query_id, ids[:1])
         address, count = ids.buffer_info()
         lg.QuerySamplesComplete([lg.QuerySampleResponse(

@@ -15,8 +15,6 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-import aiohttp
-
 NS = 1_000_000_000
 
 
@@ -36,10 +34,6 @@ class Timeouts:
     gap: float = 120.0
     total: float = 900.0
     keepalive: float = 2.5
-
-    def client_timeout(self) -> aiohttp.ClientTimeout:
-        # Only the connect timeout is left to aiohttp; the watchdog enforces the others.
-        return aiohttp.ClientTimeout(total=None, sock_connect=self.connect, sock_read=None)
 
 
 class Watched:

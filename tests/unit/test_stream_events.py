@@ -30,17 +30,31 @@ USAGE = event(choices=[], usage={"prompt_tokens": 9, "completion_tokens": 3,
                                  "total_tokens": 12})
 
 
+def accumulator():
+    firsts = []
+    return StreamAccumulator(lambda ids, text: firsts.append((ids, text))), firsts
+
+
 def run(events):
-    acc, firsts = StreamAccumulator(), []
+    acc, firsts = accumulator()
     for t, payload in enumerate(events):
-        acc.add_event(t * 10, payload, lambda ids, text: firsts.append((ids, text)))
+        acc.add_event(t * 10, payload)
     return acc, firsts
+
+
+def vllm_chunk(ids, finish=None, response_id="cmpl-1"):
+    """Byte for byte what vLLM 0.32 sends mid-stream: compact JSON, the ids last."""
+    finish_json = json.dumps(finish)
+    return (f'{{"id":"{response_id}","object":"text_completion","created":1,"model":"m",'
+            f'"choices":[{{"index":0,"text":" w","logprobs":null,"finish_reason":{finish_json},'
+            f'"stop_reason":null,"token_ids":{json.dumps(ids, separators=(",", ":"))}}}]}}'
+            ).encode()
 
 
 def test_completion_stream_counts_ids_and_usage():
     acc, firsts = run([completion("a", [5], None), completion(" b", [6, 7], "length"), USAGE,
                        b"[DONE]"])
-    assert list(acc.token_ids) == [5, 6, 7]
+    assert list(acc.output_ids()) == [5, 6, 7]
     assert list(acc.event_tokens) == [1, 2, 0]  # the usage-only chunk carries no token
     assert list(acc.event_ns) == [0, 10, 20]
     assert acc.usage_tokens == 3 and acc.finish_reason == "length" and acc.done
@@ -95,3 +109,48 @@ def test_chat_body_sends_the_prompt_as_a_user_message():
                                    prompt_text="Summarize"))
     assert body["messages"] == [{"role": "user", "content": "Summarize"}]
     assert "prompt" not in body
+
+
+def test_compact_chunks_keep_every_id_in_order_and_the_finish_reason():
+    events = [vllm_chunk([11]), vllm_chunk([12, 13]), vllm_chunk([14]),
+              vllm_chunk([15], "length"), USAGE, vllm_chunk([16]), b"[DONE]"]
+    acc, firsts = run(events)
+    assert list(acc.output_ids()) == [11, 12, 13, 14, 15, 16]
+    assert list(acc.event_tokens) == [1, 2, 1, 1, 0, 1]
+    assert acc.finish_reason == "length" and acc.usage_tokens == 3 and acc.done
+    assert firsts == [([11], " w")] and acc.response_id == "cmpl-1"
+
+
+def test_compact_chunk_with_an_error_or_usage_takes_the_full_decoder():
+    acc, _ = run([vllm_chunk([1])])
+    with pytest.raises(_StreamError, match="boom"):
+        acc.add_event(5, vllm_chunk([2])[:-1] + b',"error":{"message":"boom"}}')
+    acc.add_event(6, vllm_chunk([3])[:-1] + b',"usage":{"completion_tokens":9}}')
+    assert acc.usage_tokens == 9 and list(acc.output_ids()) == [1, 3]
+
+
+@pytest.mark.parametrize("pieces", [
+    [b"data: A\n\n", b"data: B\n\n", b"data: [DONE]\n\n"],  # one event per body piece
+    [b"data: A\n\ndata: B\n\ndata: [DONE]\n\n"],  # all in one read
+    [b"data: A\n", b"\ndata: B\n\nda", b"ta: [DONE]\n\n"],  # split anywhere
+    [b"data: A\r\n\r\ndata: B\r\n", b"\r\ndata: [DONE]\r\n\r\n"],  # CRLF framing
+])
+def test_body_pieces_are_framed_into_events_stamped_with_their_read(pieces):
+    acc, _ = accumulator()
+    acc.on_headers(0, 200, "text/event-stream")
+    payloads = {b"A": vllm_chunk([1]), b"B": vllm_chunk([2], "stop")}
+    for t, piece in enumerate(pieces, start=1):
+        for name, payload in payloads.items():
+            piece = piece.replace(b"data: " + name, b"data: " + payload)
+        acc.on_body(t * 100, piece)
+    assert acc.done and list(acc.output_ids()) == [1, 2] and acc.finish_reason == "stop"
+    assert len(acc.event_ns) == 2 and acc.first_byte_ns == 0
+
+
+def test_error_status_keeps_the_start_of_the_body_and_other_types_are_refused():
+    acc, _ = accumulator()
+    acc.on_headers(1, 503, "application/json")
+    acc.on_body(2, b'{"error": "overloaded"}')
+    assert acc.status == 503 and acc.error_body == b'{"error": "overloaded"}'
+    with pytest.raises(_StreamError, match="text/html"):
+        accumulator()[0].on_headers(1, 200, "text/html")

@@ -1,0 +1,139 @@
+"""The client watching itself: is it fast enough for the load it is driving?
+
+Measured in every run and written to results.json under `self_check`:
+- event-loop lag: every few milliseconds a probe callback is queued on the loop; the time it
+  waits before it runs is how late anything the loop has to do (a read, an issue) gets handled;
+- CPU: the whole process's CPU seconds (LoadGen's thread included) and the event-loop thread's
+  alone, over the LoadGen run; per streamed token, and as the loop thread's share of one core;
+- the difference between the TTFT LoadGen is told and the client's own (issue lag plus the time
+  from the first token's arrival to its report), per request.
+Plain warnings say when one of them means the client, not the server, may have shaped the
+figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from client_sut.errors import UsageError
+from client_sut.metrics import issue_lag_ns, summarize_ms, ttft_ns
+from client_sut.records import RequestRecord
+
+PROBE_INTERVAL_S = 0.005
+LAG_LIMIT_MS = 1.0  # above this at p99 the client's delay shows in what it measures
+LOOP_BUSY_LIMIT = 0.8  # the loop thread's share of one core past which it is near saturation
+CAPACITY_SAFE_SHARE = 0.5  # of the calibrated tokens/s: beyond it, timing error grows
+
+
+class LoopLagProbe:
+    """Queues a callback every PROBE_INTERVAL_S and records how long it waited to run."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.lags_ns = array("q")
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self._handle = self._loop.call_later(PROBE_INTERVAL_S, self._queue)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _queue(self) -> None:
+        self._handle = self._loop.call_later(PROBE_INTERVAL_S, self._queue)
+        self._loop.call_soon(self._ran, time.perf_counter_ns())
+
+    def _ran(self, queued_ns: int) -> None:
+        self.lags_ns.append(time.perf_counter_ns() - queued_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSample:
+    wall_ns: int
+    process_ns: int  # every thread of the client process
+    loop_thread_ns: int  # the thread that runs the event loop (take it on that thread)
+
+    @classmethod
+    def now(cls) -> CpuSample:
+        return cls(time.perf_counter_ns(), time.process_time_ns(), time.thread_time_ns())
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """What `client-sut calibrate` measured on this machine (calibrate.json)."""
+
+    max_tokens_per_second: float
+    source: str
+
+
+def load_calibration(path: Path) -> Calibration:
+    try:
+        figure = json.loads(path.read_text())["capacity"]["max_tokens_per_second"]
+        return Calibration(float(figure), str(path))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"--calibration {path} is not a calibrate.json written by "
+                         f"`client-sut calibrate` ({type(exc).__name__}: {exc})") from None
+
+
+def loadgen_ttft_gap_ns(record: RequestRecord) -> int | None:
+    """How much later than the client's TTFT the first token reached LoadGen, counted from
+    LoadGen's issue: the issue lag plus the time from the token's arrival to its report."""
+    client = ttft_ns(record)
+    if client is None or record.first_reported_ns is None:
+        return None
+    return (record.first_reported_ns - record.issue_ns) - client
+
+
+def self_check(records: Sequence[RequestRecord], loop_lags_ns: Sequence[int], start: CpuSample,
+               end: CpuSample, calibration: Calibration | None = None) -> dict:
+    wall_s = (end.wall_ns - start.wall_ns) / 1e9
+    process_s = (end.process_ns - start.process_ns) / 1e9
+    loop_s = (end.loop_thread_ns - start.loop_thread_ns) / 1e9
+    tokens = sum(r.streamed_tokens for r in records)
+    gaps = [g for g in map(loadgen_ttft_gap_ns, records) if g is not None]
+    check = {
+        "event_loop_lag_ms": summarize_ms(loop_lags_ns),
+        "issue_lag_ms": summarize_ms(issue_lag_ns(r) for r in records),
+        "loadgen_minus_client_ttft_ms": summarize_ms(gaps),
+        "client_cpu_s": round(process_s, 3),
+        "event_loop_cpu_s": round(loop_s, 3),
+        "event_loop_busy_share": round(loop_s / wall_s, 3) if wall_s > 0 else None,
+        "client_cpu_us_per_token": round(process_s * 1e6 / tokens, 3) if tokens else None,
+        "streamed_tokens": tokens,
+        "streamed_tokens_per_second": round(tokens / wall_s, 1) if wall_s > 0 else None,
+    }
+    if calibration is not None and check["streamed_tokens_per_second"] is not None:
+        check["calibrated_max_tokens_per_second"] = calibration.max_tokens_per_second
+        check["share_of_calibrated_capacity"] = round(
+            check["streamed_tokens_per_second"] / calibration.max_tokens_per_second, 3)
+    check["warnings"] = _warnings(check)
+    return check
+
+
+def _warnings(check: dict) -> list[str]:
+    warnings = []
+    for key, what in (("issue_lag_ms", "issue lag (LoadGen's issue to the request written)"),
+                      ("event_loop_lag_ms", "event-loop lag")):
+        p99 = check[key]["p99"]
+        if p99 is not None and p99 > LAG_LIMIT_MS:
+            warnings.append(f"client {what} p99 is {p99:.2f} ms, above {LAG_LIMIT_MS:g} ms: "
+                            f"the client's own delay is in the latencies it reports")
+    busy = check["event_loop_busy_share"]
+    if busy is not None and busy > LOOP_BUSY_LIMIT:
+        warnings.append(f"the client's event loop was busy {busy:.0%} of the run: it is near "
+                        f"its capacity, so its timing may lag; use fewer streams per client "
+                        f"or a faster machine")
+    share = check.get("share_of_calibrated_capacity")
+    if share is not None and share > CAPACITY_SAFE_SHARE:
+        warnings.append(f"the run streamed {share:.0%} of this machine's calibrated client "
+                        f"capacity ({check['calibrated_max_tokens_per_second']:,.0f} tokens/s), "
+                        f"above the {CAPACITY_SAFE_SHARE:.0%} that keeps timing exact")
+    return warnings

@@ -1,0 +1,225 @@
+"""A lean HTTP/1.1 client for streamed responses: the measured requests' only transport.
+
+Every read is handled inside the protocol's `data_received`, where it is stamped with the clock
+before anything else and fed to httptools (llhttp, the parser uvicorn uses), whose callbacks hand
+the de-chunked body to the request's `ResponseSink` at once. No coroutine wakes up per read and
+nothing is copied into an intermediate stream buffer: the request's task sleeps until the
+response is complete. This is where a general client spends most of its time per token, and why
+the client does not use one here (see bench/bench_capacity.py for the figures).
+
+Connections are kept alive and reused, most recently used first, and never after they have been
+idle for `keepalive` seconds (a server closing an idle connection as a request is written into
+it is a failure the user did not cause).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import httptools
+
+USER_AGENT = "client-sut"
+
+
+class ResponseSink(Protocol):
+    """Where a response goes as it arrives. Exceptions raised here end the exchange with them."""
+
+    def on_headers(self, now_ns: int, status: int, content_type: str) -> None: ...
+
+    def on_body(self, now_ns: int, data: bytes) -> None: ...
+
+
+class ConnectionLost(Exception):
+    """The connection closed or broke before the response was complete."""
+
+
+class MalformedResponse(Exception):
+    """Bytes that are not HTTP/1.1."""
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an endpoint's requests go: its address, TLS and the path its API lives under."""
+
+    host: str
+    port: int
+    tls: bool
+    base_path: str
+    host_header: str
+
+    @classmethod
+    def from_url(cls, url: str) -> Origin:
+        parts = urlsplit(url)
+        tls = parts.scheme == "https"
+        port = parts.port or (443 if tls else 80)
+        host = parts.hostname or ""
+        return cls(host, port, tls, parts.path.rstrip("/"), parts.netloc.rpartition("@")[2])
+
+
+def client_ssl_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
+    """True: the system's trust store; False: no verification (--insecure); or a given context."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive connection carrying one exchange at a time."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+        self._parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self._sink: ResponseSink | None = None
+        self._done: asyncio.Future | None = None
+        self._now_ns = 0
+        self._content_type = ""
+        self._sized = False  # Content-Length or chunked: the body ends by itself
+        self._delimited_by_close = False
+
+    # --- the exchange ----------------------------------------------------------------------------
+
+    def exchange(self, head: bytes, body: bytes, sink: ResponseSink) -> asyncio.Future:
+        """Writes the request; the future completes when the whole response has arrived."""
+        self._sink = sink
+        self._done = self._pool.loop.create_future()
+        self._content_type = ""
+        self._sized = False
+        self._delimited_by_close = False
+        self.transport.writelines((head, body))
+        return self._done
+
+    def abort(self) -> None:
+        """Drops the connection, mid-exchange or idle (a timeout, an interrupted run)."""
+        done, self._sink, self._done = self._done, None, None
+        if done is not None and not done.done():
+            done.cancel()
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _finish(self, error: BaseException | None) -> None:
+        done, self._sink, self._done = self._done, None, None
+        if error is not None:
+            self.abort()
+        if done is not None and not done.done():
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+
+    # --- asyncio.Protocol ------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._now_ns = time.perf_counter_ns()  # before anything else touches the bytes
+        if self._sink is None:  # bytes nobody asked for: the connection cannot be trusted
+            self.closed = True
+            self.transport.abort()
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:  # raised by the sink: its verdict
+            self._finish(exc.__cause__ or exc.__context__ or exc)
+        except httptools.HttpParserError as exc:
+            self._finish(MalformedResponse(f"malformed HTTP response: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._pool.forget(self)
+        if self._done is None:
+            return
+        if self._delimited_by_close and exc is None:  # a body that ends when the server closes
+            self._finish(None)
+        else:
+            self._finish(ConnectionLost(f"connection closed mid-response"
+                                        f"{f': {exc}' if exc else ''}"))
+
+    # --- httptools callbacks ---------------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"content-type":
+            self._content_type = value.decode("latin-1").split(";", 1)[0].strip().lower()
+        elif name in (b"content-length", b"transfer-encoding"):
+            self._sized = True
+
+    def on_headers_complete(self) -> None:
+        # Neither chunked nor sized: the body runs until the server closes (HTTP/1.0 style).
+        self._delimited_by_close = not self._sized
+        self._sink.on_headers(self._now_ns, self._parser.get_status_code(), self._content_type)
+
+    def on_body(self, body: bytes) -> None:
+        self._sink.on_body(self._now_ns, body)
+
+    def on_message_complete(self) -> None:
+        reusable = self._parser.should_keep_alive() and not self.closed
+        self._finish(None)
+        if reusable:
+            self._pool.release(self)
+        elif self.transport is not None:
+            self.transport.close()
+
+
+class ConnectionPool:
+    """The connections to one endpoint. Runs on the event loop thread only: no locks."""
+
+    def __init__(self, url: str, *, ssl_verify: ssl.SSLContext | bool, keepalive_s: float,
+                 connect_timeout_s: float, headers: dict[str, str]) -> None:
+        self.origin = Origin.from_url(url)
+        self.loop = asyncio.get_running_loop()
+        self._ssl = client_ssl_context(ssl_verify) if self.origin.tls else None
+        self._keepalive_s = keepalive_s
+        self.connect_timeout_s = connect_timeout_s
+        self._idle: list[Connection] = []
+        self._all: set[Connection] = set()
+        extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        self._header_lines = (f"Host: {self.origin.host_header}\r\nUser-Agent: {USER_AGENT}\r\n"
+                              f"Content-Type: application/json\r\n"
+                              f"Accept: text/event-stream\r\n{extra}").encode("latin-1")
+
+    def request_head(self, path: str, body_length: int) -> bytes:
+        return (b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n"
+                % ((self.origin.base_path + path).encode(), self._header_lines, body_length))
+
+    async def acquire(self) -> Connection:
+        now = time.monotonic()
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.closed and now - connection.idle_since < self._keepalive_s:
+                return connection
+            connection.abort()
+        origin = self.origin
+        _, connection = await asyncio.wait_for(
+            self.loop.create_connection(lambda: Connection(self), origin.host, origin.port,
+                                        ssl=self._ssl,
+                                        server_hostname=origin.host if self._ssl else None),
+            self.connect_timeout_s)
+        self._all.add(connection)
+        return connection
+
+    def release(self, connection: Connection) -> None:
+        connection.idle_since = time.monotonic()
+        self._idle.append(connection)
+
+    def forget(self, connection: Connection) -> None:
+        self._all.discard(connection)
+
+    def close(self) -> None:
+        for connection in list(self._all):
+            if connection.transport is not None:
+                connection.transport.close()
+        self._idle.clear()
