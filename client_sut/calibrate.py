@@ -31,7 +31,7 @@ from client_sut.errors import UsageError
 from client_sut.metrics import summarize_ms
 
 Progress = Callable[[str], None]
-PROMPT_TOKENS = 32
+PROMPT_TOKENS = 16
 DATASET_SAMPLES = 512
 RUN_TIMEOUT_S = 600
 

@@ -211,13 +211,9 @@ class _Stream:
         transport = connection.transport
         if transport is None or transport.is_closing():
             return
-        loop = connection.loop
-        # The loop's clock and timers have millisecond resolution (libuv): a timer may fire up
-        # to 1 ms before its time. Whatever is due within that much goes out now; waiting for
-        # it exactly would spin the loop, starving the client of the CPU it is measured on.
-        horizon = loop.time() + TIMER_RESOLUTION_S
+        now = time.monotonic()
         events = self.events
-        while self.index < len(events) and self.due(self.index) <= horizon:
+        while self.index < len(events) and self.due(self.index) <= now:
             n = self.index
             if self.fault is not None and n in (1, 2):
                 self._flush()  # what came due before the fault goes out first
@@ -228,7 +224,11 @@ class _Stream:
             self.index = n + 1
         self._flush()
         if self.index < len(events):
-            self.handle = loop.call_at(self.due(self.index), self.step)
+            # Timers have millisecond resolution (libuv) and may fire early; a wait shorter than
+            # that would spin the loop, starving the client of the CPU it is measured on. So an
+            # event is never written early, and at most a millisecond late.
+            wait = max(self.due(self.index) - time.monotonic(), TIMER_RESOLUTION_S)
+            self.handle = connection.loop.call_later(wait, self.step)
             return
         transport.write(self.tail)
         connection.finished()
@@ -255,7 +255,8 @@ class _Stream:
         if n == 1 and self.fault == "stall":
             self.fault = None
             self.first_due += self.connection.emitter.config.stall_s
-            self.handle = self.connection.loop.call_at(self.due(n), self.step)
+            self.handle = self.connection.loop.call_later(self.due(n) - time.monotonic(),
+                                                          self.step)
             return True
         return False
 
@@ -417,7 +418,7 @@ class _Connection(asyncio.Protocol):
             if kind == "chat":  # no token: a client must not take it as the first
                 self.transport.write(_chunked(_role_event(head)))
             stream = _Stream(self, events, tail + LAST_CHUNK,
-                             self.loop.time() + config.first_token_delay_s, config.token_gap_s,
+                             time.monotonic() + config.first_token_delay_s, config.token_gap_s,
                              writes, fault, number)
             self.active = stream
             stream.step()

@@ -22,7 +22,7 @@ import mlperf_loadgen as lg
 
 from client_sut.accuracy import evaluate_rows, read_accuracy_log, write_accuracy
 from client_sut.audit import audit_config_path, verify_test06
-from client_sut.config import Mode, PromptForm, RunConfig, validate
+from client_sut.config import Mode, PromptForm, RunConfig, Scenario, validate
 from client_sut.dataset import Sample, load_samples, tokenize_prompts
 from client_sut.dispatch import EndpointPool
 from client_sut.endpoints import probe_endpoints
@@ -126,7 +126,7 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
              f"{time.monotonic() - started:.1f} s; writing results")
     loadgen = loadgen_summary(read_detail_log(config.output_dir))
     check = self_check(bridge.records, drive.probe.lags_ns, drive.cpu_start, drive.cpu_end,
-                       calibration)
+                       calibration, queued_by_design=config.scenario is Scenario.OFFLINE)
     results = build_results(config, model=model, sample_count=len(samples), notes=notes,
                             loadgen=loadgen, records=bridge.records, issued=bridge.issued,
                             self_check=check, interrupted=drive.interrupted)

@@ -106,14 +106,13 @@ _decode_ids = msgspec.json.Decoder(list[int]).decode
 # on_first_token(token_ids_of_first_event or None, text_of_first_event)
 FirstTokenHook = Callable[[list[int] | None, str], None]
 
-# The fast path reads vLLM's compact middle-of-stream chunk without decoding it: one choice whose
-# `token_ids` it slices out, no finish reason, usage or error. Within a JSON string every quote
-# is escaped, so `"token_ids":[` can only be the key itself.
+# The fast path reads vLLM's compact middle-of-stream chunk without decoding it. Within a JSON
+# string every quote is escaped, so `"token_ids":[` can only be the key itself.
 _IDS_KEY = b'"token_ids":['
 _IDS_OFFSET = len(_IDS_KEY)
+_COMPACT_END = b"]}]}\n\n"  # ids, choice, choices, chunk: all closed, nothing after
 _NO_FINISH = b'"finish_reason":null'
-_ERROR_KEY = b'"error"'
-_USAGE_OBJECT = b'"usage":{'
+_FINISH_WINDOW = 64  # vLLM puts finish_reason (and stop_reason) just before the ids
 ERROR_DETAIL_CHARS = 300
 
 
@@ -129,7 +128,7 @@ class StreamAccumulator:
                  "response_id", "status", "first_byte_ns", "error_body", "scanner", "watched",
                  "on_first_token")
 
-    def __init__(self, on_first_token: FirstTokenHook, watched: Watched | None = None) -> None:
+    def __init__(self, on_first_token: FirstTokenHook, watched: Watched) -> None:
         self.event_ns = array("q")
         self.event_tokens = array("i")
         self.id_pieces: list[bytes] = []  # the fast path's raw id lists, decoded at the end
@@ -152,25 +151,34 @@ class StreamAccumulator:
 
     def on_headers(self, now_ns: int, status: int, content_type: str) -> None:
         self.first_byte_ns = now_ns
-        if self.watched is not None:
-            self.watched.last_ns = now_ns
-            self.watched.started = True
+        self.watched.last_ns = now_ns
+        self.watched.started = True
         self.status = status
         if status == 200 and content_type != "text/event-stream":
             raise _StreamError(ErrorKind.MALFORMED,
                                f"expected text/event-stream, got {content_type or 'no type'}")
 
     def on_body(self, now_ns: int, data: bytes) -> None:
-        if self.watched is not None:
-            self.watched.last_ns = now_ns
+        self.watched.last_ns = now_ns
+        if self.first_reported:
+            # The fast path: a body piece that is exactly one compact vLLM chunk (uvicorn sends
+            # each event as one HTTP chunk) whose one choice ends with its token ids and whose
+            # object ends with its choices, so no usage or error follows; no finish reason
+            # before the ids, no other choice. The ids are sliced out; nothing is decoded.
+            start = data.rfind(_IDS_KEY)
+            if (start > 0 and data.endswith(_COMPACT_END) and data.find(b"\n") == len(data) - 2
+                    and data.startswith(b"data: ") and not self.scanner.pending
+                    and data.find(_NO_FINISH, start - _FINISH_WINDOW, start) >= 0
+                    and data.find(_IDS_KEY, 0, start) < 0):
+                ids = data[start + _IDS_OFFSET:len(data) - len(_COMPACT_END)]
+                if ids:
+                    self.id_pieces.append(ids)
+                    self.event_ns.append(now_ns)
+                    self.event_tokens.append(ids.count(b",") + 1)
+                    return
         if self.status != 200:
             if len(self.error_body) < ERROR_DETAIL_CHARS:
                 self.error_body += data
-            return
-        # The usual body piece is exactly one event with one data line: no framing work.
-        if (data[:6] == b"data: " and data.find(b"\n") == len(data) - 2 and data[-1:] == b"\n"
-                and not self.scanner.pending):
-            self.add_event(now_ns, data[6:-2])
             return
         for payload in self.scanner.feed(data):
             self.add_event(now_ns, payload)
@@ -178,8 +186,6 @@ class StreamAccumulator:
     # --- events ----------------------------------------------------------------------------------
 
     def add_event(self, arrived_ns: int, payload: bytes) -> None:
-        if self.first_reported and self._add_compact(arrived_ns, payload):
-            return
         if payload == DONE:
             self.done = True
             return
@@ -216,22 +222,6 @@ class StreamAccumulator:
         if n_tokens and not self.first_reported:
             self.first_reported = True
             self.on_first_token(ids, text)
-
-    def _add_compact(self, arrived_ns: int, payload: bytes) -> bool:
-        """The fast path; False leaves the event to the full decoder."""
-        start = payload.find(_IDS_KEY)
-        if (start < 0 or _NO_FINISH not in payload or _ERROR_KEY in payload
-                or _USAGE_OBJECT in payload or payload.find(_IDS_KEY, start + 1) >= 0):
-            return False
-        start += _IDS_OFFSET
-        end = payload.find(b"]", start)
-        ids = payload[start:end]
-        if not ids:
-            return False
-        self.id_pieces.append(ids)
-        self.event_ns.append(arrived_ns)
-        self.event_tokens.append(ids.count(b",") + 1)
-        return True
 
     def _flush_ids(self) -> None:
         """The fast path's id lists, decoded in one call, in stream order."""

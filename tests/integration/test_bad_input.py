@@ -111,6 +111,8 @@ CASES = [
     ("missing CA bundle", ["--ca-bundle", "{tmp}/ca.pem"], "--ca-bundle"),
     ("insecure and CA bundle", ["--insecure", "--ca-bundle", "{badconf}"], "keep one"),
     ("zero samples", ["--total-sample-count", "0"], "must be at least 1"),
+    ("calibration not a calibrate.json", ["--calibration", "{badconf}"],
+     "is not a calibrate.json"),
 ]
 
 

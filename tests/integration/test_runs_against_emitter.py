@@ -61,6 +61,22 @@ def test_server_run_is_valid_and_matches_the_emitters_timing(start_emitter, demo
     assert all(r["output_tokens"] == TOKENS == r["streamed_tokens"] for r in requests)
     assert all(r["error"] is None and r["token_id_source"] == "server" for r in requests)
 
+    # The self-check, from this real run: the first token reaches LoadGen after it arrived, and
+    # LoadGen's view of TTFT is later than the client's by the issue and report lags.
+    for r in requests:
+        first_token = next(t for t, n in zip(r["event_ns"], r["event_tokens"]) if n)
+        assert r["first_reported_ns"] >= first_token >= r["send_ns"] >= r["issue_ns"]
+    check = results["self_check"]
+    gap = check["loadgen_minus_client_ttft_ms"]
+    assert 0 < gap["p50"] <= gap["p99"] <= gap["max"]
+    assert gap["p50"] >= check["issue_lag_ms"]["p50"]
+    assert check["event_loop_lag_ms"]["p50"] is not None and check["event_loop_lag_ms"]["p50"] >= 0
+    assert check["streamed_tokens"] == TOKENS * len(requests)
+    assert 0 < check["client_cpu_s"] and 0 < check["event_loop_busy_share"] < 1.5
+    assert check["client_cpu_us_per_token"] == pytest.approx(
+        check["client_cpu_s"] * 1e6 / check["streamed_tokens"], rel=1e-3)
+    assert isinstance(check["warnings"], list)
+
 
 def test_results_json_has_every_key_of_the_contract(start_emitter, demo_tokenizer, run_cli):
     emitter = start_emitter(*EMITTER_ARGS)
@@ -100,6 +116,9 @@ def test_offline_run_is_valid_and_counts_every_token(start_emitter, demo_tokeniz
     assert results["client"]["output_tokens_per_second"] == pytest.approx(
         results["loadgen"]["tokens_per_second"], rel=0.05)
     assert len(emitter.log()) == results["client"]["requests"]
+    # Offline reports no first tokens to LoadGen: there is no LoadGen TTFT to compare with.
+    assert results["self_check"]["loadgen_minus_client_ttft_ms"]["p50"] is None
+    assert all(r["first_reported_ns"] is None for r in run.requests())
 
 
 def test_client_stamps_events_after_the_emitter_wrote_them(start_emitter, demo_tokenizer,
@@ -109,13 +128,13 @@ def test_client_stamps_events_after_the_emitter_wrote_them(start_emitter, demo_t
     run = run_cli(*common_args(emitter, demo_tokenizer, samples=10), "--scenario", "Offline",
                   "--duration", "0.05", "--min-query-count", "10")
     assert run.results["client"]["errors"] == 0, run.stderr
-    first_writes = sorted(e["write_ns"][0] for e in emitter.log())
-    last_writes = sorted(e["write_ns"][-1] for e in emitter.log())
-    first_arrivals = sorted(next(t for t, n in zip(r["event_ns"], r["event_tokens"]) if n)
-                            for r in run.requests())
-    last_arrivals = sorted(r["event_ns"][-2] for r in run.requests())  # the last token event
-    assert all(a >= w for a, w in zip(first_arrivals, first_writes))
-    assert all(a >= w for a, w in zip(last_arrivals, last_writes))
+    writes = {e["response_id"]: e["write_ns"] for e in emitter.log()}
+    requests = run.requests()
+    assert {r["response_id"] for r in requests} == set(writes)  # each response is told apart
+    for r in requests:
+        stamps = [t for t, n in zip(r["event_ns"], r["event_tokens"]) if n]
+        assert len(stamps) == len(writes[r["response_id"]]) == TOKENS
+        assert all(stamp >= write for stamp, write in zip(stamps, writes[r["response_id"]]))
 
 
 def test_chat_role_chunk_is_not_taken_as_the_first_token(start_emitter, demo_tokenizer, run_cli):

