@@ -186,11 +186,13 @@ class _Stream:
     """One streamed response: its events, formatted up front, written as they come due."""
 
     __slots__ = ("connection", "events", "index", "first_due", "gap", "writes", "fault",
-                 "number", "handle", "tail")
+                 "number", "handle", "tail", "unsent")
 
-    def __init__(self, connection: _Connection, events: list[bytes], tail: bytes, first_due: float,
-                 gap: float, writes: array, fault: str | None, number: int) -> None:
+    def __init__(self, connection: _Connection, head: list[bytes], events: list[bytes],
+                 tail: bytes, first_due: float, gap: float, writes: array, fault: str | None,
+                 number: int) -> None:
         self.connection = connection
+        self.unsent = head  # the response head (and chat's role chunk): out with what is due
         self.events = events  # one chunk-framed token event each
         self.tail = tail  # usage, [DONE] and the last chunk
         self.index = 0
@@ -222,26 +224,31 @@ class _Stream:
             if n == 0 and self.number == connection.emitter.config.die_after:
                 os._exit(0)  # killed mid-run: every open stream breaks at once
             self.index = n + 1
-        self._flush()
-        if self.index < len(events):
+        finished = self.index == len(events)
+        self._flush(self.tail if finished else b"")
+        if not finished:
             # Timers have millisecond resolution (libuv) and may fire early; a wait shorter than
             # that would spin the loop, starving the client of the CPU it is measured on. So an
             # event is never written early, and at most a millisecond late.
             wait = max(self.due(self.index) - time.monotonic(), TIMER_RESOLUTION_S)
             self.handle = connection.loop.call_later(wait, self.step)
             return
-        transport.write(self.tail)
         connection.finished()
 
-    def _flush(self) -> None:
-        """Every event due and not yet written goes out in one write, as a busy server's socket
-        would carry them. Stamped just before the bytes go out: once write() returns the client
+    def _flush(self, tail: bytes = b"") -> None:
+        """Everything due and not yet written goes out in one write, as a busy server's socket
+        would carry it. Stamped just before the bytes go out: once write() returns the client
         may already have read them, and a later stamp could fall after their arrival."""
         start = len(self.writes)
+        out = self.unsent + self.events[start:self.index]
+        if tail:
+            out.append(tail)
         if self.index > start:
             stamp = time.perf_counter_ns()
             self.writes.extend([stamp] * (self.index - start))
-            self.connection.transport.write(b"".join(self.events[start:self.index]))
+        if out:
+            self.connection.transport.write(b"".join(out))
+            self.unsent = []
 
     def _inject(self, n: int) -> bool:
         """Applies the fault due at event n; True when the stream is over."""
@@ -414,10 +421,10 @@ class _Connection(asyncio.Protocol):
         def begin() -> None:
             if self.transport is None:
                 return
-            self.transport.write(STREAM_HEAD)
+            response_head = [STREAM_HEAD]
             if kind == "chat":  # no token: a client must not take it as the first
-                self.transport.write(_chunked(_role_event(head)))
-            stream = _Stream(self, events, tail + LAST_CHUNK,
+                response_head.append(_chunked(_role_event(head)))
+            stream = _Stream(self, response_head, events, tail + LAST_CHUNK,
                              time.monotonic() + config.first_token_delay_s, config.token_gap_s,
                              writes, fault, number)
             self.active = stream

@@ -103,8 +103,9 @@ class _Chunk(msgspec.Struct):
 _decode_chunk = msgspec.json.Decoder(_Chunk).decode
 _decode_ids = msgspec.json.Decoder(list[int]).decode
 
-# on_first_token(token_ids_of_first_event or None, text_of_first_event)
-FirstTokenHook = Callable[[list[int] | None, str], None]
+# on_first_token(token_ids_of_first_event or None, text_of_first_event) -> when it was reported
+# to LoadGen (perf_counter_ns), or None where nothing is reported (Offline)
+FirstTokenHook = Callable[[list[int] | None, str], int | None]
 
 # The fast path reads vLLM's compact middle-of-stream chunk without decoding it. Within a JSON
 # string every quote is escaped, so `"token_ids":[` can only be the key itself.
@@ -126,7 +127,7 @@ class StreamAccumulator:
     __slots__ = ("event_ns", "event_tokens", "id_pieces", "token_ids", "texts", "saw_ids",
                  "usage_tokens", "finish_reason", "first_reported", "done",
                  "response_id", "status", "first_byte_ns", "error_body", "scanner", "watched",
-                 "on_first_token")
+                 "on_first_token", "first_reported_ns")
 
     def __init__(self, on_first_token: FirstTokenHook, watched: Watched) -> None:
         self.event_ns = array("q")
@@ -146,6 +147,7 @@ class StreamAccumulator:
         self.scanner = SseScanner()
         self.watched = watched
         self.on_first_token = on_first_token
+        self.first_reported_ns: int | None = None
 
     # --- the transport's sink --------------------------------------------------------------------
 
@@ -221,7 +223,7 @@ class StreamAccumulator:
         self.event_tokens.append(n_tokens)
         if n_tokens and not self.first_reported:
             self.first_reported = True
-            self.on_first_token(ids, text)
+            self.first_reported_ns = self.on_first_token(ids, text)
 
     def _flush_ids(self) -> None:
         """The fast path's id lists, decoded in one call, in stream order."""
@@ -261,7 +263,7 @@ async def stream_request(
         connection = await pool.acquire()
         head = pool.request_head(api.path, len(body))
         send_ns = clock()
-        await connection.exchange(head, body, acc)
+        await connection.exchange(head + body, acc)
         if acc.status != 200:
             detail = acc.error_body[:ERROR_DETAIL_CHARS].decode("utf-8", "replace")
             raise _StreamError(ErrorKind.HTTP_STATUS,
@@ -299,6 +301,7 @@ async def stream_request(
         event_tokens=acc.event_tokens, token_ids=acc.output_ids(), token_id_source=source,
         server_completion_tokens=acc.usage_tokens, finish_reason=acc.finish_reason,
         http_status=acc.status, error=error, response_id=acc.response_id,
+        first_reported_ns=acc.first_reported_ns,
         # Only a text-only server's answer is re-tokenized; nobody else needs the text kept.
         text="".join(acc.texts) if source is TokenIdSource.RETOKENIZED else "",
     )

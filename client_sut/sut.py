@@ -88,13 +88,6 @@ class ClientSut:
 
     async def _serve(self, query_id: int, index: int, issue_ns: int, endpoint: str,
                      connections: ConnectionPool) -> None:
-        reported_ns: list[int] = []
-
-        def on_first_token(ids: list[int] | None, text: str) -> None:
-            if self._report_first_token:
-                first = array("i", ids[:1] if ids else self._retokenize(text)[:1])
-                reported_ns.append(time.perf_counter_ns())
-                _first_token_complete(query_id, first)
 
         try:
             if self.stopping:  # issued after the interrupt: completed without being sent
@@ -103,14 +96,21 @@ class ClientSut:
             else:
                 record = await stream_request(
                     connections, endpoint, self._api, self._bodies[index], sample_index=index,
-                    issue_ns=issue_ns, on_first_token=on_first_token,
+                    issue_ns=issue_ns,
+                    on_first_token=functools.partial(self._first_token, query_id),
                     watchdog=self._pool.watchdog)
         except Exception as exc:  # a bug of ours must not leave LoadGen waiting
             record = _failed_record(index, endpoint, issue_ns, ErrorKind.CLIENT,
                                     f"{type(exc).__name__}: {exc}")
-        if reported_ns:
-            record = replace(record, first_reported_ns=reported_ns[0])
         self._complete(query_id, record)
+
+    def _first_token(self, query_id: int, ids: list[int] | None, text: str) -> int | None:
+        if not self._report_first_token:
+            return None
+        first = array("i", ids[:1] if ids else self._retokenize(text)[:1])
+        reported_ns = time.perf_counter_ns()
+        _first_token_complete(query_id, first)
+        return reported_ns
 
     def _complete(self, query_id: int, record: RequestRecord) -> None:
         del self._open[query_id]

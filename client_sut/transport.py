@@ -90,14 +90,15 @@ class Connection(asyncio.Protocol):
 
     # --- the exchange ----------------------------------------------------------------------------
 
-    def exchange(self, head: bytes, body: bytes, sink: ResponseSink) -> asyncio.Future:
-        """Writes the request; the future completes when the whole response has arrived."""
+    def exchange(self, request: bytes, sink: ResponseSink) -> asyncio.Future:
+        """Writes the request (in one write: one system call); the future completes when the
+        whole response has arrived."""
         self._sink = sink
         self._done = self._pool.loop.create_future()
         self._content_type = ""
         self._sized = False
         self._delimited_by_close = False
-        self.transport.writelines((head, body))
+        self.transport.write(request)
         return self._done
 
     def abort(self) -> None:
