@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from client_sut.calibrate import DATASET_SAMPLES  # noqa: E402
+from client_sut.emitter import EmitterProcess  # noqa: E402
 from client_sut.metrics import percentile  # noqa: E402
 
 OUTPUT_TOKENS = 128
@@ -61,30 +61,18 @@ LOADS = [
 ]
 
 
-class Emitter:
-    def __init__(self, delays: dict) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "client_sut.emitter", "--port", "0", "--first-token-ms",
-             str(delays["first_token_ms"]), "--gap-ms", str(delays["gap_ms"]), "--output-tokens",
-             str(OUTPUT_TOKENS)], stdout=subprocess.PIPE, text=True, cwd=REPO)
-        self.url = self.process.stdout.readline().strip()
+def emitter_for(delays: dict, output_tokens: int = OUTPUT_TOKENS) -> EmitterProcess:
+    return EmitterProcess("--first-token-ms", str(delays["first_token_ms"]), "--gap-ms",
+                          str(delays["gap_ms"]), "--output-tokens", str(output_tokens))
 
-    def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def truth(self) -> dict:
-        with urllib.request.urlopen(self.url + "/emitter/log", timeout=120) as response:
-            log = json.load(response)
-        ttft = sorted((e["write_ns"][0] - e["arrival_ns"]) / 1e6 for e in log if e["write_ns"])
-        tpot = sorted((e["write_ns"][-1] - e["write_ns"][0]) / 1e6 / (len(e["write_ns"]) - 1)
-                      for e in log if len(e["write_ns"]) > 1)
-        return {"ttft_p50": percentile(ttft, 50), "ttft_p99": percentile(ttft, 99),
-                "tpot_p50": percentile(tpot, 50), "tpot_p99": percentile(tpot, 99)}
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+def truth(log: list[dict]) -> dict:
+    """The emitter's own figures: first write minus request arrival, and the write gaps."""
+    ttft = sorted((e["write_ns"][0] - e["arrival_ns"]) / 1e6 for e in log if e["write_ns"])
+    tpot = sorted((e["write_ns"][-1] - e["write_ns"][0]) / 1e6 / (len(e["write_ns"]) - 1)
+                  for e in log if len(e["write_ns"]) > 1)
+    return {"ttft_p50": percentile(ttft, 50), "ttft_p99": percentile(ttft, 99),
+            "tpot_p50": percentile(tpot, 50), "tpot_p99": percentile(tpot, 99)}
 
 
 def children_cpu_s() -> float:
@@ -206,30 +194,30 @@ def guidellm_read(folder: Path) -> dict:
 
 def run_client(name: str, command, read, load: Load, requests: int, work: Path,
                env: dict) -> dict:
-    emitter = Emitter(load.delays)
+    emitter = emitter_for(load.delays)
     folder = work / f"{name.replace(' ', '_')}-{load.name}-{requests}"
     folder.mkdir(parents=True)
     try:
-        cpu_before, emitter_before = children_cpu_s(), emitter.cpu_s()
+        cpu_before, emitter_before = children_cpu_s(), emitter.cpu_seconds()
         started = time.monotonic()
         completed = subprocess.run(command(emitter.url, load.streams, requests, folder),
                                    cwd=folder, env=env, capture_output=True, text=True,
                                    timeout=RUN_TIMEOUT_S)
         wall = time.monotonic() - started
         cpu = children_cpu_s() - cpu_before
-        emitter_cpu = emitter.cpu_s() - emitter_before
+        emitter_cpu = emitter.cpu_seconds() - emitter_before
         try:
             row = read(folder)
         except (OSError, KeyError, ValueError) as exc:
             tail = (completed.stdout + completed.stderr).strip().splitlines()[-3:]
             return {"client": name, "load": load.name, "failed": f"{exc!r}: {tail}"}
-        truth = emitter.truth()
+        recorded = truth(emitter.log())
     finally:
         emitter.stop()
     return {"client": name, "load": load.name, "streams": load.streams, "requests": requests,
             "cpu_s": round(cpu, 3), "wall_s": round(wall, 1), "emitter_cpu_s": round(emitter_cpu, 2),
             **{k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()},
-            **{f"true_{k}": round(v, 3) for k, v in truth.items()}}
+            **{f"true_{k}": round(v, 3) for k, v in recorded.items()}}
 
 
 def main() -> None:
@@ -291,15 +279,12 @@ def server_issue_rate(qps: float, seconds: float) -> None:
     """Can LoadGen's Server schedule be kept at this rate? Issue lag is the answer."""
     from client_sut.calibrate import write_inputs
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "client_sut.emitter", "--port", "0", "--first-token-ms", "0",
-         "--gap-ms", "0", "--output-tokens", "2"], stdout=subprocess.PIPE, text=True, cwd=REPO)
-    url = process.stdout.readline().strip()
+    emitter = emitter_for(ZERO, output_tokens=2)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             tokenizer, dataset = write_inputs(Path(tmp))
             folder = Path(tmp) / "server"
-            subprocess.run([sys.executable, "-m", "client_sut", "run", "--endpoint", url,
+            subprocess.run([sys.executable, "-m", "client_sut", "run", "--endpoint", emitter.url,
                             "--tokenizer", str(tokenizer), "--dataset", str(dataset),
                             "--scenario", "Server", "--target-qps", str(qps), "--duration",
                             str(seconds), "--min-query-count", "1", "--output-dir", str(folder)],
@@ -307,8 +292,7 @@ def server_issue_rate(qps: float, seconds: float) -> None:
                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
             results = json.loads((folder / "results.json").read_text())
     finally:
-        process.terminate()
-        process.wait(10)
+        emitter.stop()
     check, client = results["self_check"], results["client"]
     print(json.dumps({"target_qps": qps, "issued": client["issued"], "errors": client["errors"],
                       "requests_per_s": client["requests_per_second"],

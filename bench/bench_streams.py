@@ -26,12 +26,6 @@ EMITTER_ARGS = ["--first-token-ms", "4000", "--gap-ms", "500", "--output-tokens"
 SAMPLE_EVERY_S = 0.1
 
 
-def start_emitter() -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen([sys.executable, "-m", "client_sut.emitter", "--port", "0",
-                                *EMITTER_ARGS], stdout=subprocess.PIPE, text=True, cwd=REPO)
-    return process, process.stdout.readline().strip()
-
-
 def proc_sample(pid: int) -> tuple[int, int] | None:
     """(RSS in KiB, open file descriptors) of a live process."""
     try:
@@ -84,18 +78,18 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=100)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
+    from client_sut.emitter import EmitterProcess
     from server.demo_model import build_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         build_tokenizer(work / "tokenizer")
-        emitter, url = start_emitter()
+        emitter = EmitterProcess(*EMITTER_ARGS)
         try:
-            small = run_once(url, str(work / "tokenizer"), args.small, work)
-            large = run_once(url, str(work / "tokenizer"), args.streams, work)
+            small = run_once(emitter.url, str(work / "tokenizer"), args.small, work)
+            large = run_once(emitter.url, str(work / "tokenizer"), args.streams, work)
         finally:
-            emitter.terminate()
-            emitter.wait(30)
+            emitter.stop()
     for row in (small, large):
         print(json.dumps(row))
     extra_streams = large["peak_concurrent"] - small["peak_concurrent"]

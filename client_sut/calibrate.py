@@ -22,11 +22,11 @@ import platform
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from client_sut.emitter import EmitterProcess
 from client_sut.errors import UsageError
 from client_sut.metrics import summarize_ms
 
@@ -116,31 +116,6 @@ def capacity_summary(results: dict) -> dict:
 
 # --- I/O: the emitter, the runs, the files --------------------------------------------------------
 
-class _Emitter:
-    def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "client_sut.emitter", "--port", "0", *args],
-            stdout=subprocess.PIPE, text=True)
-        self.url = self.process.stdout.readline().strip()
-        if not self.url:
-            raise RuntimeError(f"the emitter did not start (exit {self.process.wait(10)})")
-
-    def log(self) -> list[dict]:
-        with urllib.request.urlopen(self.url + "/emitter/log", timeout=120) as response:
-            return json.load(response)
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-
 def write_inputs(folder: Path) -> tuple[Path, Path]:
     """A tiny word-level tokenizer and a dataset in MLCommons' form with short prompt ids:
     the client needs both, and calibration must not depend on the user's model or data."""
@@ -194,7 +169,7 @@ def calibrate(output_dir: Path, plan: CalibrationPlan, progress: Progress) -> di
 
     progress(f"token capacity: {plan.capacity_requests} requests x {plan.output_tokens} tokens, "
              f"{plan.capacity_streams} streams, no delays")
-    emitter = _Emitter("--first-token-ms", "0", "--gap-ms", "0", "--output-tokens",
+    emitter = EmitterProcess("--first-token-ms", "0", "--gap-ms", "0", "--output-tokens",
                        str(plan.output_tokens))
     try:
         cpu_before = emitter.cpu_seconds()
@@ -207,7 +182,7 @@ def calibrate(output_dir: Path, plan: CalibrationPlan, progress: Progress) -> di
         emitter.stop()
 
     progress(f"request capacity: {plan.short_requests} requests x 2 tokens")
-    emitter = _Emitter("--first-token-ms", "0", "--gap-ms", "0", "--output-tokens", "2")
+    emitter = EmitterProcess("--first-token-ms", "0", "--gap-ms", "0", "--output-tokens", "2")
     try:
         short = _run_client("capacity-requests", emitter.url, tokenizer, dataset, output_dir,
                             offline + ["--min-query-count", str(plan.short_requests),
@@ -217,7 +192,7 @@ def calibrate(output_dir: Path, plan: CalibrationPlan, progress: Progress) -> di
 
     progress(f"timing error: Server at {plan.timing_qps:.1f} QPS (~{plan.timing_streams} streams "
              f"x {1000 / plan.timing_gap_ms:.0f} tokens/s) for {plan.timing_duration_s:g} s")
-    emitter = _Emitter("--first-token-ms", str(plan.timing_first_token_ms), "--gap-ms",
+    emitter = EmitterProcess("--first-token-ms", str(plan.timing_first_token_ms), "--gap-ms",
                        str(plan.timing_gap_ms), "--output-tokens", str(plan.output_tokens))
     try:
         timed = _run_client("timing", emitter.url, tokenizer, dataset, output_dir,

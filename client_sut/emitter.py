@@ -21,15 +21,19 @@ import argparse
 import asyncio
 import json
 import os
+import selectors
 import socket
 import ssl
 import struct
+import subprocess
 import sys
 import time
+import urllib.request
 import zlib
 from array import array
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 
 import httptools
 
@@ -509,6 +513,46 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+class EmitterProcess:
+    """The emitter in a process of its own (as a real server is), for calibration, benchmarks
+    and tests: started on a free port, its URL read from its first line of output."""
+
+    def __init__(self, *args: str, start_timeout_s: float = 30.0) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "client_sut.emitter", "--port", "0", *args],
+            stdout=subprocess.PIPE, text=True)
+        selector = selectors.DefaultSelector()
+        selector.register(self.process.stdout, selectors.EVENT_READ)
+        if not selector.select(start_timeout_s):
+            self.stop()
+            raise RuntimeError(f"the emitter printed no URL within {start_timeout_s:g} s")
+        self.url = self.process.stdout.readline().strip()
+        if not self.url:
+            raise RuntimeError(f"the emitter exited with {self.process.wait(5)} before it "
+                               f"printed its URL")
+
+    def log(self) -> list[dict]:
+        """What it wrote, request by request (GET /emitter/log)."""
+        # Our own loopback emitter, maybe with a test's self-signed certificate: not verified.
+        context = ssl._create_unverified_context() if self.url.startswith("https") else None
+        with urllib.request.urlopen(self.url + "/emitter/log", timeout=120,
+                                    context=context) as response:
+            return json.load(response)
+
+    def cpu_seconds(self) -> float:
+        """CPU time the emitter has used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
 
 
 def run_event_loop(coroutine):

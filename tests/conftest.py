@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
-import ssl
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from client_sut.emitter import EmitterProcess
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "cnndm_validation_200.jsonl"
@@ -32,40 +31,6 @@ def demo_tokenizer(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("demo-tokenizer")
     build_tokenizer(folder)
     return folder
-
-
-def _read_first_line(process: subprocess.Popen, timeout_s: float) -> str:
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    if not selector.select(timeout_s):
-        raise RuntimeError(f"no URL from {process.args} within {timeout_s} s")
-    line = process.stdout.readline().strip()
-    if not line:
-        raise RuntimeError(f"{process.args} exited with {process.wait(5)} before printing its URL")
-    return line
-
-
-class EmitterProcess:
-    def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "client_sut.emitter", "--port", "0", *args],
-            stdout=subprocess.PIPE, text=True, cwd=REPO)
-        self.url = _read_first_line(self.process, 30)
-
-    def log(self) -> list[dict]:
-        # The test's own emitter, maybe with a self-signed certificate: no verification here.
-        context = ssl._create_unverified_context() if self.url.startswith("https") else None
-        with urllib.request.urlopen(self.url + "/emitter/log", timeout=30,
-                                    context=context) as response:
-            return json.load(response)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
 
 
 @pytest.fixture
