@@ -87,7 +87,9 @@ def output_ids(prompt, count: int) -> list[int]:
 
 # --- the dialect: each event as vLLM 0.32 frames it, formatted with bytes templates ---------------
 
-_CHOICE_END = {"completions": b',"logprobs":null,"finish_reason":%s,"stop_reason":null%s}]}',
+# vLLM's completion choice echoes the prompt ids in the first chunk and null after it.
+_CHOICE_END = {"completions": b',"logprobs":null,"finish_reason":%s,"stop_reason":null,'
+                              b'"prompt_token_ids":%s%s}]}',
                "chat": b',"logprobs":null,"finish_reason":%s%s}]}'}
 
 
@@ -98,12 +100,14 @@ def _event_head(kind: str, response_id: str, model: str) -> bytes:
 
 
 def _token_event(head: bytes, kind: str, text: str, ids: list[int] | None,
-                 finish: str | None) -> bytes:
+                 finish: str | None, prompt_ids: bytes = b"null") -> bytes:
     text_json = json.dumps(text).encode() if '"' in text or "\\" in text else b'"%s"' % text.encode()
     content = b'"delta":{"content":%s}' % text_json if kind == "chat" else b'"text":%s' % text_json
     ids_part = b',"token_ids":[%s]' % b",".join(b"%d" % i for i in ids) if ids is not None else b""
     finish_part = b'"%s"' % finish.encode() if finish else b"null"
-    return head + content + _CHOICE_END[kind] % (finish_part, ids_part) + b"\n\n"
+    if kind == "chat":
+        return head + content + _CHOICE_END[kind] % (finish_part, ids_part) + b"\n\n"
+    return head + content + _CHOICE_END[kind] % (finish_part, prompt_ids, ids_part) + b"\n\n"
 
 
 def _usage_event(response_id: str, model: str, prompt_tokens: int, completion_tokens: int) -> bytes:
@@ -412,7 +416,10 @@ class _Connection(asyncio.Protocol):
             id_groups = [ids[i:i + step] for i in range(0, count, step)]
             texts = ["".join(f" t{i}" for i in group) for group in id_groups]
         last = len(texts) - 1
-        events = [_chunked(_token_event(head, kind, text, group, "length" if n == last else None))
+        echoed = json.dumps(prompt, separators=(",", ":")).encode() if isinstance(
+            prompt, list) else b"null"
+        events = [_chunked(_token_event(head, kind, text, group, "length" if n == last else None,
+                                        echoed if n == 0 else b"null"))
                   for n, (text, group) in enumerate(zip(texts, id_groups))]
         prompt_tokens = len(prompt) if isinstance(prompt, list) else 1
         tail = b"" if fault == "no_done" else _chunked(

@@ -113,7 +113,9 @@ _IDS_KEY = b'"token_ids":['
 _IDS_OFFSET = len(_IDS_KEY)
 _COMPACT_END = b"]}]}\n\n"  # ids, choice, choices, chunk: all closed, nothing after
 _NO_FINISH = b'"finish_reason":null'
-_FINISH_WINDOW = 64  # vLLM puts finish_reason (and stop_reason) just before the ids
+# vLLM puts finish_reason just before the ids: 64 bytes before them in a completion chunk (after
+# it come stop_reason and prompt_token_ids, both null); the window leaves room for more.
+_FINISH_WINDOW = 160
 ERROR_DETAIL_CHARS = 300
 
 

@@ -50,8 +50,20 @@ def vllm_chunk(ids, finish=None, response_id="cmpl-1"):
     finish_json = json.dumps(finish)
     return (f'{{"id":"{response_id}","object":"text_completion","created":1,"model":"m",'
             f'"choices":[{{"index":0,"text":" w","logprobs":null,"finish_reason":{finish_json},'
-            f'"stop_reason":null,"token_ids":{json.dumps(ids, separators=(",", ":"))}}}]}}'
-            ).encode()
+            f'"stop_reason":null,"prompt_token_ids":null,'
+            f'"token_ids":{json.dumps(ids, separators=(",", ":"))}}}]}}').encode()
+
+
+# Captured from vLLM 0.32.0 on CPU (return_token_ids), byte for byte.
+VLLM_COMPLETION_MIDDLE = (
+    b'data: {"id":"cmpl-902ed5f0ba4c51e2","object":"text_completion","created":1795475843,'
+    b'"model":"/work/main/work/demo-model","choices":[{"index":0,"text":" provided",'
+    b'"logprobs":null,"finish_reason":null,"stop_reason":null,"prompt_token_ids":null,'
+    b'"token_ids":[3084]}]}\n\n')
+VLLM_CHAT_MIDDLE = (
+    b'data: {"id":"chatcmpl-8762bb1acc6c57e3","object":"chat.completion.chunk",'
+    b'"created":1795475843,"model":"/work/main/work/demo-model","choices":[{"index":0,'
+    b'"delta":{"content":"\\":"},"logprobs":null,"finish_reason":null,"token_ids":[1313]}]}\n\n')
 
 
 def test_completion_stream_counts_ids_and_usage():
@@ -157,3 +169,12 @@ def test_error_status_keeps_the_start_of_the_body_and_other_types_are_refused():
     assert acc.status == 503 and acc.error_body == b'{"error": "overloaded"}'
     with pytest.raises(_StreamError, match="text/html"):
         accumulator()[0].on_headers(1, 200, "text/html")
+
+
+@pytest.mark.parametrize("middle", [VLLM_COMPLETION_MIDDLE, VLLM_CHAT_MIDDLE])
+def test_vllms_own_middle_chunks_take_the_fast_path(middle):
+    acc, _ = run([vllm_chunk([7])])
+    acc.on_body(50, middle)
+    assert len(acc.id_pieces) == 1  # sliced out, not decoded
+    assert list(acc.output_ids()) == [7, int(middle.rsplit(b"[", 1)[1].split(b"]")[0])]
+    assert list(acc.event_tokens) == [1, 1]
