@@ -197,6 +197,7 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
         freezer = _HeapFreezer(loop)
         drive = _Drive(bridge, LoopLagProbe(loop), CpuSample.now())
         drive.probe.start()
+        switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         loadgen = _start_loadgen(loop, sut, qsl, settings, log_settings, *audit)
         interrupt = asyncio.Event()
@@ -217,6 +218,7 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
             drive.probe.stop()
             reporter.cancel()
             freezer.cancel()
+            sys.setswitchinterval(switch_interval)
             _off_signals(loop)
             if loadgen.done():
                 loadgen.result()  # a LoadGen exception surfaces here
@@ -227,6 +229,8 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
 
 
 class _HeapFreezer:
+    """Moves what has survived into the permanent generation every HEAP_FREEZE_INTERVAL_S."""
+
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._handle = loop.call_later(HEAP_FREEZE_INTERVAL_S, self._freeze)

@@ -88,7 +88,6 @@ class ClientSut:
 
     async def _serve(self, query_id: int, index: int, issue_ns: int, endpoint: str,
                      connections: ConnectionPool) -> None:
-
         try:
             if self.stopping:  # issued after the interrupt: completed without being sent
                 record = _failed_record(index, endpoint, issue_ns, ErrorKind.CANCELLED,
