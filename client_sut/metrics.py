@@ -7,7 +7,10 @@ Definitions (times in ns from the client's monotonic clock):
   tokens is the server's count. Requests with fewer than 2 tokens have no TPOT.
 - ITL: every gap between consecutive token-bearing events (not a per-request mean).
 - E2E: end of stream minus send time.
-- Issue lag: send time minus the moment LoadGen handed the sample over.
+- Issue lag: the moment the client asked for a connection minus the moment LoadGen handed the
+  sample over (the client's own delay, and in Offline the wait for a stream slot).
+- Connect: send time minus the moment the client asked for a connection: 0 on a kept-alive
+  one, else the time to open one (a server slow to accept connections shows here).
 Percentiles use linear interpolation between closest ranks (numpy's default, "type 7").
 """
 
@@ -79,7 +82,12 @@ def e2e_ns(record: RequestRecord) -> int:
 
 
 def issue_lag_ns(record: RequestRecord) -> int:
-    return record.send_ns - record.issue_ns
+    start = record.send_ns if record.connect_ns is None else record.connect_ns
+    return start - record.issue_ns
+
+
+def connect_ns(record: RequestRecord) -> int:
+    return 0 if record.connect_ns is None else record.send_ns - record.connect_ns
 
 
 def _present(values: Iterable[float | None]) -> list[float]:
@@ -105,6 +113,8 @@ def client_summary(records: Sequence[RequestRecord]) -> dict:
         "itl_ms": summarize_ms(gap for r in ok for gap in itl_ns(r)),
         "e2e_ms": summarize_ms(e2e_ns(r) for r in ok),
         "issue_lag_ms": summarize_ms(issue_lag_ns(r) for r in records),
+        "connect_ms": summarize_ms(connect_ns(r) for r in records),
+        "new_connections": sum(1 for r in records if connect_ns(r) > 0),
         "short_responses": sum(1 for r in ok if r.output_tokens < 2),
         "token_count_mismatches": sum(
             1 for r in ok

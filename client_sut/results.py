@@ -70,6 +70,7 @@ def record_line(record: RequestRecord) -> dict:
         "endpoint": record.endpoint,
         "response_id": record.response_id,
         "issue_ns": record.issue_ns,
+        "connect_ns": record.connect_ns,
         "send_ns": record.send_ns,
         "first_byte_ns": record.first_byte_ns,
         "first_reported_ns": record.first_reported_ns,

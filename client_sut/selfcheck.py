@@ -5,8 +5,8 @@ Measured in every run and written to results.json under `self_check`:
   waits before it runs is how late anything the loop has to do (a read, an issue) gets handled;
 - CPU: the whole process's CPU seconds (LoadGen's thread included) and the event-loop thread's
   alone, over the LoadGen run; per streamed token, and as the loop thread's share of one core;
-- the difference between the TTFT LoadGen is told and the client's own (issue lag plus the time
-  from the first token's arrival to its report), per request.
+- the difference between the TTFT LoadGen is told and the client's own (issue lag, connection
+  set-up and the time from the first token's arrival to its report), per request.
 Plain warnings say when one of them means the client, not the server, may have shaped the
 figures.
 """
@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from client_sut.errors import UsageError
-from client_sut.metrics import issue_lag_ns, summarize_ms, ttft_ns
+from client_sut.metrics import connect_ns, issue_lag_ns, summarize_ms, ttft_ns
 from client_sut.records import RequestRecord
 
 PROBE_INTERVAL_S = 0.005
 LAG_LIMIT_MS = 1.0  # above this at p99 the client's delay shows in what it measures
+SLOW_CONNECT_MS = 100.0
 LOOP_BUSY_LIMIT = 0.8  # the loop thread's share of one core past which it is near saturation
 CAPACITY_SAFE_SHARE = 0.5  # of the calibrated tokens/s: beyond it, timing error grows
 
@@ -85,7 +86,8 @@ def load_calibration(path: Path) -> Calibration:
 
 def loadgen_ttft_gap_ns(record: RequestRecord) -> int | None:
     """How much later than the client's TTFT the first token reached LoadGen, counted from
-    LoadGen's issue: the issue lag plus the time from the token's arrival to its report."""
+    LoadGen's issue: the issue lag, any connection set-up, and the time from the token's
+    arrival to its report."""
     client = ttft_ns(record)
     if client is None or record.first_reported_ns is None:
         return None
@@ -105,6 +107,7 @@ def self_check(records: Sequence[RequestRecord], loop_lags_ns: Sequence[int], st
     check = {
         "event_loop_lag_ms": summarize_ms(loop_lags_ns),
         "issue_lag_ms": summarize_ms(issue_lag_ns(r) for r in records),
+        "connect_ms": summarize_ms(connect_ns(r) for r in records),
         "loadgen_minus_client_ttft_ms": summarize_ms(gaps),
         "client_cpu_s": round(process_s, 3),
         "event_loop_cpu_s": round(loop_s, 3),
@@ -131,6 +134,11 @@ def _warnings(check: dict, queued_by_design: bool) -> list[str]:
         if p99 is not None and p99 > LAG_LIMIT_MS:
             warnings.append(f"client {what} p99 is {p99:.2f} ms, above {LAG_LIMIT_MS:g} ms: "
                             f"the client's own delay is in the latencies it reports")
+    connect = check["connect_ms"]["max"]
+    if connect is not None and connect > SLOW_CONNECT_MS:
+        warnings.append(f"opening a connection took up to {connect:,.0f} ms: the server was slow "
+                        f"to accept, and LoadGen's TTFT includes that wait (the client's own "
+                        f"TTFT counts from the request's write)")
     busy = check["event_loop_busy_share"]
     if busy is not None and busy > LOOP_BUSY_LIMIT:
         warnings.append(f"the client's event loop was busy {busy:.0%} of the run: it is near "

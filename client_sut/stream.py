@@ -259,7 +259,7 @@ async def stream_request(
     acc = StreamAccumulator(on_first_token, watched)
     error: RequestError | None = None
     connection: Connection | None = None
-    send_ns = watched.send_ns
+    send_ns = connect_ns = watched.send_ns
     watchdog.watch(watched)
     try:
         connection = await pool.acquire()
@@ -303,7 +303,7 @@ async def stream_request(
         event_tokens=acc.event_tokens, token_ids=acc.output_ids(), token_id_source=source,
         server_completion_tokens=acc.usage_tokens, finish_reason=acc.finish_reason,
         http_status=acc.status, error=error, response_id=acc.response_id,
-        first_reported_ns=acc.first_reported_ns,
+        first_reported_ns=acc.first_reported_ns, connect_ns=connect_ns,
         # Only a text-only server's answer is re-tokenized; nobody else needs the text kept.
         text="".join(acc.texts) if source is TokenIdSource.RETOKENIZED else "",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from array import array
+from dataclasses import replace
 
 import pytest
 
@@ -85,3 +86,14 @@ def test_timing_errors_match_by_response_id_and_compare_each_event():
     assert sorted([errors["itl_error_ms"]["max"], errors["itl_abs_error_ms"]["max"]]) == \
         pytest.approx([0.2, 0.2])
     assert errors["first_token_to_loadgen_ms"]["max"] == pytest.approx(0.3)
+
+
+def test_a_server_slow_to_accept_is_not_called_client_lag():
+    # issued at 0; asked for a connection at 0.1 ms; it took 400 ms to open; token 20 ms later
+    slow = replace(record(400.1, [420.1, 422.1], reported_ms=420.2), connect_ns=int(0.1 * MS))
+    check = self_check([slow], [10_000], cpu(0, 0, 0), cpu(1, 0.01, 0.01))
+    assert check["issue_lag_ms"]["max"] == pytest.approx(0.1)
+    assert check["connect_ms"]["max"] == pytest.approx(400.0)
+    assert check["loadgen_minus_client_ttft_ms"]["max"] == pytest.approx(400.2)
+    (warning,) = check["warnings"]
+    assert "slow to accept" in warning and "issue lag" not in warning
