@@ -114,7 +114,6 @@ def client_summary(records: Sequence[RequestRecord]) -> dict:
         "e2e_ms": summarize_ms(e2e_ns(r) for r in ok),
         "issue_lag_ms": summarize_ms(issue_lag_ns(r) for r in records),
         "connect_ms": summarize_ms(connect_ns(r) for r in records),
-        "new_connections": sum(1 for r in records if connect_ns(r) > 0),
         "short_responses": sum(1 for r in ok if r.output_tokens < 2),
         "token_count_mismatches": sum(
             1 for r in ok

@@ -40,10 +40,6 @@ PROGRESS_INTERVAL_S = 10.0
 # After an interrupt, how long LoadGen may take to finish on its own. Offline finishes at once
 # (every sample is completed); Server keeps its schedule, so the run ends without it.
 LOADGEN_GRACE_S = 2.0
-# LoadGen's issuing thread needs the GIL for every issue_queries call. While the event loop is
-# busy it waits for CPython's switch interval (5 ms by default) before getting it: issue lag
-# that is the client's own. A shorter interval bounds that wait.
-GIL_SWITCH_INTERVAL_S = 0.0002
 HEAP_FREEZE_INTERVAL_S = 1.0
 
 
@@ -197,8 +193,6 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
         freezer = _HeapFreezer(loop)
         drive = _Drive(bridge, LoopLagProbe(loop), CpuSample.now())
         drive.probe.start()
-        switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         loadgen = _start_loadgen(loop, sut, qsl, settings, log_settings, *audit)
         interrupt = asyncio.Event()
         _on_signals(loop, interrupt)
@@ -218,7 +212,6 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
             drive.probe.stop()
             reporter.cancel()
             freezer.cancel()
-            sys.setswitchinterval(switch_interval)
             _off_signals(loop)
             if loadgen.done():
                 loadgen.result()  # a LoadGen exception surfaces here
