@@ -45,7 +45,6 @@ OUTPUT_TOKENS = 128
 INPUT_TOKENS = 16
 REALISTIC = {"first_token_ms": 50.0, "gap_ms": 10.0}
 ZERO = {"first_token_ms": 0.0, "gap_ms": 0.0}
-BASELINE_REQUESTS = 16
 RUN_TIMEOUT_S = 600
 
 
@@ -57,6 +56,8 @@ class Load:
     delays: dict
 
 
+# A few requests, so that start-up (imports, tokenizer) can be subtracted from each client's CPU.
+BASELINE = Load("baseline", 16, 16, ZERO)
 LOADS = [
     Load("zero-64", 64, 2000, ZERO),
     Load("zero-256", 256, 3000, ZERO),
@@ -196,15 +197,14 @@ def guidellm_read(folder: Path) -> dict:
             "completed": m["request_totals"]["successful"]}
 
 
-def run_client(name: str, command, read, load: Load, requests: int, work: Path,
-               env: dict) -> dict:
+def run_client(name: str, command, read, load: Load, work: Path, env: dict) -> dict:
     emitter = emitter_for(load.delays)
-    folder = work / f"{name.replace(' ', '_')}-{load.name}-{requests}"
+    folder = work / f"{name.replace(' ', '_')}-{load.name}"
     folder.mkdir(parents=True)
     try:
         cpu_before, emitter_before = children_cpu_s(), emitter.cpu_seconds()
         started = time.monotonic()
-        completed = subprocess.run(command(emitter.url, load.streams, requests, folder),
+        completed = subprocess.run(command(emitter.url, load.streams, load.requests, folder),
                                    cwd=folder, env=env, capture_output=True, text=True,
                                    timeout=RUN_TIMEOUT_S)
         wall = time.monotonic() - started
@@ -218,7 +218,8 @@ def run_client(name: str, command, read, load: Load, requests: int, work: Path,
         recorded = truth(emitter.log())
     finally:
         emitter.stop()
-    return {"client": name, "load": load.name, "streams": load.streams, "requests": requests,
+    return {"client": name, "load": load.name, "streams": load.streams,
+            "requests": load.requests,
             "cpu_s": round(cpu, 3), "wall_s": round(wall, 1), "emitter_cpu_s": round(emitter_cpu, 2),
             **{k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()},
             **{f"true_{k}": round(v, 3) for k, v in recorded.items()}}
@@ -266,10 +267,9 @@ def main() -> None:
         loads = [load for load in LOADS if load.name in args.loads.split(",")]
         rows = []
         for name, (command, read, env) in clients.items():
-            baseline = run_client(name, command, read, Load("baseline", 16, 0, ZERO),
-                                  BASELINE_REQUESTS, work, env)
+            baseline = run_client(name, command, read, BASELINE, work, env)
             for load in loads:
-                row = run_client(name, command, read, load, load.requests, work, env)
+                row = run_client(name, command, read, load, work, env)
                 if "failed" not in row and "failed" not in baseline:
                     tokens = (row["completed"] - baseline["completed"]) * OUTPUT_TOKENS
                     row["cpu_us_per_token"] = round(

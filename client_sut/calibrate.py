@@ -203,11 +203,12 @@ def calibrate(output_dir: Path, plan: CalibrationPlan, progress: Progress) -> di
     finally:
         emitter.stop()
 
+    request_capacity = capacity_summary(short)
     report["capacity"] = {
         "max_tokens_per_second": token_capacity["tokens_per_second"],
-        "max_requests_per_second": capacity_summary(short)["requests_per_second"],
+        "max_requests_per_second": request_capacity["requests_per_second"],
         "tokens": token_capacity,
-        "requests": capacity_summary(short),
+        "requests": request_capacity,
     }
     report["timing"] = errors | {
         "load": {"target_qps": round(plan.timing_qps, 2), "streams": plan.timing_streams,

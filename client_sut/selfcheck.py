@@ -117,6 +117,7 @@ def self_check(records: Sequence[RequestRecord], loop_lags_ns: Sequence[int], st
         "streamed_tokens_per_second": round(tokens / wall_s, 1) if wall_s > 0 else None,
     }
     if calibration is not None and check["streamed_tokens_per_second"] is not None:
+        check["calibration_file"] = calibration.source
         check["calibrated_max_tokens_per_second"] = calibration.max_tokens_per_second
         check["share_of_calibrated_capacity"] = round(
             check["streamed_tokens_per_second"] / calibration.max_tokens_per_second, 3)
