@@ -44,6 +44,18 @@ class Scenario(str, Enum):
         return "edge" if self is Scenario.SINGLE_STREAM else "datacenter"
 
 
+@dataclass(frozen=True, slots=True)
+class LatencyLimits:
+    """The p99 limits a Server or Interactive run is held to: its SLA."""
+    ttft_ms: float
+    tpot_ms: float
+
+
+# mlperf.conf's limits for Llama-3.1-8B; a run held to any others is not a submission result.
+OFFICIAL_LATENCY_LIMITS = {Scenario.SERVER: LatencyLimits(2000.0, 100.0),
+                           Scenario.INTERACTIVE: LatencyLimits(500.0, 30.0)}
+
+
 class Mode(str, Enum):
     PERFORMANCE = "performance"
     ACCURACY = "accuracy"

@@ -56,6 +56,9 @@ def _ms(value: object) -> float | None:
 def loadgen_summary(log: LoadGenLog) -> dict:
     """The `loadgen` section of results.json."""
     values = log.values
+    # LoadGen logs the token latency limits in every scenario; only Server (and Interactive,
+    # which is Server to LoadGen) is judged by them.
+    judged_by_latency = values.get("effective_scenario") == "Server"
     tokens_per_second = next((values[k] for k in TOKENS_PER_SECOND_KEYS if k in values), None)
     return {
         "result": values.get("result_validity"),
@@ -68,6 +71,10 @@ def loadgen_summary(log: LoadGenLog) -> dict:
                     for name, pct in PERCENTILES.items()},
         "latency_ms": {name: _ms(values.get(f"result_{pct}_percentile_latency_ns"))
                        for name, pct in PERCENTILES.items()},
+        "ttft_limit_ms": _ms(values.get("requested_server_ttft_latency"))
+        if judged_by_latency else None,
+        "tpot_limit_ms": _ms(values.get("requested_server_tpot_latency"))
+        if judged_by_latency else None,
         "min_duration_met": values.get("result_min_duration_met"),
         "min_queries_met": values.get("result_min_queries_met"),
         "early_stopping_met": values.get("early_stopping_met"),

@@ -30,10 +30,10 @@ from client_sut.errors import EXIT_INTERRUPTED, UsageError
 from client_sut.loadgen_logs import loadgen_summary, read_detail_log
 from client_sut.results import build_results, exit_status, write_requests, write_results
 from client_sut.selfcheck import CpuSample, LoopLagProbe, load_calibration, self_check
-from client_sut.settings import build_test_settings, compliance_notes
+from client_sut.settings import build_test_settings, compliance_notes, latency_limits
 from client_sut.stream import request_body
-from client_sut.tokenization import load_tokenizer
 from client_sut.sut import ClientSut
+from client_sut.tokenization import load_tokenizer
 
 Progress = Callable[[str], None]
 PROGRESS_INTERVAL_S = 10.0
@@ -112,7 +112,7 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     prompt_ids = tokenize_prompts(tokenizer, samples)
     check_prompt_lengths(prompt_ids, served.max_model_len, config.generation.max_tokens)
     settings = build_test_settings(config, len(samples))
-    notes = compliance_notes(config, len(samples), model)
+    notes = compliance_notes(config, len(samples), model, latency_limits(settings))
     bodies = _request_bodies(config, model, samples, prompt_ids)
 
     def retokenize(text: str) -> list[int]:

@@ -14,8 +14,10 @@ from pathlib import Path
 import mlperf_loadgen as lg
 
 from client_sut.config import (
+    OFFICIAL_LATENCY_LIMITS,
     OFFICIAL_MIN_DURATION_S,
     OFFICIAL_SAMPLE_COUNT,
+    LatencyLimits,
     Mode,
     RunConfig,
 )
@@ -73,9 +75,20 @@ def build_test_settings(config: RunConfig, sample_count: int) -> lg.TestSettings
     return settings
 
 
-def compliance_notes(config: RunConfig, sample_count: int, model: str) -> list[str]:
+def latency_limits(settings: lg.TestSettings) -> LatencyLimits:
+    """The TTFT and TPOT limits LoadGen will judge the run by, after mlperf.conf and user.conf."""
+    return LatencyLimits(settings.ttft_latency / 1e6, settings.tpot_latency / 1e6)
+
+
+def compliance_notes(config: RunConfig, sample_count: int, model: str,
+                     limits: LatencyLimits) -> list[str]:
     """Every reason this run could not stand as an MLPerf submission result (empty: none found)."""
     notes = []
+    official_limits = OFFICIAL_LATENCY_LIMITS.get(config.scenario)
+    if official_limits is not None and limits != official_limits:
+        notes.append(f"latency limits TTFT {limits.ttft_ms:g} ms / TPOT {limits.tpot_ms:g} ms "
+                     f"are not the official {official_limits.ttft_ms:g} / "
+                     f"{official_limits.tpot_ms:g} ms (user.conf)")
     official = OFFICIAL_SAMPLE_COUNT[config.scenario.category]
     if config.duration_s is not None and config.duration_s < OFFICIAL_MIN_DURATION_S:
         notes.append(f"min_duration {config.duration_s:g} s is under the required "

@@ -20,9 +20,9 @@ def run_summary_lines(results: dict, output_dir: Path) -> list[str]:
         f"  tokens/s    LoadGen {fmt_number(loadgen['tokens_per_second'])}   "
         f"client {fmt_number(client['output_tokens_per_second'])}",
         f"  TTFT p99 ms LoadGen {fmt_number(loadgen['ttft_ms']['p99'], 2)}   "
-        f"client {fmt_number(client['ttft_ms']['p99'], 2)}",
+        f"client {fmt_number(client['ttft_ms']['p99'], 2)}{_limit(loadgen.get('ttft_limit_ms'))}",
         f"  TPOT p99 ms LoadGen {fmt_number(loadgen['tpot_ms']['p99'], 3)}   "
-        f"client {fmt_number(client['tpot_ms']['p99'], 3)}",
+        f"client {fmt_number(client['tpot_ms']['p99'], 3)}{_limit(loadgen.get('tpot_limit_ms'))}",
         f"  requests {client['requests']}/{client['issued']}, errors {client['errors']}"
         + (f" {client['errors_by_kind']}" if client["errors"] else ""),
     ]
@@ -42,6 +42,10 @@ def run_summary_lines(results: dict, output_dir: Path) -> list[str]:
                      f"{audit['checks']} over {audit['samples_checked']} logged samples")
     lines.append(f"  results: {output_dir / 'results.json'}")
     return lines
+
+
+def _limit(limit_ms: float | None) -> str:
+    return "" if limit_ms is None else f"   limit {fmt_number(limit_ms, 0)}"
 
 
 def _percent(share: float | None) -> float | None:

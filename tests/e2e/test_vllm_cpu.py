@@ -49,17 +49,22 @@ def assert_counts_match_server(run) -> None:
                for r in requests)
 
 
-def test_server_run_is_valid(vllm, demo_data, run_cli):
+def test_server_run_is_valid(vllm, demo_data, run_cli, tmp_path):
     group, _ = vllm
-    # 6 QPS is about a third of what this server sustains on 2 cores: at 8, Poisson bursts
-    # pushed a few TTFTs past 2 s, and LoadGen's early stopping then needs more queries.
+    # This checks the Server path end to end, not how fast 2 shared cores serve: two vLLM
+    # instances and the client on them have stalled single requests for ~2 s, past the official
+    # TTFT limit. A user.conf gives the SLA room, and the run must say it is not the official one.
+    user_conf = tmp_path / "user.conf"
+    user_conf.write_text("llama3_1-8b.Server.ttft_latency = 10000\n"
+                         "llama3_1-8b.Server.tpot_latency = 500\n")
     run = run_cli(*base_args(group, demo_data, 64), "--scenario", "Server", "--target-qps", "6",
-                  "--duration", "30", "--min-query-count", "500")
+                  "--duration", "30", "--min-query-count", "500", "--user-conf", str(user_conf))
     assert run.returncode == 0, run.stdout + run.stderr
-    results = run.results
-    assert results["loadgen"]["result"] == "VALID"
-    assert results["loadgen"]["errors"] == []
-    assert results["loadgen"]["ttft_ms"]["p99"] < 2000 and results["loadgen"]["tpot_ms"]["p99"] < 100
+    loadgen = run.results["loadgen"]
+    assert loadgen["result"] == "VALID" and loadgen["errors"] == []
+    assert (loadgen["ttft_limit_ms"], loadgen["tpot_limit_ms"]) == (10_000, 500)
+    assert any("latency limits TTFT 10000 ms / TPOT 500 ms are not the official 2000 / 100 ms"
+               in note for note in run.results["compliance_notes"])
     assert_counts_match_server(run)
 
 

@@ -2,9 +2,12 @@
 
 from pathlib import Path
 
+import mlperf_loadgen as lg
 import pytest
 
 from client_sut.config import (
+    OFFICIAL_LATENCY_LIMITS,
+    LatencyLimits,
     Mode,
     PromptForm,
     RunConfig,
@@ -14,7 +17,12 @@ from client_sut.config import (
     validate,
 )
 from client_sut.errors import UsageError
-from client_sut.settings import check_user_conf, compliance_notes, default_user_conf
+from client_sut.settings import (
+    check_user_conf,
+    compliance_notes,
+    default_user_conf,
+    latency_limits,
+)
 from client_sut.stream import Api
 
 
@@ -65,15 +73,34 @@ def test_scenario_model_keys():
 
 
 def test_short_runs_are_flagged_not_compliant():
-    notes = compliance_notes(config(duration_s=30, min_query_count=10), 200, "m")
+    notes = compliance_notes(config(duration_s=30, min_query_count=10), 200, "m",
+                             OFFICIAL_LATENCY_LIMITS[Scenario.SERVER])
     assert any("min_duration 30 s is under the required 600 s" in n for n in notes)
     assert any("min_query_count overridden to 10" in n for n in notes)
     assert any("200 samples in the QSL, the benchmark uses 13368" in n for n in notes)
     assert any("is not meta-llama/Llama-3.1-8B-Instruct" in n for n in notes)
 
 
-def test_full_run_of_the_official_model_has_no_notes():
-    assert compliance_notes(config(), 13_368, "meta-llama/Llama-3.1-8B-Instruct") == []
+@pytest.mark.parametrize("scenario", [Scenario.OFFLINE, Scenario.SERVER, Scenario.INTERACTIVE])
+def test_full_run_of_the_official_model_has_no_notes(scenario):
+    limits = OFFICIAL_LATENCY_LIMITS.get(scenario, LatencyLimits(1.0, 1.0))
+    assert compliance_notes(config(scenario=scenario), 13_368,
+                            "meta-llama/Llama-3.1-8B-Instruct", limits) == []
+
+
+def test_latency_limits_other_than_the_official_ones_are_flagged():
+    settings = lg.TestSettings()
+    settings.ttft_latency, settings.tpot_latency = 2_000_000_000, 50_000_000
+    limits = latency_limits(settings)
+    assert limits == LatencyLimits(2000.0, 50.0)
+    (note,) = compliance_notes(config(scenario=Scenario.SERVER), 13_368,
+                               "meta-llama/Llama-3.1-8B-Instruct", limits)
+    assert note == ("latency limits TTFT 2000 ms / TPOT 50 ms are not the official "
+                    "2000 / 100 ms (user.conf)")
+    # Server's official limits are not Interactive's.
+    assert compliance_notes(config(scenario=Scenario.INTERACTIVE), 13_368,
+                            "meta-llama/Llama-3.1-8B-Instruct",
+                            OFFICIAL_LATENCY_LIMITS[Scenario.SERVER])
 
 
 def test_shipped_user_conf_is_well_formed():

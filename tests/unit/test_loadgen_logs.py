@@ -23,7 +23,11 @@ def test_server_figures_are_read_from_detail_log():
         "not an MLLOG line",
         ":::MLLOG {cut short",
     ])
-    summary = loadgen_summary(parse_detail_log(text))
+    summary = loadgen_summary(parse_detail_log(
+        text + "\n" + "\n".join([line("effective_scenario", "Server"),
+                                 line("requested_server_ttft_latency", 2_000_000_000),
+                                 line("requested_server_tpot_latency", 100_000_000)])))
+    assert (summary["ttft_limit_ms"], summary["tpot_limit_ms"]) == (2000, 100)
     assert summary["result"] == "VALID"
     assert summary["tokens_per_second"] == 181.5
     assert summary["ttft_ms"] == {"p50": 2.5, "p90": None, "p99": 6.2762}
@@ -33,8 +37,12 @@ def test_server_figures_are_read_from_detail_log():
 
 
 def test_offline_tokens_per_second_key():
-    summary = loadgen_summary(parse_detail_log(line("result_tokens_per_second", 349.5)))
+    text = "\n".join([line("result_tokens_per_second", 349.5), line("effective_scenario", "Offline"),
+                      line("requested_server_ttft_latency", 2_000_000_000)])
+    summary = loadgen_summary(parse_detail_log(text))
     assert summary["tokens_per_second"] == 349.5
+    # LoadGen logs the token latency limits in Offline too; they do not apply there.
+    assert summary["ttft_limit_ms"] is None and summary["tpot_limit_ms"] is None
 
 
 def test_errors_and_warnings_are_collected():
