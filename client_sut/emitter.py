@@ -38,6 +38,8 @@ from pathlib import Path
 
 import httptools
 
+from client_sut.heap import HeapFreezer
+
 MODEL = "emitter"
 FIRST_ID, ID_SPAN = 100, 3_000
 TIMER_RESOLUTION_S = 0.001
@@ -524,9 +526,13 @@ def main(argv: list[str] | None = None) -> int:
 
     async def run() -> None:
         server, url = await serve(config, args.host, args.port, tls)
+        freezer = HeapFreezer(asyncio.get_running_loop())  # its log grows with every request
         print(url, flush=True)
-        async with server:
-            await server.serve_forever()
+        try:
+            async with server:
+                await server.serve_forever()
+        finally:
+            freezer.cancel()
 
     try:
         run_event_loop(run())

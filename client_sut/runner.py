@@ -8,7 +8,6 @@ request is sent, so bad input costs nothing and exits 2.
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import signal
 import sys
@@ -27,6 +26,7 @@ from client_sut.dataset import Sample, load_samples, tokenize_prompts
 from client_sut.dispatch import EndpointPool
 from client_sut.endpoints import probe_endpoints
 from client_sut.errors import EXIT_INTERRUPTED, UsageError
+from client_sut.heap import HeapFreezer
 from client_sut.loadgen_logs import loadgen_summary, read_detail_log
 from client_sut.results import build_results, exit_status, write_requests, write_results
 from client_sut.selfcheck import CpuSample, LoopLagProbe, load_calibration, self_check
@@ -40,7 +40,6 @@ PROGRESS_INTERVAL_S = 10.0
 # After an interrupt, how long LoadGen may take to finish on its own. Offline finishes at once
 # (every sample is completed); Server keeps its schedule, so the run ends without it.
 LOADGEN_GRACE_S = 2.0
-HEAP_FREEZE_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,15 +181,7 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
         sut = lg.ConstructSUT(bridge.issue_queries, bridge.flush_queries)
         qsl = lg.ConstructQSL(sample_count, sample_count, _noop, _noop)
         audit = [str(audit_config_path(config.audit))] if config.audit else []
-        # Setup leaves ~350k objects (transformers imports torch); a full collection over them
-        # takes ~210 ms here and stalled the loop mid-run, sending queries in late bursts.
-        # Frozen, they are never traversed again. The run's own records would grow into the
-        # same trouble (a full collection over 86k of them took 39 ms at 4,000 QPS, and a
-        # compliant run is 10 minutes), so what survives is frozen again every second: only
-        # young objects are ever collected.
-        gc.collect()
-        gc.freeze()
-        freezer = _HeapFreezer(loop)
+        freezer = HeapFreezer(loop)  # a full collection mid-run sent queries in late bursts
         drive = _Drive(bridge, LoopLagProbe(loop), CpuSample.now())
         drive.probe.start()
         loadgen = _start_loadgen(loop, sut, qsl, settings, log_settings, *audit)
@@ -219,21 +210,6 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
                 lg.DestroySUT(sut)
             # else LoadGen still runs on its thread and holds these: the process exits hard.
     return drive
-
-
-class _HeapFreezer:
-    """Moves what has survived into the permanent generation every HEAP_FREEZE_INTERVAL_S."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._handle = loop.call_later(HEAP_FREEZE_INTERVAL_S, self._freeze)
-
-    def _freeze(self) -> None:
-        gc.freeze()
-        self._handle = self._loop.call_later(HEAP_FREEZE_INTERVAL_S, self._freeze)
-
-    def cancel(self) -> None:
-        self._handle.cancel()
 
 
 def _start_loadgen(loop: asyncio.AbstractEventLoop, *args) -> asyncio.Future:
