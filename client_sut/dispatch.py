@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 
 from client_sut.timeouts import Timeouts, Watchdog
 from client_sut.transport import ConnectionPool
 
-Job = Callable[[str, ConnectionPool], Awaitable[None]]
+# Called the moment its endpoint has room, with that endpoint: what it does before it returns
+# (the client writes its request) happens then; the coroutine it returns runs as a task.
+Job = Callable[[str, ConnectionPool], Coroutine[None, None, None]]
 
 
 class _Endpoint:

@@ -17,14 +17,14 @@ import asyncio
 import functools
 import time
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 
 import mlperf_loadgen as lg
 
 from client_sut.dispatch import EndpointPool
 from client_sut.records import ErrorKind, RequestError, RequestRecord, TokenIdSource
-from client_sut.stream import INTERRUPTED, Api, stream_request
+from client_sut.stream import INTERRUPTED, Api, InFlight, finish_request, send_request
 from client_sut.transport import ConnectionPool
 
 Retokenize = Callable[[str], list[int]]
@@ -86,22 +86,35 @@ class ClientSut:
             self._open[query_id] = (index, issue_ns)
             self._pool.submit(functools.partial(self._serve, query_id, index, issue_ns))
 
-    async def _serve(self, query_id: int, index: int, issue_ns: int, endpoint: str,
-                     connections: ConnectionPool) -> None:
+    def _serve(self, query_id: int, index: int, issue_ns: int, endpoint: str,
+               connections: ConnectionPool) -> Coroutine[None, None, None]:
+        """Sends the request now (see `send_request`); the coroutine it returns, run as a task,
+        waits for the answer and completes the sample."""
+        if self.stopping:  # issued after the interrupt: completed without being sent
+            return self._fail(query_id, index, endpoint, issue_ns, ErrorKind.CANCELLED,
+                              INTERRUPTED)
         try:
-            if self.stopping:  # issued after the interrupt: completed without being sent
-                record = _failed_record(index, endpoint, issue_ns, ErrorKind.CANCELLED,
-                                        INTERRUPTED)
-            else:
-                record = await stream_request(
-                    connections, endpoint, self._api, self._bodies[index], sample_index=index,
-                    issue_ns=issue_ns,
-                    on_first_token=functools.partial(self._first_token, query_id),
-                    watchdog=self._pool.watchdog)
+            inflight = send_request(connections, self._api, self._bodies[index],
+                                    on_first_token=functools.partial(self._first_token, query_id),
+                                    watchdog=self._pool.watchdog)
+        except Exception as exc:  # a bug of ours must not leave LoadGen waiting
+            return self._fail(query_id, index, endpoint, issue_ns, ErrorKind.CLIENT,
+                              f"{type(exc).__name__}: {exc}")
+        return self._finish(query_id, index, issue_ns, endpoint, connections, inflight)
+
+    async def _finish(self, query_id: int, index: int, issue_ns: int, endpoint: str,
+                      connections: ConnectionPool, inflight: InFlight) -> None:
+        try:
+            record = await finish_request(inflight, connections, endpoint, sample_index=index,
+                                          issue_ns=issue_ns, watchdog=self._pool.watchdog)
         except Exception as exc:  # a bug of ours must not leave LoadGen waiting
             record = _failed_record(index, endpoint, issue_ns, ErrorKind.CLIENT,
                                     f"{type(exc).__name__}: {exc}")
         self._complete(query_id, record)
+
+    async def _fail(self, query_id: int, index: int, endpoint: str, issue_ns: int,
+                    kind: ErrorKind, message: str) -> None:
+        self._complete(query_id, _failed_record(index, endpoint, issue_ns, kind, message))
 
     def _first_token(self, query_id: int, ids: list[int] | None, text: str) -> int | None:
         if not self._report_first_token:

@@ -39,7 +39,7 @@ class Timeouts:
 class Watched:
     __slots__ = ("task", "send_ns", "last_ns", "started", "reason")
 
-    def __init__(self, task: asyncio.Task, send_ns: int) -> None:
+    def __init__(self, task: asyncio.Task | None, send_ns: int) -> None:
         self.task = task
         self.send_ns = send_ns
         self.last_ns = send_ns  # the latest read (or the send)
@@ -78,6 +78,7 @@ class Watchdog:
             now_ns = time.perf_counter_ns()
             for entry in list(self._watched):
                 reason = self.expired(entry, now_ns)
-                if reason is not None and entry.reason is None:
+                # A request written before its task first ran has no task yet: next tick.
+                if reason is not None and entry.reason is None and entry.task is not None:
                     entry.reason = reason
                     entry.task.cancel()

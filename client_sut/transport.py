@@ -196,13 +196,17 @@ class ConnectionPool:
         return (b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n"
                 % ((self.origin.base_path + path).encode(), self._header_lines, body_length))
 
-    async def acquire(self) -> Connection:
+    def take_idle(self) -> Connection | None:
+        """The most recently used idle connection still within its keep-alive, if any."""
         now = time.monotonic()
         while self._idle:
             connection = self._idle.pop()
             if not connection.closed and now - connection.idle_since < self._keepalive_s:
                 return connection
             connection.abort()
+        return None
+
+    async def connect(self) -> Connection:
         origin = self.origin
         _, connection = await asyncio.wait_for(
             self.loop.create_connection(lambda: Connection(self), origin.host, origin.port,
