@@ -272,8 +272,8 @@ def send_request(pool: ConnectionPool, api: Api, body: bytes, *, on_first_token:
                  watchdog: Watchdog) -> InFlight:
     """Writes the request now when a kept-alive connection is idle: on the caller's stack, not
     at the first step of a task, which the loop runs only after every read that arrived in the
-    meantime (at 5,000 QPS that wait was half the issue lag). Never raises: a failure is kept
-    for `finish_request` to record."""
+    meantime (at 5,000 QPS that wait was half the issue lag). A write that fails is kept for
+    `finish_request` to record, as any failure of the exchange is."""
     watched = Watched(None, time.perf_counter_ns())
     inflight = InFlight(watched, StreamAccumulator(on_first_token, watched),
                         pool.request_head(api.path, len(body)) + body)
@@ -282,7 +282,7 @@ def send_request(pool: ConnectionPool, api: Api, body: bytes, *, on_first_token:
         connection = pool.take_idle()
         if connection is not None:
             inflight.write(connection)
-    except Exception as exc:  # surfaces where the exchange is awaited, as any failure does
+    except Exception as exc:
         inflight.exchange = pool.loop.create_future()
         inflight.exchange.set_exception(exc)
     return inflight

@@ -20,13 +20,13 @@ def test_server_figures_are_read_from_detail_log():
         line("result_first_token_99.00_percentile_latency_ns", 6_276_243),
         line("result_time_per_output_token_99.00_percentile_ns", 1_998_608),
         line("early_stopping_met", True),
+        line("effective_scenario", "Server"),
+        line("requested_server_ttft_latency", 2_000_000_000),
+        line("requested_server_tpot_latency", 100_000_000),
         "not an MLLOG line",
         ":::MLLOG {cut short",
     ])
-    summary = loadgen_summary(parse_detail_log(
-        text + "\n" + "\n".join([line("effective_scenario", "Server"),
-                                 line("requested_server_ttft_latency", 2_000_000_000),
-                                 line("requested_server_tpot_latency", 100_000_000)])))
+    summary = loadgen_summary(parse_detail_log(text))
     assert (summary["ttft_limit_ms"], summary["tpot_limit_ms"]) == (2000, 100)
     assert summary["result"] == "VALID"
     assert summary["tokens_per_second"] == 181.5
@@ -37,7 +37,8 @@ def test_server_figures_are_read_from_detail_log():
 
 
 def test_offline_tokens_per_second_key():
-    text = "\n".join([line("result_tokens_per_second", 349.5), line("effective_scenario", "Offline"),
+    text = "\n".join([line("result_tokens_per_second", 349.5),
+                      line("effective_scenario", "Offline"),
                       line("requested_server_ttft_latency", 2_000_000_000)])
     summary = loadgen_summary(parse_detail_log(text))
     assert summary["tokens_per_second"] == 349.5
