@@ -267,6 +267,17 @@ class InFlight:
         self.send_ns = time.perf_counter_ns()
         self.exchange = connection.exchange(self.request, self.acc)
 
+    def drop(self) -> None:
+        """Stops a request cut short (a timeout, an interrupt): its connection is aborted unless
+        the whole response had already arrived, when the connection may be back in the pool
+        carrying another request."""
+        exchange = self.exchange
+        if exchange is not None and exchange.done() and not exchange.cancelled():
+            exchange.exception()  # retrieved: a failed write is not reported again at exit
+            return
+        if self.connection is not None:
+            self.connection.abort()
+
 
 def send_request(pool: ConnectionPool, api: Api, body: bytes, *, on_first_token: FirstTokenHook,
                  watchdog: Watchdog) -> InFlight:
@@ -298,6 +309,7 @@ async def finish_request(inflight: InFlight, pool: ConnectionPool, endpoint: str
     error: RequestError | None = None
     try:
         if inflight.exchange is None:
+            inflight.connect_ns = clock()  # waiting for this task's first step was our delay
             inflight.write(await pool.connect())
         await inflight.exchange
         if acc.status != 200:
@@ -311,8 +323,7 @@ async def finish_request(inflight: InFlight, pool: ConnectionPool, endpoint: str
             raise _StreamError(ErrorKind.NO_TOKENS, "stream finished with no output token")
     except asyncio.CancelledError:
         # The watchdog (a timeout) or an interrupted run: either way, keep what arrived.
-        if inflight.connection is not None:
-            inflight.connection.abort()
+        inflight.drop()
         error = (RequestError(ErrorKind.TIMEOUT, watched.reason) if watched.reason
                  else RequestError(ErrorKind.CANCELLED, INTERRUPTED))
     except _StreamError as exc:

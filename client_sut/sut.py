@@ -6,9 +6,10 @@ streamed request. At its first token-bearing event the bridge calls `FirstTokenC
 Offline), and at the end `QuerySamplesComplete` with every output token id as int32 and the
 server's token count.
 
-No sample is ever left uncompleted: a request that fails, times out or is cancelled is still
-completed to LoadGen (with what it received), after a first token report if it had none, since
-LoadGen's token statistics break on a sample completed without one.
+No sample is ever left uncompleted, and none is completed or given a first token twice: a
+request that fails, times out or is cancelled is still completed to LoadGen (with what it
+received), after a first token report if it had none, since LoadGen's token statistics break on
+a sample completed without one.
 """
 
 from __future__ import annotations
@@ -47,18 +48,26 @@ class ClientSut:
         self.errors = 0
         self.stopping = False  # interrupted: complete everything at once, send nothing more
         self._open: dict[int, tuple[int, int]] = {}  # query id -> (sample index, issue time)
+        self._written: dict[int, InFlight] = {}  # query id -> its request, until its task ends
+        self._first_reported: set[int] = set()  # open queries LoadGen has a first token for
 
-    def stop(self) -> None:
-        """Interrupted: no more requests; everything in flight or waiting completes now."""
+    def stop(self) -> asyncio.Task:
+        """Interrupted: no more requests; everything in flight or waiting completes now (the
+        task returned has completed what no request's own task did)."""
         self.stopping = True
         self._pool.cancel_all()
-        self._loop.create_task(self._complete_swallowed())
+        return self._loop.create_task(self._complete_swallowed())
 
     async def _complete_swallowed(self) -> None:
-        """A task cancelled before its first step never runs `_serve`: once every task has
-        ended, complete whatever is still open, so LoadGen is never left waiting."""
+        """A task cancelled before its first step never runs its body, though its request may
+        have been written already: once every task has ended, stop those requests and complete
+        whatever is still open, so LoadGen is never left waiting."""
         await self._pool.wait_idle()
         for query_id, (index, issue_ns) in list(self._open.items()):
+            inflight = self._written.pop(query_id, None)
+            if inflight is not None:
+                inflight.drop()
+                self._pool.watchdog.forget(inflight.watched)
             self._complete(query_id, _failed_record(index, "", issue_ns, ErrorKind.CANCELLED,
                                                     INTERRUPTED))
 
@@ -100,6 +109,7 @@ class ClientSut:
         except Exception as exc:  # a bug of ours must not leave LoadGen waiting
             return self._fail(query_id, index, endpoint, issue_ns, ErrorKind.CLIENT,
                               f"{type(exc).__name__}: {exc}")
+        self._written[query_id] = inflight
         return self._finish(query_id, index, issue_ns, endpoint, connections, inflight)
 
     async def _finish(self, query_id: int, index: int, issue_ns: int, endpoint: str,
@@ -110,6 +120,7 @@ class ClientSut:
         except Exception as exc:  # a bug of ours must not leave LoadGen waiting
             record = _failed_record(index, endpoint, issue_ns, ErrorKind.CLIENT,
                                     f"{type(exc).__name__}: {exc}")
+        self._written.pop(query_id, None)  # gone if the interrupt completed it already
         self._complete(query_id, record)
 
     async def _fail(self, query_id: int, index: int, endpoint: str, issue_ns: int,
@@ -117,25 +128,29 @@ class ClientSut:
         self._complete(query_id, _failed_record(index, endpoint, issue_ns, kind, message))
 
     def _first_token(self, query_id: int, ids: list[int] | None, text: str) -> int | None:
-        if not self._report_first_token:
+        if not self._report_first_token or query_id not in self._open:
             return None
+        self._first_reported.add(query_id)
         first = array("i", ids[:1] if ids else self._retokenize(text)[:1])
         reported_ns = time.perf_counter_ns()
         _first_token_complete(query_id, first)
         return reported_ns
 
     def _complete(self, query_id: int, record: RequestRecord) -> None:
-        del self._open[query_id]
+        if self._open.pop(query_id, None) is None:
+            return  # completed already, as swallowed, while its task waited to run: once only
         if record.error is not None:  # server text may echo the API key
             record = replace(record, error=RequestError(record.error.kind,
                                                         self._redact(record.error.message)))
         if record.token_id_source is TokenIdSource.RETOKENIZED:
             record = replace(record, token_ids=array("i", self._retokenize(record.text)))
         ids = record.token_ids
-        # The stream reported the first token at its first token-bearing event, if it had one.
-        if self._report_first_token and not record.streamed_tokens:
+        # The stream reported the first token at its first token-bearing event, if it had one;
+        # a sample completed without one would break LoadGen's token statistics.
+        if self._report_first_token and query_id not in self._first_reported:
             record = replace(record, first_reported_ns=time.perf_counter_ns())
             _first_token_complete(query_id, ids[:1])
+        self._first_reported.discard(query_id)
         address, count = ids.buffer_info()
         lg.QuerySamplesComplete([lg.QuerySampleResponse(
             query_id, address, count * ids.itemsize, record.output_tokens)])

@@ -3,6 +3,7 @@ measured with `interrupted: true`, exit 130, within 5 s."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -12,6 +13,11 @@ import time
 
 import pytest
 
+from client_sut import sut
+from client_sut.dispatch import EndpointPool
+from client_sut.records import ErrorKind
+from client_sut.stream import Api, GenerationParams, request_body
+from client_sut.timeouts import Timeouts
 from tests.conftest import REPO, SHARED_DATA
 
 # Slow streams (about 3 s each), so that many are in flight when the signal comes.
@@ -66,3 +72,37 @@ def test_interrupt_writes_what_was_measured_and_exits_130(start_emitter, demo_to
     if scenario == "Offline":  # every sample completed: LoadGen finishes and writes its summary
         assert (output_dir / "mlperf_log_summary.txt").is_file()
     assert "INTERRUPTED" in stdout
+
+
+def test_a_request_written_before_its_task_ran_is_stopped_and_completed_once(start_emitter,
+                                                                              monkeypatch):
+    """A request is written in the callback that receives LoadGen's issue, and the interrupt
+    can come before that request's task first runs. The request must still be stopped, and its
+    sample given exactly one first token and one completion (LoadGen's calls are recorded)."""
+    emitter = start_emitter("--first-token-ms", "0", "--gap-ms", "50", "--output-tokens", "64")
+    calls: list[tuple[str, int]] = []
+    monkeypatch.setattr(sut.lg, "FirstTokenComplete",
+                        lambda responses: calls.extend(("first", r.id) for r in responses))
+    monkeypatch.setattr(sut.lg, "QuerySamplesComplete",
+                        lambda responses: calls.extend(("complete", r.id) for r in responses))
+    body = request_body(Api.COMPLETIONS, "emitter", GenerationParams(max_tokens=64),
+                        prompt_ids=(1, 2, 3), prompt_text="")
+
+    async def interrupted_right_after_a_write() -> tuple[sut.ClientSut, list[dict]]:
+        async with EndpointPool([emitter.url], 8, Timeouts()) as pool:
+            bridge = sut.ClientSut(asyncio.get_running_loop(), pool, Api.COMPLETIONS, [body],
+                                   report_first_token=True, retokenize=lambda text: [1],
+                                   redact=lambda text: text)
+            bridge._submit([(1, 0)], time.perf_counter_ns())
+            await pool.wait_idle()  # query 1 done: its connection is idle and kept alive
+            bridge._submit([(2, 0)], time.perf_counter_ns())  # written on it at once
+            await bridge.stop()  # in the same loop turn, before query 2's task ran
+            # A round trip to the emitter while the loop runs: a stream left going would
+            # deliver its first event (due at once) meanwhile, and report it a second time.
+            log = await asyncio.to_thread(emitter.log)
+            return bridge, log
+
+    bridge, log = asyncio.run(interrupted_right_after_a_write())
+    assert calls == [("first", 1), ("complete", 1), ("first", 2), ("complete", 2)]
+    assert bridge.records[1].error.kind is ErrorKind.CANCELLED
+    assert len(log) == 2 and len(log[1]["write_ns"]) < 64  # stopped mid-stream
