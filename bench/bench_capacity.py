@@ -335,11 +335,15 @@ def print_table(rows: list[dict]) -> None:
             continue
         if load.startswith("zero"):  # capacity: how much each client takes
             best = max(peers, key=lambda r: r["tokens_per_s"])
-            lean = min(peers, key=lambda r: r["cpu_us_per_token"])
-            print(f"{load}: client_sut {ours['tokens_per_s'] / best['tokens_per_s']:.2f}x the "
-                  f"tokens/s of the best peer ({best['client']}), "
-                  f"{lean['cpu_us_per_token'] / ours['cpu_us_per_token']:.2f}x less CPU per "
-                  f"token than the leanest ({lean['client']})")
+            line = (f"{load}: client_sut {ours['tokens_per_s'] / best['tokens_per_s']:.2f}x the "
+                    f"tokens/s of the best peer ({best['client']})")
+            # A client whose baseline run failed has no CPU per token to compare.
+            measured = [r for r in peers if "cpu_us_per_token" in r]
+            if measured and "cpu_us_per_token" in ours:
+                lean = min(measured, key=lambda r: r["cpu_us_per_token"])
+                line += (f", {lean['cpu_us_per_token'] / ours['cpu_us_per_token']:.2f}x less CPU "
+                         f"per token than the leanest ({lean['client']})")
+            print(line)
         else:  # realistic: how far each client's TTFT p99 sits above the emitter's record
             excess = {r["client"]: r["ttft_p99"] - r["true_ttft_p99"] for r in [ours, *peers]}
             print(f"{load}: TTFT p99 above the emitter's record, ms: "

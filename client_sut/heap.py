@@ -3,9 +3,10 @@
 A full collection walks every tracked object. Set-up can leave ~350k of them (transformers
 imports torch: ~210 ms per full collection here), and a run's records, or the emitter's log of
 every request it served, grow into the same trouble as the run goes on (86k records: 39 ms at
-4,000 QPS; the emitter's log stalled it for ~450 ms at 5,000 requests/s, and the client's queries
-piled up behind the stall). Frozen objects are never traversed again, so what has survived is
-frozen at the start and then every second: only young objects are ever collected.
+4,000 QPS). An emitter serving 5,000 requests/s stalled ~450 ms at a time, and the client's
+queries piled up behind it, until its heap was frozen too. Frozen objects are never traversed
+again, so what has survived is frozen at the start and then every second: only young objects
+are ever collected.
 """
 
 from __future__ import annotations

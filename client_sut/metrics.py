@@ -9,7 +9,7 @@ Definitions (times in ns from the client's monotonic clock):
 - E2E: end of stream minus send time.
 - Issue lag: the moment the client asked for a connection minus the moment LoadGen handed the
   sample over (the client's own delay, and in Offline the wait for a stream slot).
-- Connect: send time minus the moment the client asked for a connection: 0 on a kept-alive
+- Connect: send time minus the moment the client asked for a connection: ~0 on a kept-alive
   one, else the time to open one (a server slow to accept connections shows here).
 Percentiles use linear interpolation between closest ranks (numpy's default, "type 7").
 """

@@ -58,7 +58,8 @@ class RequestRecord:
     error: RequestError | None = None
     response_id: str | None = None  # the server's id for the completion (its logs use it)
     first_reported_ns: int | None = None  # FirstTokenComplete was called (not in Offline)
-    # The client asked for a connection: send_ns when one was idle, else the connect began.
+    # The client asked for a connection: as it took the request over when one was idle (just
+    # before send_ns), else when the connect began.
     # A server slow to accept shows here, not as the client's own issue lag.
     connect_ns: int | None = None
     text: str = field(default="", repr=False)
