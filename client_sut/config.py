@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from client_sut.errors import UsageError
+from client_sut.observe.progress import ProgressMode
 from client_sut.security import Credentials
 from client_sut.stream import Api, GenerationParams
 from client_sut.timeouts import Timeouts
@@ -16,6 +17,7 @@ from client_sut.timeouts import Timeouts
 # The official Offline query count and performance sample count for Llama-3.1-8B datacenter.
 OFFICIAL_SAMPLE_COUNT = {"datacenter": 13_368, "edge": 5_000}
 OFFICIAL_MIN_DURATION_S = 600
+DEFAULT_WARMUP = 4  # untimed requests per endpoint before a run
 
 
 class Scenario(str, Enum):
@@ -89,6 +91,20 @@ class RunConfig:
     credentials: Credentials = Credentials()
     workers: int | None = None  # processes for accuracy scoring (default: every core)
     calibration: Path | None = None  # calibrate.json: warn when the load nears its capacity
+    limits: LatencyLimits | None = None  # TTFT/TPOT p99 limits overriding mlperf.conf's
+    warmup: int = DEFAULT_WARMUP  # untimed requests per endpoint before LoadGen starts (0: none)
+    # End the run as soon as its p99 limits are proven broken (an sla probe): the verdict
+    # cannot change, so the rest of the run would only spend time.
+    stop_when_sla_fails: bool = False
+    token_cache: Path | None = None  # tokenized prompts kept here for the next run to reuse
+    # LoadGen's equal-issue mode pads the query count to a multiple of the sample count (13,368
+    # for the full dataset): a submission needs it; a short search probe must not have it.
+    equal_issue: bool = True
+    progress: ProgressMode = ProgressMode.AUTO
+    report: bool = True  # write report.html at the end
+    gpu_metrics: str | None = None  # a DCGM exporter's /metrics URL: GPUs on another host
+    server_metrics: bool = True  # scrape each endpoint's /metrics during the run
+    endpoints_file: Path | None = None  # more endpoints, one URL per line (server.launch)
 
 
 def parse_choice(enum_type: type[Enum], value: str, flag: str):
@@ -101,28 +117,49 @@ def parse_choice(enum_type: type[Enum], value: str, flag: str):
 
 
 def normalise_endpoint(url: str) -> str:
-    """Base URL of an OpenAI-compatible server, without a trailing slash or /v1."""
-    parts = urlsplit(url)
+    """Base URL of an OpenAI-compatible server, without a trailing slash or /v1; a `dns+`
+    prefix (every address of the name, see discovery.py) is kept."""
+    prefix = "dns+" if url.startswith("dns+") else ""
+    parts = urlsplit(url[len(prefix):])
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise UsageError(f"--endpoint {url!r} is not an http(s) URL; give e.g. "
-                         f"http://127.0.0.1:8000")
+                         f"http://127.0.0.1:8000 (or dns+http://NAME:8000 for every address "
+                         f"of NAME)")
     base = url.rstrip("/")
     return base[:-3] if base.endswith("/v1") else base
 
 
 def validate(config: RunConfig) -> RunConfig:
     """Check what can be checked without I/O. Raises UsageError with the fix."""
-    if not config.endpoints:
-        raise UsageError("no --endpoint given; pass the base URL of an OpenAI-compatible server")
+    if not config.endpoints and config.endpoints_file is None:
+        raise UsageError("no --endpoint given; pass the base URL of an OpenAI-compatible server "
+                         "(or --endpoints-file)")
     if len(set(config.endpoints)) != len(config.endpoints):
         raise UsageError("the same --endpoint is given twice; give each server once")
     _positive_number(config.target_qps, "--target-qps")
     _positive_number(config.duration_s, "--duration")
+    if config.gpu_metrics is not None:
+        parts = urlsplit(config.gpu_metrics)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise UsageError(f"--gpu-metrics {config.gpu_metrics!r} is not an http(s) URL; give "
+                             f"a DCGM exporter's, e.g. http://gpu-host:9400/metrics")
     for value, flag in ((config.total_sample_count, "--total-sample-count"),
                         (config.min_query_count, "--min-query-count"),
                         (config.max_concurrency, "--max-concurrency")):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be at least 1, got {value}")
+    if config.warmup < 0:
+        raise UsageError(f"--warmup must be 0 (none) or more requests per endpoint, got "
+                         f"{config.warmup}")
+    if config.limits is not None:
+        if config.scenario.loadgen_name != "Server":
+            raise UsageError("--ttft-limit-ms/--tpot-limit-ms apply to Server and Interactive "
+                             "runs only (Offline has no latency limits)")
+        _positive_number(config.limits.ttft_ms, "--ttft-limit-ms")
+        _positive_number(config.limits.tpot_ms, "--tpot-limit-ms")
+    if config.stop_when_sla_fails and config.scenario.loadgen_name != "Server":
+        raise UsageError("--stop-when-sla-fails needs latency limits: use it with Server or "
+                         "Interactive")
     if config.target_qps is not None and config.scenario is Scenario.SINGLE_STREAM:
         raise UsageError("--target-qps does not apply to SingleStream (one query at a time); "
                          "drop it or choose Offline, Server or Interactive")

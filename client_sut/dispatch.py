@@ -43,6 +43,7 @@ class EndpointPool:
         self.watchdog = Watchdog(timeouts)
         self._watchdog_task: asyncio.Task | None = None
         self._endpoints: list[_Endpoint] = []
+        self._next_first = 0  # where the search for the least loaded endpoint starts
         self._backlog: deque[Job] = deque()
         self._tasks: set[asyncio.Task] = set()
         self._idle = asyncio.Event()
@@ -63,6 +64,10 @@ class EndpointPool:
             self._watchdog_task.cancel()
         for endpoint in self._endpoints:
             endpoint.connections.close()
+
+    def connection_pools(self) -> list[tuple[str, ConnectionPool]]:
+        """Each endpoint's URL and keep-alive connections, for work outside the caps (warm-up)."""
+        return [(endpoint.url, endpoint.connections) for endpoint in self._endpoints]
 
     def submit(self, job: Job) -> None:
         self._idle.clear()
@@ -85,11 +90,17 @@ class EndpointPool:
             self._start(endpoint, self._backlog.popleft())
 
     def _least_outstanding(self) -> _Endpoint | None:
+        """Ties go round-robin: at a load where every endpoint is often idle, "the first of the
+        least loaded" would send nearly every request to the first endpoint."""
         best = None
-        for endpoint in self._endpoints:
+        count = len(self._endpoints)
+        for step in range(count):
+            endpoint = self._endpoints[(self._next_first + step) % count]
             if endpoint.outstanding < self._max_concurrency and (
                     best is None or endpoint.outstanding < best.outstanding):
                 best = endpoint
+        if best is not None:
+            self._next_first = (self._endpoints.index(best) + 1) % count
         return best
 
     def _start(self, endpoint: _Endpoint, job: Job) -> None:

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import httptools
 
+from client_sut.emitter_metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, EmitterMetrics
 from client_sut.heap import HeapFreezer
 
 MODEL = "emitter"
@@ -61,6 +62,10 @@ class EmitterConfig:
     stall_s: float = 5.0  # how long the stall and late_first_byte faults wait
     die_after: int | None = None  # the process exits at the first token of this request
     api_key: str | None = None  # when set, requests must carry it as a Bearer token
+    # Like a server with K sequences in its batch: at most this many streams generate at once,
+    # the rest wait for a slot in arrival order, and the wait counts in their first-token delay.
+    # Capacity is then K / (first_token_delay + (tokens - 1) x gap) requests per second.
+    max_running: int | None = None
 
 
 # What each fault does; tests check the client classifies each one.
@@ -172,6 +177,29 @@ class Emitter:
         # One entry per streamed request: arrival and the time each event was handed to the socket.
         self.log: list[dict] = []
         self.requests = 0
+        self.metrics = EmitterMetrics(config.model)  # GET /metrics, in vLLM's names
+        self.running = 0  # streams generating now (counted only with max_running)
+        self.waiting: deque[Callable[[], bool]] = deque()  # streams waiting for a slot, FIFO
+
+    def admit(self, begin: Callable[[], bool]) -> None:
+        """Starts a stream now, or when a slot frees up under max_running."""
+        if self.config.max_running is None:
+            begin()
+        elif self.running < self.config.max_running:
+            self.running += 1
+            if not begin():
+                self.release()
+        else:
+            self.waiting.append(begin)
+
+    def release(self) -> None:
+        """A stream ended (finished, or its client went away): the longest waiting one starts."""
+        self.running -= 1
+        while self.waiting and self.running < self.config.max_running:
+            self.running += 1
+            if self.waiting.popleft()():
+                return
+            self.running -= 1  # its client went away while it waited
 
     def unauthorized(self, request: _Request) -> bytes | None:
         presented = request.headers.get(b"authorization", b"").decode("latin-1")
@@ -200,7 +228,7 @@ class _Stream:
     behind it: a delay the record would not show)."""
 
     __slots__ = ("connection", "event", "count", "index", "first_due", "gap", "writes", "fault",
-                 "number", "handle", "tail", "unsent")
+                 "number", "handle", "tail", "unsent", "holds_slot")
 
     def __init__(self, connection: _Connection, head: list[bytes],
                  event: Callable[[int], bytes], count: int,
@@ -218,6 +246,7 @@ class _Stream:
         self.fault = fault
         self.number = number
         self.handle: asyncio.TimerHandle | None = None
+        self.holds_slot = connection.emitter.config.max_running is not None
 
     def due(self, index: int) -> float:
         return self.first_due + index * self.gap
@@ -248,6 +277,7 @@ class _Stream:
             wait = max(self.due(self.index) - time.monotonic(), TIMER_RESOLUTION_S)
             self.handle = connection.loop.call_later(wait, self.step)
             return
+        self._release_slot()
         connection.finished()
 
     def _flush(self, tail: bytes = b"") -> None:
@@ -261,6 +291,7 @@ class _Stream:
         if self.index > start:
             stamp = time.perf_counter_ns()
             self.writes.extend([stamp] * (self.index - start))
+            self.connection.emitter.metrics.wrote(self.number, start, self.index, stamp)
         if out:
             self.connection.transport.write(b"".join(out))
             self.unsent = []
@@ -286,6 +317,13 @@ class _Stream:
         if self.handle is not None:
             self.handle.cancel()
             self.handle = None
+        self._release_slot()
+        self.connection.emitter.metrics.dropped(self.number)
+
+    def _release_slot(self) -> None:
+        if self.holds_slot:
+            self.holds_slot = False
+            self.connection.emitter.release()
 
 
 class _Connection(asyncio.Protocol):
@@ -378,6 +416,9 @@ class _Connection(asyncio.Protocol):
             return self._reply(_response(200, b""))
         if route == (b"GET", b"/emitter/log"):
             return self._reply(emitter.log_json())
+        if route == (b"GET", b"/metrics"):
+            return self._reply(_response(200, emitter.metrics.exposition(),
+                                         METRICS_CONTENT_TYPE))
         if route == (b"GET", b"/v1/models"):
             return self._reply(emitter.unauthorized(request) or emitter.models())
         kinds = {b"/v1/completions": "completions", b"/v1/chat/completions": "chat"}
@@ -443,10 +484,12 @@ class _Connection(asyncio.Protocol):
         emitter.log.append({"arrival_ns": request.arrival_ns, "response_id": response_id,
                             "write_ns": writes, "token_ids": ids,
                             "tokens_per_event": config.tokens_per_event})
+        emitter.metrics.accepted(number, request.arrival_ns, prompt_tokens, count, step)
 
-        def begin() -> None:
+        def begin() -> bool:
             if self.transport is None:
-                return
+                emitter.metrics.dropped(number)
+                return False  # the client went away before its stream began
             response_head = [STREAM_HEAD]
             if kind == "chat":  # no token: a client must not take it as the first
                 response_head.append(_chunked(_role_event(head)))
@@ -455,11 +498,12 @@ class _Connection(asyncio.Protocol):
                              writes, fault, number)
             self.active = stream
             stream.step()
+            return True
 
         if fault == "late_first_byte":
-            self.active = self.loop.call_later(config.stall_s, begin)
+            self.active = self.loop.call_later(config.stall_s, emitter.admit, begin)
         else:
-            begin()
+            emitter.admit(begin)
 
 
 class _Busy:
@@ -511,6 +555,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", help="require this Bearer token")
     parser.add_argument("--max-model-len", type=int, default=8192,
                         help="the context length /v1/models reports")
+    parser.add_argument("--max-running", type=int, metavar="K",
+                        help="at most K streams generate at once, the rest wait in arrival "
+                             "order (a server's batch): capacity K / (first-token delay + "
+                             "(tokens - 1) x gap) requests/s")
     parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate")
     parser.add_argument("--tls-key", help="the certificate's PEM private key")
     args = parser.parse_args(argv)
@@ -522,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
                            args.output_tokens, text_only=args.text_only, fault=args.fault,
                            fault_every=args.fault_every, stall_s=args.stall_s,
                            die_after=args.die_after, api_key=args.api_key,
-                           max_model_len=args.max_model_len)
+                           max_model_len=args.max_model_len, max_running=args.max_running)
 
     async def run() -> None:
         server, url = await serve(config, args.host, args.port, tls)

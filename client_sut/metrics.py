@@ -11,6 +11,11 @@ Definitions (times in ns from the client's monotonic clock):
   sample over (the client's own delay, and in Offline the wait for a stream slot).
 - Connect: send time minus the moment the client asked for a connection: ~0 on a kept-alive
   one, else the time to open one (a server slow to accept connections shows here).
+- Judged TTFT and TPOT: the latencies LoadGen holds a request to its p99 limits by, from the
+  client's stamps: TTFT from LoadGen's issue to the first token reported to LoadGen, TPOT from
+  that report to the end of the stream per further token. The client stamps each before LoadGen
+  is told, so a request over a limit here is over it in LoadGen's figures too.
+- Goodput: requests that did not fail and kept both p99 limits, per second of the client's span.
 Percentiles use linear interpolation between closest ranks (numpy's default, "type 7").
 """
 
@@ -90,6 +95,56 @@ def connect_ns(record: RequestRecord) -> int:
     return 0 if record.connect_ns is None else record.send_ns - record.connect_ns
 
 
+def judged_ttft_ns(record: RequestRecord) -> int | None:
+    first = record.first_reported_ns or first_token_ns(record)  # Offline reports no first token
+    return None if first is None else first - record.issue_ns
+
+
+def judged_tpot_ns(record: RequestRecord) -> float | None:
+    first = record.first_reported_ns or first_token_ns(record)
+    n_tokens = record.output_tokens
+    return None if first is None or n_tokens < 2 else (record.end_ns - first) / (n_tokens - 1)
+
+
+def over_limits(record: RequestRecord, ttft_limit_ns: float | None,
+                tpot_limit_ns: float | None) -> tuple[bool, bool]:
+    """Whether a finished request broke the TTFT and the TPOT limit (None: no such limit)."""
+    ttft, tpot = judged_ttft_ns(record), judged_tpot_ns(record)
+    return (ttft_limit_ns is not None and ttft is not None and ttft > ttft_limit_ns,
+            tpot_limit_ns is not None and tpot is not None and tpot > tpot_limit_ns)
+
+
+def goodput(records: Sequence[RequestRecord], ttft_limit_ms: float | None,
+            tpot_limit_ms: float | None) -> dict:
+    """Requests that did not fail and kept both limits: how many, their share, and per second
+    of the client's span. Without limits (Offline) every request that did not fail counts."""
+    ttft_ns = None if ttft_limit_ms is None else ttft_limit_ms * NS_PER_MS
+    tpot_ns = None if tpot_limit_ms is None else tpot_limit_ms * NS_PER_MS
+    over_ttft = over_tpot = good = 0
+    for record in records:
+        if not record.ok:
+            continue
+        slow_first, slow_tokens = over_limits(record, ttft_ns, tpot_ns)
+        over_ttft += slow_first
+        over_tpot += slow_tokens
+        good += not (slow_first or slow_tokens)
+    span_s = _span_ns(records) / 1e9
+    return {
+        "ttft_limit_ms": ttft_limit_ms,
+        "tpot_limit_ms": tpot_limit_ms,
+        "requests_within_limits": good,
+        "share": round(good / len(records), 6) if records else None,
+        "requests_per_second": round(good / span_s, 3) if span_s else 0.0,
+        "over_ttft": over_ttft,
+        "over_tpot": over_tpot,
+        "errors": sum(1 for r in records if not r.ok),
+    }
+
+
+def _span_ns(records: Sequence[RequestRecord]) -> int:
+    return (max(r.end_ns for r in records) - min(r.send_ns for r in records)) if records else 0
+
+
 def _present(values: Iterable[float | None]) -> list[float]:
     return [v for v in values if v is not None]
 
@@ -98,7 +153,7 @@ def client_summary(records: Sequence[RequestRecord]) -> dict:
     """The client's own figures for a run: the cross-check of LoadGen's."""
     ok = [r for r in records if r.ok]
     output_tokens = sum(r.output_tokens for r in ok)
-    span_ns = (max(r.end_ns for r in records) - min(r.send_ns for r in records)) if records else 0
+    span_ns = _span_ns(records)
     errors_by_kind = Counter(r.error.kind.value for r in records if r.error is not None)
     return {
         "requests": len(records),
@@ -126,15 +181,22 @@ def client_summary(records: Sequence[RequestRecord]) -> dict:
 
 
 def endpoint_summaries(records: Sequence[RequestRecord], urls: Sequence[str]) -> list[dict]:
+    """Per endpoint (replica); its tokens/s are over the whole run's span, so they add up to the
+    client's."""
+    span_ns = _span_ns(records)
     summaries = []
     for url in urls:
         mine = [r for r in records if r.endpoint == url]
         ok = [r for r in mine if r.ok]
+        output_tokens = sum(r.output_tokens for r in ok)
         summaries.append({
             "url": url,
             "requests": len(mine),
             "errors": len(mine) - len(ok),
             "ttft_ms": summarize_ms(_present(ttft_ns(r) for r in ok)),
-            "output_tokens": sum(r.output_tokens for r in ok),
+            "tpot_ms": summarize_ms(_present(tpot_ns(r) for r in ok)),
+            "output_tokens": output_tokens,
+            "output_tokens_per_second":
+                round(output_tokens / (span_ns / 1e9), 3) if span_ns else 0.0,
         })
     return summaries

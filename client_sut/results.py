@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 import json
+from array import array
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 import msgspec
 
-from client_sut.config import Mode, RunConfig
+from client_sut.config import LatencyLimits, Mode, RunConfig
 from client_sut.errors import EXIT_FAILED, EXIT_OK
-from client_sut.metrics import client_summary, endpoint_summaries
-from client_sut.records import RequestRecord
+from client_sut.metrics import client_summary, endpoint_summaries, goodput
+from client_sut.records import ErrorKind, RequestError, RequestRecord, TokenIdSource
+from client_sut.replicas import replica_balance
 
 CLOCK = "CLOCK_MONOTONIC nanoseconds (time.perf_counter_ns); LoadGen uses the same clock"
 
 
 def build_results(config: RunConfig, *, model: str, sample_count: int, notes: list[str],
                   loadgen: dict, records: Sequence[RequestRecord], issued: int,
-                  self_check: dict, interrupted: bool = False) -> dict:
+                  self_check: dict, limits: LatencyLimits | None, warmup: dict,
+                  interrupted: bool = False, stopped_early: dict | None = None,
+                  origins: dict[str, dict] | None = None) -> dict:
+    """`limits`: the p99 limits the run is judged by (None: Offline and SingleStream have none).
+    `stopped_early`: the limit proven broken that ended the run early, and why
+    (--stop-when-sla-fails).
+    `origins`: per endpoint URL, how it was found and reached (discovery.endpoint_origins)."""
     client = client_summary(records)
+    endpoints = [{**summary, **(origins or {}).get(summary["url"], {})}
+                 for summary in endpoint_summaries(records, config.endpoints)]
+    balance = replica_balance(records, config.endpoints)
     client["issued"] = issued
+    client["goodput"] = goodput(records, limits and limits.ttft_ms, limits and limits.tpot_ms)
     return {
         "scenario": config.scenario.value,
         "mode": config.mode.value,
@@ -30,9 +42,11 @@ def build_results(config: RunConfig, *, model: str, sample_count: int, notes: li
         "prompt_form": config.prompt_form.value,
         "dataset": config.dataset,
         "sample_count": sample_count,
-        "compliant": not notes and not interrupted,
-        "compliance_notes": notes + (["the run was interrupted"] if interrupted else []),
+        "compliant": not notes and not interrupted and not stopped_early,
+        "compliance_notes": notes + (["the run was interrupted"] if interrupted else [])
+        + ([f"the run was stopped early: {stopped_early['reason']}"] if stopped_early else []),
         "interrupted": interrupted,
+        "stopped_early": stopped_early,
         "tls_verification": config.credentials.verify_tls,
         "settings": {
             "target_qps": config.target_qps,
@@ -41,9 +55,12 @@ def build_results(config: RunConfig, *, model: str, sample_count: int, notes: li
             "max_concurrency_per_endpoint": config.max_concurrency,
             "generation": asdict(config.generation),
         },
+        "warmup": warmup,
         "loadgen": loadgen,
         "client": client,
-        "endpoints": endpoint_summaries(records, config.endpoints),
+        "endpoints": endpoints,
+        "replica_balance": balance,
+        "warnings": balance["warnings"] if balance else [],
         "self_check": self_check,
         "clock": CLOCK,
     }
@@ -93,6 +110,30 @@ def write_requests(path: Path, records: Sequence[RequestRecord]) -> None:
     with path.open("wb") as out:
         for record in sorted(records, key=lambda r: r.send_ns):
             out.write(encode(record_line(record)) + b"\n")
+
+
+def read_requests(path: Path) -> list[RequestRecord]:
+    """requests.jsonl back into records (the inverse of `record_line`, but for the token ids,
+    which it does not keep: placeholders of the right count stand in for them)."""
+    decode = msgspec.json.Decoder().decode
+    records = []
+    with path.open("rb") as source:
+        for line in source:
+            r = decode(line)
+            error = r["error"]
+            records.append(RequestRecord(
+                sample_index=r["sample_index"], endpoint=r["endpoint"], issue_ns=r["issue_ns"],
+                send_ns=r["send_ns"], first_byte_ns=r["first_byte_ns"], end_ns=r["end_ns"],
+                event_ns=array("q", r["event_ns"]), event_tokens=array("i", r["event_tokens"]),
+                token_ids=array("i", bytes(4 * r["output_tokens"])),
+                token_id_source=TokenIdSource(r["token_id_source"]),
+                server_completion_tokens=r["server_completion_tokens"],
+                finish_reason=r["finish_reason"], http_status=r["http_status"],
+                error=None if error is None else RequestError(ErrorKind(error["kind"]),
+                                                              error["message"]),
+                response_id=r["response_id"], first_reported_ns=r["first_reported_ns"],
+                connect_ns=r["connect_ns"]))
+    return records
 
 
 def write_results(path: Path, results: dict) -> None:

@@ -14,32 +14,38 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mlperf_loadgen as lg
 
 from client_sut.accuracy import evaluate_rows, read_accuracy_log, write_accuracy
 from client_sut.audit import audit_config_path, verify_test06
-from client_sut.config import Mode, PromptForm, RunConfig, Scenario, validate
+from client_sut.config import LatencyLimits, Mode, PromptForm, RunConfig, Scenario, validate
 from client_sut.dataset import Sample, load_samples, tokenize_prompts
+from client_sut.discovery import discover, endpoint_origins
 from client_sut.dispatch import EndpointPool
 from client_sut.endpoints import probe_endpoints
 from client_sut.errors import EXIT_INTERRUPTED, UsageError
 from client_sut.heap import HeapFreezer
 from client_sut.loadgen_logs import loadgen_summary, read_detail_log
+from client_sut.observe.observer import RunObserver
+from client_sut.report import report_after_run
 from client_sut.results import build_results, exit_status, write_requests, write_results
 from client_sut.selfcheck import CpuSample, LoopLagProbe, load_calibration, self_check
 from client_sut.settings import build_test_settings, compliance_notes, latency_limits
 from client_sut.stream import request_body
+from client_sut.sla.breach import Breach, BreachRule, BreachWatch, most_queries
 from client_sut.sut import ClientSut
+from client_sut.token_cache import cache_key, cached_prompt_ids
+from client_sut.warmup import warm_up, warmup_samples
 from client_sut.tokenization import load_tokenizer
 
 Progress = Callable[[str], None]
-PROGRESS_INTERVAL_S = 10.0
 # After an interrupt, how long LoadGen may take to finish on its own. Offline finishes at once
 # (every sample is completed); Server keeps its schedule, so the run ends without it.
 LOADGEN_GRACE_S = 2.0
+BREACH_CHECK_INTERVAL_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,8 @@ class _Drive:
     cpu_end: CpuSample | None = None
     interrupted: bool = False
     loadgen_finished: bool = True
+    warmup: dict | None = None
+    stopped_early: dict | None = None  # the limit proven broken that ended the run, and why
 
 
 def _stderr(message: str) -> None:
@@ -99,6 +107,8 @@ def _request_bodies(config: RunConfig, model: str, samples: list[Sample],
 
 def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     config = validate(config)
+    found = discover(config.endpoints, config.endpoints_file)
+    config = replace(config, endpoints=tuple(endpoint.url for endpoint in found))
     calibration = load_calibration(config.calibration) if config.calibration else None
     prepare_output_dir(config.output_dir)
     samples = load_samples(config.dataset, config.total_sample_count)
@@ -108,11 +118,19 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     model = served.name
     tokenizer_name = config.tokenizer or model
     tokenizer = load_tokenizer(tokenizer_name)
-    prompt_ids = tokenize_prompts(tokenizer, samples)
+    prompt_ids = cached_prompt_ids(
+        config.token_cache, cache_key(config.dataset, tokenizer_name, len(samples)),
+        lambda: tokenize_prompts(tokenizer, samples))
     check_prompt_lengths(prompt_ids, served.max_model_len, config.generation.max_tokens)
     settings = build_test_settings(config, len(samples))
-    notes = compliance_notes(config, len(samples), model, latency_limits(settings))
+    limits = latency_limits(settings)
+    notes = compliance_notes(config, len(samples), model, limits)
+    judged_limits = limits if config.scenario.loadgen_name == "Server" else None
     bodies = _request_bodies(config, model, samples, prompt_ids)
+    warmups = warmup_samples(config.warmup)
+    warmup_bodies = _request_bodies(config, model, warmups, tokenize_prompts(tokenizer, warmups))
+    breach_rule = (_breach_rule(settings, limits, len(samples)) if config.stop_when_sla_fails
+                   else None)
 
     def retokenize(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -120,7 +138,11 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     progress(f"running {config.scenario.value} {config.mode.value} against "
              f"{', '.join(config.endpoints)} (model {model})")
     started = time.monotonic()
-    drive = _run_loop(_drive(config, bodies, settings, retokenize, len(samples), progress))
+    observer = RunObserver(config, model, min_duration_s=settings.min_duration_ms / 1000,
+                           limits_ms=(judged_limits.ttft_ms, judged_limits.tpot_ms)
+                           if judged_limits else (None, None), message=progress)
+    drive = _run_loop(_drive(config, bodies, settings, retokenize, len(samples), progress,
+                             warmup_bodies, breach_rule, observer))
     bridge = drive.bridge
     progress(f"LoadGen {'finished' if drive.loadgen_finished else 'still running'} after "
              f"{time.monotonic() - started:.1f} s; writing results")
@@ -129,17 +151,23 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
                        calibration, queued_by_design=config.scenario is Scenario.OFFLINE)
     results = build_results(config, model=model, sample_count=len(samples), notes=notes,
                             loadgen=loadgen, records=bridge.records, issued=bridge.issued,
-                            self_check=check, interrupted=drive.interrupted)
-    if not drive.interrupted and config.mode is Mode.ACCURACY:
+                            self_check=check, limits=judged_limits, warmup=drive.warmup,
+                            interrupted=drive.interrupted, stopped_early=drive.stopped_early,
+                            origins=endpoint_origins(found))
+    finished = not drive.interrupted and drive.stopped_early is None
+    if finished and config.mode is Mode.ACCURACY:
         progress("scoring accuracy (ROUGE)")
         results["accuracy"] = _score_accuracy(config, samples, tokenizer_name)
-    if not drive.interrupted and config.audit is not None:
+    if finished and config.audit is not None:
         results["audit"] = verify_test06(
             read_accuracy_log(config.output_dir / "mlperf_log_accuracy.json"),
             eos_token_id=tokenizer.eos_token_id,
             check_first_token=config.scenario.streams_first_token)
+    observer.annotate(results, bridge.records, [len(ids) for ids in prompt_ids])
     write_requests(config.output_dir / "requests.jsonl", bridge.records)
     write_results(config.output_dir / "results.json", results)
+    if config.report:
+        report_after_run([config.output_dir], config.output_dir, progress)
     status = EXIT_INTERRUPTED if drive.interrupted else exit_status(results)
     return RunOutcome(results, status, config.output_dir,
                       loadgen_running=not drive.loadgen_finished)
@@ -165,7 +193,8 @@ def _run_loop(coroutine):
 
 
 async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
-                 sample_count: int, progress: Progress) -> _Drive:
+                 sample_count: int, progress: Progress, warmup_bodies: list[bytes],
+                 breach_rule: BreachRule | None, observer: RunObserver) -> _Drive:
     loop = asyncio.get_running_loop()
     log_settings = lg.LogSettings()
     log_settings.log_output.outdir = str(config.output_dir)
@@ -181,27 +210,46 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
         sut = lg.ConstructSUT(bridge.issue_queries, bridge.flush_queries)
         qsl = lg.ConstructQSL(sample_count, sample_count, _noop, _noop)
         audit = [str(audit_config_path(config.audit))] if config.audit else []
+        warmup = {"requests": 0}
+        if warmup_bodies:
+            progress(f"warm-up: {len(warmup_bodies)} untimed requests per endpoint")
+            warmup = await warm_up(pool, config.api, warmup_bodies, credentials.redact)
+            if warmup["errors"]:
+                progress(f"warm-up: {warmup['errors']} of {warmup['requests']} requests failed, "
+                         f"e.g. {warmup['first_error']}")
+        observer.start(loop, bridge)  # after the warm-up: its baseline scrape opens the window
         freezer = HeapFreezer(loop)  # a full collection mid-run sent queries in late bursts
-        drive = _Drive(bridge, LoopLagProbe(loop), CpuSample.now())
+        drive = _Drive(bridge, LoopLagProbe(loop), CpuSample.now(), warmup=warmup)
         drive.probe.start()
         loadgen = _start_loadgen(loop, sut, qsl, settings, log_settings, *audit)
         interrupt = asyncio.Event()
         _on_signals(loop, interrupt)
-        reporter = loop.create_task(_report_progress(bridge, config, progress))
+        watch = None if breach_rule is None else loop.create_task(
+            _watch_for_breach(bridge, BreachWatch(breach_rule)))
         try:
             waiter = loop.create_task(interrupt.wait())
-            await asyncio.wait({loadgen, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            ends = {loadgen, waiter} | ({watch} if watch else set())
+            await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
-            if interrupt.is_set():
-                drive.interrupted = True
-                progress("interrupted: completing every outstanding sample, stopping")
+            breach = watch.result() if watch is not None and watch.done() else None
+            if interrupt.is_set() or breach is not None:
+                if breach is not None:
+                    drive.stopped_early = {"constraint": breach.constraint,
+                                           "reason": breach.reason}
+                    progress(f"stopping early: the {breach.constraint} limit is lost: "
+                             f"{breach.reason}")
+                else:
+                    drive.interrupted = True
+                    progress("interrupted: completing every outstanding sample, stopping")
                 bridge.stop()
                 await asyncio.wait({loadgen}, timeout=LOADGEN_GRACE_S)
                 drive.loadgen_finished = loadgen.done()
         finally:
             drive.cpu_end = CpuSample.now()
             drive.probe.stop()
-            reporter.cancel()
+            observer.stop()
+            if watch is not None:
+                watch.cancel()
             freezer.cancel()
             _off_signals(loop)
             if loadgen.done():
@@ -210,6 +258,22 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
                 lg.DestroySUT(sut)
             # else LoadGen still runs on its thread and holds these: the process exits hard.
     return drive
+
+
+def _breach_rule(settings, limits: LatencyLimits, sample_count: int) -> BreachRule:
+    padding = sample_count if settings.sample_concatenate_permutation else None
+    return BreachRule(limits.ttft_ms, limits.tpot_ms, most_queries(
+        settings.server_target_qps, settings.min_duration_ms / 1000, settings.min_query_count,
+        padding))
+
+
+async def _watch_for_breach(bridge: ClientSut, watch: BreachWatch) -> Breach:
+    """Returns once the run's p99 limits are proven broken (never, for a run that keeps them)."""
+    while True:
+        await asyncio.sleep(BREACH_CHECK_INTERVAL_S)
+        breach = watch.update(bridge.records, bridge.first_token_waits(), time.perf_counter_ns())
+        if breach is not None:
+            return breach
 
 
 def _start_loadgen(loop: asyncio.AbstractEventLoop, *args) -> asyncio.Future:
@@ -260,13 +324,3 @@ def _off_signals(loop: asyncio.AbstractEventLoop) -> None:
 
 def _noop(_samples) -> None:
     """The QSL holds every sample in memory already: nothing to load or unload."""
-
-
-async def _report_progress(bridge: ClientSut, config: RunConfig, progress: Progress) -> None:
-    started = time.monotonic()
-    while True:
-        await asyncio.sleep(PROGRESS_INTERVAL_S)
-        elapsed = time.monotonic() - started
-        progress(f"  {config.scenario.value}: {bridge.completed}/{bridge.issued} samples done, "
-                 f"{bridge.errors} errors, {elapsed:.0f} s")
-

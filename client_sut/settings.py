@@ -20,14 +20,24 @@ from client_sut.config import (
     LatencyLimits,
     Mode,
     RunConfig,
+    Scenario,
 )
 from client_sut.errors import UsageError
 
 OFFICIAL_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 
 
-def default_user_conf() -> Path:
-    return Path(str(resources.files("client_sut") / "loadgen_configs" / "user.conf"))
+DEFAULT_SYSTEM = "cpu-demo"
+
+
+def shipped_user_conf(system: str, scenario: Scenario) -> Path:
+    """loadgen_configs/<system>/<Scenario>/user.conf, as installed with the package."""
+    return Path(str(resources.files("client_sut.loadgen_configs") / system / scenario.value
+                    / "user.conf"))
+
+
+def default_user_conf(scenario: Scenario) -> Path:
+    return shipped_user_conf(DEFAULT_SYSTEM, scenario)
 
 
 def check_user_conf(path: Path) -> None:
@@ -46,7 +56,7 @@ def check_user_conf(path: Path) -> None:
 
 def build_test_settings(config: RunConfig, sample_count: int) -> lg.TestSettings:
     """mlperf.conf, then user.conf, then the command line's overrides."""
-    user_conf = config.user_conf or default_user_conf()
+    user_conf = config.user_conf or default_user_conf(config.scenario)
     check_user_conf(user_conf)
     settings = lg.TestSettings()
     scenario = config.scenario
@@ -65,6 +75,11 @@ def build_test_settings(config: RunConfig, sample_count: int) -> lg.TestSettings
         # LoadGen would try to schedule an unbounded number of queries and exhaust memory.
         raise UsageError(f"target_qps for {scenario.value} is {settings.server_target_qps}; "
                          f"set --target-qps or a target_qps in {user_conf} above 0")
+    if not config.equal_issue:
+        settings.sample_concatenate_permutation = False
+    if config.limits is not None:
+        settings.ttft_latency = round(config.limits.ttft_ms * 1e6)
+        settings.tpot_latency = round(config.limits.tpot_ms * 1e6)
     if config.duration_s is not None:
         settings.min_duration_ms = int(config.duration_s * 1000)
     if config.min_query_count is not None:
@@ -88,11 +103,15 @@ def compliance_notes(config: RunConfig, sample_count: int, model: str,
     if official_limits is not None and limits != official_limits:
         notes.append(f"latency limits TTFT {limits.ttft_ms:g} ms / TPOT {limits.tpot_ms:g} ms "
                      f"are not the official {official_limits.ttft_ms:g} / "
-                     f"{official_limits.tpot_ms:g} ms (user.conf)")
+                     f"{official_limits.tpot_ms:g} ms ("
+                     f"{'--ttft-limit-ms/--tpot-limit-ms' if config.limits else 'user.conf'})")
     official = OFFICIAL_SAMPLE_COUNT[config.scenario.category]
     if config.duration_s is not None and config.duration_s < OFFICIAL_MIN_DURATION_S:
         notes.append(f"min_duration {config.duration_s:g} s is under the required "
                      f"{OFFICIAL_MIN_DURATION_S} s (--duration)")
+    if not config.equal_issue:
+        notes.append("equal-issue mode off: the query count is not padded to a multiple of the "
+                     "sample count (--no-equal-issue)")
     if config.min_query_count is not None:
         notes.append(f"min_query_count overridden to {config.min_query_count} "
                      f"(--min-query-count)")

@@ -34,6 +34,9 @@ def run_summary_lines(results: dict, output_dir: Path) -> list[str]:
                  f"issue lag p99 {fmt_number(check['issue_lag_ms']['p99'], 2)} ms, loop lag p99 "
                  f"{fmt_number(check['event_loop_lag_ms']['p99'], 2)} ms")
     lines += [f"  WARNING: {warning}" for warning in check["warnings"]]
+    if len(results["endpoints"]) > 1:
+        lines += replica_lines(results["endpoints"])
+    lines += [f"  WARNING: {warning}" for warning in results.get("warnings", [])]
     if results.get("accuracy"):
         lines += accuracy_lines(results["accuracy"])
     audit = results.get("audit")
@@ -41,6 +44,18 @@ def run_summary_lines(results: dict, output_dir: Path) -> list[str]:
         lines.append(f"  {audit['test']}: {'PASSED' if audit['passed'] else 'FAILED'} "
                      f"{audit['checks']} over {audit['samples_checked']} logged samples")
     lines.append(f"  results: {output_dir / 'results.json'}")
+    return lines
+
+
+def replica_lines(endpoints: list[dict]) -> list[str]:
+    lines = [f"  {'replica':<32} {'found by':<18} {'requests':>8} {'errors':>6} "
+             f"{'TTFT p50/p99 ms':>17} {'TPOT p50/p99 ms':>17} {'tokens/s':>9}"]
+    for e in endpoints:
+        lines.append(
+            f"  {e['url']:<32} {e.get('found_by', '-'):<18} {e['requests']:>8} {e['errors']:>6} "
+            f"{fmt_number(e['ttft_ms']['p50'], 1):>8}/{fmt_number(e['ttft_ms']['p99'], 1):<8} "
+            f"{fmt_number(e['tpot_ms']['p50'], 2):>8}/{fmt_number(e['tpot_ms']['p99'], 2):<8} "
+            f"{fmt_number(e['output_tokens_per_second'], 0):>9}")
     return lines
 
 

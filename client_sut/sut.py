@@ -51,6 +51,11 @@ class ClientSut:
         self._written: dict[int, InFlight] = {}  # query id -> its request, until its task ends
         self._first_reported: set[int] = set()  # open queries LoadGen has a first token for
 
+    def first_token_waits(self) -> list[int]:
+        """LoadGen's issue time of every open query that has no first token yet."""
+        return [issue_ns for query_id, (_, issue_ns) in self._open.items()
+                if query_id not in self._first_reported]
+
     def stop(self) -> asyncio.Task:
         """Interrupted: no more requests; everything in flight or waiting completes now (the
         task returned has completed what no request's own task did)."""

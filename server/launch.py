@@ -24,6 +24,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 HEALTH_POLL_S = 0.5
@@ -203,6 +204,19 @@ def _healthy(endpoint: str) -> bool:
         return False
 
 
+def advertised_urls(endpoints: list[str], host: str) -> list[str]:
+    """The servers' URLs with the host clients reach them by (they listen on --host)."""
+    return [f"http://{host}:{urlsplit(url).port}" for url in endpoints]
+
+
+def write_endpoints_file(path: Path, urls: list[str]) -> None:
+    """One URL per line, written whole (renamed into place) so a reader never sees half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("".join(f"{url}\n" for url in urls), encoding="utf-8")
+    partial.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Launch vLLM servers from a profile.")
     parser.add_argument("--profile", required=True, help=f"one of: {', '.join(profile_names())}")
@@ -213,11 +227,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instances", type=int, default=1, help="CPU profiles: servers to start")
     parser.add_argument("--log-dir", type=Path, default=Path("work/logs"))
     parser.add_argument("--timeout", type=float, default=DEFAULT_START_TIMEOUT_S)
+    parser.add_argument("--endpoints-file", type=Path, metavar="PATH",
+                        help="once every server is healthy, write their URLs here, one per line "
+                             "(client-sut run --endpoints-file PATH finds them all)")
+    parser.add_argument("--advertise-host", metavar="NAME",
+                        help="host name clients reach the servers by, for --endpoints-file "
+                             "(default: --host, or this machine's name when that is 0.0.0.0)")
     args = parser.parse_args(argv)
     try:
         profile = load_profile(args.profile)
         gpus = gpu_ids(args.gpus) if profile.device == "cuda" else None
         started = time.monotonic()
+        if args.endpoints_file:  # a file left by an earlier launch would name dead servers
+            args.endpoints_file.unlink(missing_ok=True)
         print(f"starting {len(gpus) if gpus else args.instances} vLLM server(s): "
               f"{profile.description}", file=sys.stderr, flush=True)
         group = start_servers(profile, model=args.model, host=args.host, port=args.port,
@@ -229,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"healthy after {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
     for endpoint in group.endpoints:
         print(f"ENDPOINT {endpoint}", flush=True)
+    if args.endpoints_file:
+        advertised = args.advertise_host or (socket.gethostname() if args.host in ("0.0.0.0", "::")
+                                             else args.host)
+        write_endpoints_file(args.endpoints_file, advertised_urls(group.endpoints, advertised))
 
     def stop(signum, _frame):
         raise KeyboardInterrupt
@@ -242,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        if args.endpoints_file:
+            args.endpoints_file.unlink(missing_ok=True)
         group.stop()
 
 

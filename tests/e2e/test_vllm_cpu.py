@@ -1,38 +1,19 @@
 """End to end against the real vLLM OpenAI server on CPU, serving the demo model.
 
-Two servers are started once for the session (about a minute); every run goes through the real
-`client-sut run` command.
+Two servers are started once for the session (tests/e2e/conftest.py); every run goes through
+the real `client-sut run` command.
 """
 
 from __future__ import annotations
 
 import json
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from server.demo import free_port
-from server.demo_corpus import write_corpus
-from server.demo_model import build
-from server.launch import load_profile, start_servers
-from tests.conftest import REPO, SHARED_DATA
+from tests.conftest import SHARED_DATA
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="session")
-def vllm(tmp_path_factory):
-    model_dir = build(REPO / "work" / "demo-model")
-    group = start_servers(load_profile("cpu-demo"), model=str(model_dir), port=free_port(8100),
-                          instances=2, log_dir=tmp_path_factory.mktemp("vllm-logs"))
-    yield group, model_dir
-    group.stop()
-
-
-@pytest.fixture(scope="session")
-def demo_data(tmp_path_factory) -> Path:
-    return write_corpus(tmp_path_factory.mktemp("demo-data") / "demo_news.jsonl")
 
 
 def base_args(group, dataset, samples: int) -> list[str]:
@@ -135,3 +116,24 @@ def test_two_servers_share_the_load(vllm, demo_data, run_cli):
     assert set(counts) == set(group.endpoints)
     assert all(c >= 8 for c in counts.values()) and sum(counts.values()) >= 32
     assert all(e["errors"] == 0 for e in run.results["endpoints"])
+
+
+def test_vllm_metrics_are_parsed_and_joined_to_a_run(vllm, demo_data, run_cli):
+    """vLLM's own /metrics, read by name, and a run's window of them beside the client's."""
+    from client_sut.observe.prometheus import parse_server_metrics
+
+    group, _ = vllm
+    with urllib.request.urlopen(group.endpoints[0] + "/metrics", timeout=30) as response:
+        metrics = parse_server_metrics(response.read().decode())
+    assert {"running", "waiting", "kv_cache_usage"} <= set(metrics.gauges)
+    assert {"prompt_tokens", "generation_tokens", "preemptions"} <= set(metrics.counters)
+    assert {"ttft", "itl", "queue_time"} <= set(metrics.histograms)
+    run = run_cli(*base_args(group, demo_data, 16), "--scenario", "Offline", "--duration", "0.5",
+                  "--min-query-count", "16")
+    assert run.returncode == 0, run.stdout + run.stderr
+    server = run.results["endpoints"][0]["server"]
+    assert server["scraped"] and server["output_tokens_agree"], server
+    assert server["server_generation_tokens"] == run.results["client"]["output_tokens"]
+    assert server["ttft_ms"]["count"] == 16 and server["itl_ms"]["p50"] is not None
+    assert run.results["system"]["servers"][0]["version"]  # vLLM answers /version
+    assert (run.output_dir / "report.html").is_file()

@@ -28,13 +28,30 @@ def test_compose_file_is_valid_and_wires_server_to_client(tmp_path):
     server, client = config["services"]["server"], config["services"]["client"]
     assert client["depends_on"]["server"]["condition"] == "service_healthy"
     assert server["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
-    assert client["environment"]["ENDPOINTS"] == "http://server:8000"
+    # The client finds every server through the file the launcher writes to a shared volume.
+    assert client["environment"]["ENDPOINTS_FILE"] == "/run/client-sut/endpoints"
+    shared = {v["source"] for v in server["volumes"] if v["type"] == "volume"}
+    assert any(v["target"] == "/run/client-sut" and v["source"] in shared
+               for v in client["volumes"])
     assert any(v["target"] == "/results" for v in client["volumes"])
     # With no HF_TOKEN in the environment, none is set: the token is never a default.
     assert server["environment"]["HF_TOKEN"] == ""
 
 
-@pytest.mark.parametrize("dockerfile", ["Dockerfile.server", "Dockerfile.client"])
+def test_cpu_override_drops_the_gpus_and_serves_the_demo_model(tmp_path):
+    result = subprocess.run([tool("docker-compose"), "-f", str(REPO / "docker-compose.yml"),
+                             "-f", str(REPO / "docker-compose.cpu.yml"), "config", "--format",
+                             "json"], capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    import json
+    server = json.loads(result.stdout)["services"]["server"]
+    assert "deploy" not in server and server["environment"]["PROFILE"] == "cpu-demo"
+    assert server["build"]["dockerfile"] == "docker/Dockerfile.server-cpu"
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile.server", "Dockerfile.client",
+                                        "docker/Dockerfile.server-cpu"])
 def test_dockerfile_passes_hadolint(dockerfile):
     result = subprocess.run([tool("hadolint"), str(REPO / dockerfile)], capture_output=True,
                             text=True, timeout=60)
@@ -42,5 +59,8 @@ def test_dockerfile_passes_hadolint(dockerfile):
 
 
 def test_server_image_is_pinned_by_tag():
-    first = (REPO / "Dockerfile.server").read_text().split("FROM ", 1)[1].split()[0]
-    assert first.startswith("vllm/vllm-openai:v") and not first.endswith(":latest")
+    """The base image is a build argument (tests build on a local one); its default is pinned."""
+    text = (REPO / "Dockerfile.server").read_text()
+    default = text.split("ARG BASE_IMAGE=", 1)[1].split()[0]
+    assert default.startswith("vllm/vllm-openai:v") and not default.endswith(":latest")
+    assert "FROM ${BASE_IMAGE}" in text

@@ -120,7 +120,9 @@ def test_offline_run_is_valid_and_counts_every_token(start_emitter, demo_tokeniz
     # LoadGen counts the same tokens over a span that starts before the first send and ends
     # after the last completion it is told of: its rate can never be the higher one.
     assert results["loadgen"]["tokens_per_second"] <= results["client"]["output_tokens_per_second"]
-    assert len(emitter.log()) == results["client"]["requests"]
+    # Every measured request, and the untimed warm-up before LoadGen started.
+    assert results["warmup"]["requests"] == 4 and results["warmup"]["errors"] == 0
+    assert len(emitter.log()) == results["client"]["requests"] + results["warmup"]["requests"]
     # Offline reports no first tokens to LoadGen: there is no LoadGen TTFT to compare with.
     assert results["self_check"]["loadgen_minus_client_ttft_ms"]["p50"] is None
     assert all(r["first_reported_ns"] is None for r in requests)

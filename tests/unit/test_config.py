@@ -103,8 +103,9 @@ def test_latency_limits_other_than_the_official_ones_are_flagged():
                             OFFICIAL_LATENCY_LIMITS[Scenario.SERVER])
 
 
-def test_shipped_user_conf_is_well_formed():
-    check_user_conf(default_user_conf())
+@pytest.mark.parametrize("scenario", list(Scenario))
+def test_every_scenario_has_a_well_formed_default_user_conf(scenario):
+    check_user_conf(default_user_conf(scenario))
 
 
 def test_malformed_user_conf(tmp_path):

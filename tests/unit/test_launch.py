@@ -6,11 +6,11 @@ import pytest
 
 from server.demo import summary_table
 from server.launch import LaunchError, check_can_launch, gpu_ids, load_profile, profile_names
-from server.launch import server_command
+from server.launch import advertised_urls, server_command, write_endpoints_file
 
 
 def test_profiles_are_data_files():
-    assert {"a30", "h100", "cpu-demo"} <= set(profile_names())
+    assert {"a30", "h100", "h200", "cpu-demo"} <= set(profile_names())
     a30 = load_profile("a30")
     assert a30.device == "cuda" and a30.dtype == "float16" and a30.max_model_len >= 1152
     assert 0.8 <= a30.gpu_memory_utilization <= 0.95
@@ -57,3 +57,11 @@ def test_demo_table_shows_each_run_and_a_failed_one():
     table = summary_table([("server", results), ("offline", None)])
     assert "Server" in table and "VALID" in table and "1,000.0" in table and "20.50" in table
     assert "offline    (no results.json" in table
+
+
+def test_endpoints_file_lists_every_server_by_the_advertised_host(tmp_path):
+    urls = advertised_urls(["http://0.0.0.0:8000", "http://0.0.0.0:8001"], "gpu-node-3")
+    path = tmp_path / "run" / "endpoints"
+    write_endpoints_file(path, urls)
+    assert path.read_text() == "http://gpu-node-3:8000\nhttp://gpu-node-3:8001\n"
+    assert not path.with_name("endpoints.partial").exists()

@@ -1,0 +1,266 @@
+"""The report as one HTML page: the verdict first, then tables and the figures inline as SVG.
+
+Nothing is fetched when it is opened: no script at all, the style inline, system fonts only, the
+figures' text drawn as paths. It opens offline, from a file, years later.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+from client_sut.metrics import NS_PER_MS
+from client_sut.report import figures
+from client_sut.report.folders import RunFolder, SlaFolder
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
+       max-width: 1150px; color: #222; line-height: 1.4; padding: 0 1em; }
+h1 { font-size: 1.5em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
+.verdict { font-size: 1.4em; font-weight: bold; padding: .5em .8em; border-radius: 6px; }
+.ok { background: #e8f8ef; color: #1e7e46; } .bad { background: #fdecea; color: #a93226; }
+table { border-collapse: collapse; margin: .5em 0 1em; font-size: .9em; }
+th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; }
+th { background: #f6f6f6; } td:first-child, th:first-child { text-align: left; }
+figure { margin: 1em 0 2em; } figcaption { color: #555; font-size: .9em; max-width: 60em; }
+figure svg { max-width: 100%; height: auto; }
+.note { color: #555; font-size: .9em; }
+"""
+
+CAPTIONS = {
+    "latency-cdfs": "Client-measured latency distributions (cumulative): TTFT (send to first "
+                    "token), TPOT (per request), ITL (every gap between token events) and E2E. "
+                    "Dots mark p50 and p99; the dashed red line is the p99 limit the run is "
+                    "judged by (LoadGen judges its own TTFT, from the scheduled issue, which sits "
+                    "above the client's by the issue lag).",
+    "over-time": "The run in 1 s bins from its first issue: requests completed per second, "
+                 "output tokens per second (counted as their events arrived), requests in "
+                 "flight, and the TTFT p50/p99 of the requests sent in each bin.",
+    "endpoints": "Per endpoint: output tokens/s, requests (errors in red), and TTFT/TPOT p99. "
+                 "An endpoint out of line with the others stands out here.",
+    "server-metrics": "The servers' own Prometheus metrics, scraped about once a second by a "
+                      "process of its own, on the same time axis: requests running and waiting, "
+                      "KV-cache use, the server's generated tokens/s beside the client's, and the "
+                      "client's TTFT p99. A TTFT that rises with waiting requests or a full KV "
+                      "cache is the server queueing, not the network or the client.",
+    "sla": "The sla search: each probe's p99 TTFT and TPOT against its target QPS, coloured by "
+           "verdict (the larger dot is the confirmation run), with the limits; and tokens/s "
+           "against QPS.",
+    "runs": "The runs side by side: p99 TTFT and TPOT (LoadGen's) and tokens/s.",
+}
+METHOD = ("Percentiles interpolate linearly between closest ranks (numpy's default). Times are "
+          "the client's CLOCK_MONOTONIC (perf_counter_ns), the clock LoadGen uses; the servers' "
+          "histograms are turned into percentiles as Prometheus' histogram_quantile does, to "
+          "their bucket's resolution.")
+
+
+def _e(value) -> str:
+    return html.escape("-" if value is None else str(value))
+
+
+def _num(value, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
+    return _e(value)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], table_id: str = "") -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    ident = f' id="{table_id}"' if table_id else ""
+    return f"<table{ident}><tr>{head}</tr>{body}</table>"
+
+
+def _list(items: Sequence[str], css: str = "") -> str:
+    if not items:
+        return ""
+    return f'<ul class="{css}">' + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>"
+
+
+def _figure(name: str, svg: str) -> str:
+    return (f'<figure id="fig-{name}" class="figure">{svg}'
+            f"<figcaption>{_e(CAPTIONS[name])}</figcaption></figure>")
+
+
+class PageBuilder:
+    """Collects the page's sections and each figure's SVG (written beside it as files too)."""
+
+    def __init__(self) -> None:
+        self.sections: list[str] = []
+        self.figures: dict[str, str] = {}  # file name -> SVG
+
+    def figure(self, prefix: str, name: str, svg: str) -> str:
+        self.figures[f"{prefix}{name}.svg"] = svg
+        return _figure(name, svg)
+
+    def run(self, folder: RunFolder, prefix: str) -> None:
+        from client_sut.report import plots
+
+        results, records = folder.results, folder.records
+        loadgen, client = results["loadgen"], results["client"]
+        verdict = figures.run_verdict(results)
+        parts = [f"<h2>Run {_e(folder.label)}: {_e(results['scenario'])} "
+                 f"{_e(results['mode'])}, model {_e(results.get('model'))}</h2>",
+                 f'<div class="verdict {"ok" if verdict.ok else "bad"}" data-verdict>'
+                 f"{_e(verdict.headline)}</div>", _list(verdict.reasons)]
+        parts.append("<p>" + ("Compliant." if results.get("compliant") else
+                              "Not compliant:") + "</p>" + _list(results.get("compliance_notes",
+                                                                              [])))
+        warnings = results.get("self_check", {}).get("warnings", [])
+        parts.append("<h3>Self-check warnings</h3>" + (_list(warnings) or "<p>none</p>"))
+        server_notes = results.get("server_metrics", {}).get("notes", [])
+        if server_notes:
+            parts.append("<h3>Server metrics notes</h3>" + _list(server_notes))
+        parts.append(self._accuracy(results))
+        parts.append("<h3>Headline figures</h3>" + _table(
+            ["", "LoadGen", "client"],
+            [["tokens/s", _num(loadgen.get("tokens_per_second")),
+              _num(client.get("output_tokens_per_second"))],
+             *[[f"{name} {pct} ms", _num(loadgen[key].get(pct), 2),
+                _num(client[key].get(pct), 2)]
+               for name, key in (("TTFT", "ttft_ms"), ("TPOT", "tpot_ms"))
+               for pct in ("p50", "p90", "p99")],
+             ["TTFT / TPOT p99 limits ms", f"{_num(loadgen.get('ttft_limit_ms'), 0)} / "
+                                           f"{_num(loadgen.get('tpot_limit_ms'), 0)}", ""],
+             ["requests / errors", "", f"{client['requests']:,} / {client['errors']:,}"]]))
+        limits = (loadgen.get("ttft_limit_ms"), loadgen.get("tpot_limit_ms"))
+        parts.append(self.figure(prefix, "latency-cdfs",
+                                 plots.latency_cdfs(figures.latency_cdfs(records, *limits))))
+        line = figures.timeline(records, limits[0])
+        parts.append(self.figure(prefix, "over-time", plots.over_time(line)))
+        rows = figures.endpoint_rows(records, results.get("endpoints", []))
+        parts.append("<h3>Endpoints</h3>" + self._endpoint_table(rows))
+        parts.append(self.figure(prefix, "endpoints", plots.endpoints(rows)))
+        parts.append("<h3>The servers' own metrics</h3>" + self._server_table(results))
+        start = figures.run_start_ns(records)
+        series = figures.server_series(folder.scrapes, start)
+        window = results.get("server_metrics", {}).get("window_ms") or [start / NS_PER_MS] * 2
+        window_s = tuple((w * NS_PER_MS - start) / 1e9 for w in window)
+        parts.append(self.figure(prefix, "server-metrics",
+                                 plots.server_metrics(series, window_s, line)))
+        parts.append(self._system(results.get("system")))
+        self.sections.append(f'<section class="run">{"".join(parts)}</section>')
+
+    @staticmethod
+    def _accuracy(results: dict) -> str:
+        accuracy = results.get("accuracy")
+        if not accuracy:
+            return ""
+        rows = [[key, _num(accuracy.get(key), 4), _num(accuracy["targets"].get(key), 4),
+                 "yes" if accuracy["checks"].get(key) else "NO"]
+                for key in ("rouge1", "rouge2", "rougeL", "rougeLsum", "gen_len")]
+        return (f"<h3>Accuracy: {'PASSED' if accuracy['passed'] else 'FAILED'}</h3>"
+                + _table(["metric", "score", "target", "ok"], rows))
+
+    @staticmethod
+    def _endpoint_table(rows: Sequence[figures.EndpointRow]) -> str:
+        extra = sorted({k for row in rows for k in row.extra})
+        return _table(
+            ["endpoint", "requests", "errors", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99",
+             "tokens/s", *extra],
+            [[_e(r.url), _num(r.requests), _num(r.errors), _num(r.ttft_p50_ms, 2),
+              _num(r.ttft_p99_ms, 2), _num(r.tpot_p50_ms, 3), _num(r.tpot_p99_ms, 3),
+              _num(r.tokens_per_s), *[_num(r.extra.get(k)) for k in extra]] for r in rows],
+            "endpoints")
+
+    @staticmethod
+    def _server_table(results: dict) -> str:
+        rows = []
+        for endpoint in results.get("endpoints", []):
+            s = endpoint.get("server") or {}
+            if not s.get("scraped"):
+                rows.append([_e(endpoint["url"]), _e(s.get("note", "not scraped"))] + [""] * 7)
+                continue
+            ttft = s.get("ttft_ms") or {}
+            rows.append([
+                _e(endpoint["url"]),
+                f"{_num(s.get('server_generation_tokens'))} / "
+                f"{_num(s.get('client_output_tokens'))}",
+                f"{_num(s.get('server_prompt_tokens'))} / {_num(s.get('client_prompt_tokens'))}",
+                _num(s.get("preemptions")), _num(s.get("prefix_cache_hit_rate"), 3),
+                f"{_num(s['running']['mean'])} / {_num(s['running']['max'])}",
+                f"{_num(s['waiting']['mean'])} / {_num(s['waiting']['max'])}",
+                _num(None if s.get("kv_cache_usage_max") is None
+                     else s["kv_cache_usage_max"] * 100),
+                f"{_num(ttft.get('p50'), 1)} / {_num(ttft.get('p99'), 1)}"])
+        return _table(["endpoint", "generated tokens server / client",
+                       "prompt tokens server / client", "preemptions", "prefix-cache hits",
+                       "running mean / max", "waiting mean / max", "KV cache max %",
+                       "server TTFT p50 / p99 ms"], rows, "server")
+
+    @staticmethod
+    def _system(system: dict | None) -> str:
+        if not system:
+            return ""
+        host = system.get("client_host", {})
+        parts = ["<h3>What ran</h3>",
+                 _table(["client host", ""], [[_e(k), _e(v)] for k, v in host.items()]),
+                 _table(["server", "version", "model", "max_model_len"],
+                        [[_e(s["url"]), _e(s.get("version")), _e(s.get("model")),
+                          _num(s.get("max_model_len"))] for s in system.get("servers", [])])]
+        gpus = system.get("gpus", [])
+        if gpus:
+            parts.append(_table(["GPU", "name", "memory MiB", "util % mean / max",
+                                 "power W mean / max"],
+                                [[_e(g.get("index")), _e(g.get("name")),
+                                  _num(g.get("memory_total_mib"), 0),
+                                  _mean_max(g.get("utilization_pct")), _mean_max(g.get("power_w"))]
+                                 for g in gpus]))
+        return "".join(parts)
+
+    def sla(self, folder: SlaFolder, prefix: str) -> None:
+        from client_sut.report import plots
+
+        sla = folder.sla
+        confirmed = bool(sla.get("confirmed"))
+        answer = sla.get("answer_qps")
+        headline = (f"{answer:g} QPS within the limits" if answer is not None
+                    else "no QPS kept the limits") + ("" if confirmed else " (not confirmed)")
+        limits = sla.get("limits", {})
+        facts = [f"limits: TTFT p99 {limits.get('ttft_ms')} ms, TPOT p99 {limits.get('tpot_ms')} "
+                 f"ms ({'official' if limits.get('official') else 'not the official ones'})",
+                 f"binding constraint: {sla.get('binding_constraint')}",
+                 f"lowest failing QPS: {sla.get('lowest_failing_qps')}",
+                 f"goodput: {sla.get('goodput')}"]
+        if sla.get("interrupted"):
+            facts.append("the search was interrupted")
+        points = figures.sla_points(sla, folder.probe_tokens_per_s)
+        rows = [[_num(p.target_qps, 2), _e(p.verdict), _num(p.ttft_p99_ms, 1),
+                 _num(p.tpot_p99_ms, 2), _num(p.tokens_per_s),
+                 "confirmation" if p.confirmation else "probe"] for p in points]
+        self.sections.append(
+            f'<section class="sla"><h2>SLA search {_e(folder.label)}: {_e(sla.get("scenario"))}'
+            f'</h2><div class="verdict {"ok" if confirmed else "bad"}" data-verdict>'
+            f"{_e(headline)}</div>{_list(facts)}"
+            + _table(["target QPS", "verdict", "TTFT p99 ms", "TPOT p99 ms", "tokens/s", ""],
+                     rows, "probes")
+            + self.figure(prefix, "sla", plots.sla(points, limits, answer)) + "</section>")
+
+    def comparison(self, runs: Sequence[RunFolder]) -> None:
+        from client_sut.report import plots
+
+        rows = [figures.run_row(run.label, run.results) for run in runs]
+        table = _table(["run", "scenario", "result", "TTFT p99 ms", "TPOT p99 ms", "tokens/s",
+                        "requests", "errors"],
+                       [[_e(r.label), _e(r.scenario), _e(r.result), _num(r.ttft_p99_ms, 1),
+                         _num(r.tpot_p99_ms, 2), _num(r.tokens_per_s), _num(r.requests),
+                         _num(r.errors)] for r in rows], "runs")
+        self.sections.insert(0, "<section><h2>Runs side by side</h2>" + table
+                             + self.figure("", "runs", plots.runs_side_by_side(rows))
+                             + "</section>")
+
+    def html(self, title: str) -> str:
+        return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>"
+                f"<h1>{_e(title)}</h1>{''.join(self.sections)}"
+                f'<p class="note" id="method">{_e(METHOD)}</p></body></html>\n')
+
+
+def _mean_max(figure: dict | None) -> str:
+    if not figure:
+        return "-"
+    return f"{_num(figure.get('mean'))} / {_num(figure.get('max'))}"

@@ -1,0 +1,167 @@
+"""Drawing the report's figures with matplotlib, as SVG: text drawn as paths, so a figure needs
+no font, script or file at view time, and embeds in the one HTML file as it is.
+
+Each function takes the figure data of figures.py and returns the SVG's text.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: files only
+import matplotlib.pyplot as plt  # noqa: E402
+
+from client_sut.report.figures import (Cdf, EndpointRow, RunRow, ServerSeries,  # noqa: E402
+                                       SlaPoint, Timeline)
+
+LIMIT_STYLE = {"color": "#c0392b", "linestyle": "--", "linewidth": 1.2}
+VERDICT_COLOURS = {"pass": "#27ae60", "fail": "#c0392b", "undecided": "#7f8c8d"}
+plt.rcParams.update({"svg.fonttype": "path", "font.size": 9, "axes.grid": True,
+                     "grid.alpha": 0.3, "figure.dpi": 100, "svg.hashsalt": "client-sut"})
+
+
+def _svg(figure) -> str:
+    out = io.StringIO()
+    figure.savefig(out, format="svg", bbox_inches="tight")
+    plt.close(figure)
+    text = out.getvalue()
+    return text[text.index("<svg"):]  # inline: no XML declaration or doctype
+
+
+def latency_cdfs(cdfs: Sequence[Cdf]) -> str:
+    figure, axes = plt.subplots(1, len(cdfs), figsize=(3.2 * len(cdfs), 2.8))
+    for ax, c in zip(axes, cdfs):
+        ax.set_title(f"{c.name} (n={c.count:,})")
+        ax.set_xlabel("ms")
+        if not c.count:
+            ax.text(0.5, 0.5, "no values", ha="center", transform=ax.transAxes)
+            continue
+        ax.plot(c.values_ms, c.fractions, color="#2c3e50")
+        ax.set_ylim(0, 1.01)
+        for pct, value in ((50, c.p50_ms), (99, c.p99_ms)):
+            ax.plot([value], [pct / 100], "o", color="#2980b9", markersize=4)
+            ax.annotate(f"p{pct} {value:,.1f}", (value, pct / 100), fontsize=7,
+                        xytext=(4, -10), textcoords="offset points")
+        if c.limit_ms is not None:
+            ax.axvline(c.limit_ms, **LIMIT_STYLE, label=f"p99 limit {c.limit_ms:,.0f} ms")
+            ax.legend(loc="lower right", fontsize=7)
+        high = max(c.values_ms[-1], c.limit_ms or 0.0)
+        if high > 20 * max(c.values_ms[0], 1e-3):  # a far limit or a long tail: log scale
+            ax.set_xscale("log")
+    axes[0].set_ylabel("fraction of requests (ITL: of gaps)")
+    return _svg(figure)
+
+
+def over_time(t: Timeline) -> str:
+    figure, axes = plt.subplots(4, 1, figsize=(10, 7.5), sharex=True)
+    axes[0].step(t.t_s, t.requests_per_s, where="post", color="#2c3e50")
+    axes[0].set_ylabel("requests/s")
+    axes[1].step(t.t_s, t.tokens_per_s, where="post", color="#8e44ad")
+    axes[1].set_ylabel("tokens/s")
+    axes[2].step(t.t_s, t.in_flight, where="post", color="#16a085")
+    axes[2].set_ylabel("in flight")
+    axes[3].plot(t.t_s, _nan(t.ttft_p50_ms), ".-", label="TTFT p50", color="#2980b9")
+    axes[3].plot(t.t_s, _nan(t.ttft_p99_ms), ".-", label="TTFT p99", color="#e67e22")
+    if t.ttft_limit_ms is not None:
+        axes[3].axhline(t.ttft_limit_ms, **LIMIT_STYLE, label="p99 limit")
+    axes[3].set_ylabel("TTFT ms (by send)")
+    axes[3].legend(loc="upper right", fontsize=7)
+    axes[3].set_xlabel("seconds from the first issue (1 s bins)")
+    return _svg(figure)
+
+
+def endpoints(rows: Sequence[EndpointRow]) -> str:
+    figure, axes = plt.subplots(1, 3, figsize=(10, 2.2 + 0.3 * len(rows)))
+    names = [row.url for row in rows]
+    y = range(len(rows))
+    axes[0].barh(y, [row.tokens_per_s for row in rows], color="#8e44ad")
+    axes[0].set_title("tokens/s")
+    axes[0].set_yticks(list(y), names)
+    axes[1].barh(y, [row.requests for row in rows], color="#2c3e50", label="requests")
+    axes[1].barh(y, [row.errors for row in rows], color="#c0392b", label="errors")
+    axes[1].set_title("requests (errors red)")
+    axes[1].set_yticks(list(y), [""] * len(rows))
+    height = 0.4
+    axes[2].barh([i - height / 2 for i in y], _zero(row.ttft_p99_ms for row in rows), height,
+                 label="TTFT p99", color="#e67e22")
+    axes[2].barh([i + height / 2 for i in y], _zero(row.tpot_p99_ms for row in rows), height,
+                 label="TPOT p99", color="#2980b9")
+    axes[2].set_title("p99 ms")
+    axes[2].set_yticks(list(y), [""] * len(rows))
+    axes[2].legend(fontsize=7)
+    return _svg(figure)
+
+
+def server_metrics(series: Sequence[ServerSeries], window_s: tuple[float, float],
+                   client: Timeline) -> str:
+    figure, axes = plt.subplots(4, 1, figsize=(10, 7.5), sharex=True)
+    for s in series:
+        axes[0].plot(s.t_s, _nan(s.running), ".-", label=f"running {s.endpoint}")
+        axes[0].plot(s.t_s, _nan(s.waiting), "x--", label=f"waiting {s.endpoint}")
+        axes[1].plot(s.t_s, _nan(s.kv_cache_pct), ".-", label=s.endpoint)
+        axes[2].plot(s.t_s, _nan(s.generation_tokens_per_s), ".-", label=f"server {s.endpoint}")
+    axes[2].step(client.t_s, client.tokens_per_s, where="post", color="#8e44ad", alpha=0.6,
+                 label="client (all endpoints)")
+    axes[3].plot(client.t_s, _nan(client.ttft_p99_ms), ".-", color="#e67e22",
+                 label="client TTFT p99")
+    if client.ttft_limit_ms is not None:
+        axes[3].axhline(client.ttft_limit_ms, **LIMIT_STYLE, label="p99 limit")
+    for ax, label in zip(axes, ("requests", "KV cache %", "tokens/s", "TTFT ms")):
+        ax.set_ylabel(label)
+        ax.axvspan(*window_s, color="#f1c40f", alpha=0.08)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper right", fontsize=7)
+    axes[3].set_xlabel("seconds from the first issue (shaded: LoadGen's measured window)")
+    return _svg(figure)
+
+
+def sla(points: Sequence[SlaPoint], limits: dict, answer_qps: float | None) -> str:
+    figure, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    for ax, attr, limit, title in ((axes[0], "ttft_p99_ms", limits.get("ttft_ms"), "TTFT p99 ms"),
+                                   (axes[1], "tpot_p99_ms", limits.get("tpot_ms"), "TPOT p99 ms"),
+                                   (axes[2], "tokens_per_s", None, "tokens/s")):
+        ordered = sorted((p for p in points if not p.confirmation), key=lambda p: p.target_qps)
+        ax.plot([p.target_qps for p in ordered], _nan(getattr(p, attr) for p in ordered),
+                color="#95a5a6", linewidth=1)
+        for verdict, colour in VERDICT_COLOURS.items():
+            chosen = [p for p in points if p.verdict == verdict and getattr(p, attr) is not None]
+            if not chosen:
+                continue
+            ax.scatter([p.target_qps for p in chosen], [getattr(p, attr) for p in chosen],
+                       color=colour, label=verdict, zorder=3,
+                       marker="o", s=[60 if p.confirmation else 30 for p in chosen])
+        if limit is not None:
+            ax.axhline(limit, **LIMIT_STYLE, label=f"limit {limit:,.0f}")
+        if answer_qps is not None:
+            ax.axvline(answer_qps, color="#27ae60", linewidth=1, alpha=0.6,
+                       label=f"answer {answer_qps:g} QPS")
+        ax.set_title(title)
+        ax.set_xlabel("target QPS")
+        ax.legend(fontsize=7)
+    return _svg(figure)
+
+
+def runs_side_by_side(rows: Sequence[RunRow]) -> str:
+    figure, axes = plt.subplots(1, 3, figsize=(11, 0.6 + 0.45 * len(rows) + 1.5))
+    y = list(range(len(rows)))
+    labels = [row.label for row in rows]
+    for ax, attr, title, colour in ((axes[0], "ttft_p99_ms", "TTFT p99 ms", "#e67e22"),
+                                    (axes[1], "tpot_p99_ms", "TPOT p99 ms", "#2980b9"),
+                                    (axes[2], "tokens_per_s", "tokens/s", "#8e44ad")):
+        ax.barh(y, _zero(getattr(row, attr) for row in rows), color=colour)
+        ax.set_title(title)
+        ax.set_yticks(y, labels if ax is axes[0] else [""] * len(rows))
+        ax.invert_yaxis()
+    return _svg(figure)
+
+
+def _nan(values) -> list[float]:
+    return [math.nan if v is None else v for v in values]
+
+
+def _zero(values) -> list[float]:
+    return [0.0 if v is None else v for v in values]

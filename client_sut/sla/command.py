@@ -1,0 +1,309 @@
+"""`client-sut sla`: search the highest target QPS whose Server (or Interactive) run is VALID,
+then confirm it with a run of the official duration. I/O and orchestration; the decisions are
+made by `verdict` and `search`.
+
+Every probe is a real LoadGen Server run through the same client as `run`, with LoadGen's fixed
+seeds, so each sees the same arrival pattern scaled to its rate. A probe that cannot be decided
+(too few queries for LoadGen's early stopping, or a p99 too close to its limit) is repeated with
+twice the queries; one whose limits are proven lost mid-run stops there.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from client_sut.config import OFFICIAL_MIN_DURATION_S, LatencyLimits, Scenario
+from client_sut.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+from client_sut.sla.probe import ChildRun, RunOutput
+from client_sut.sla.search import Probed, bracket, near_edge, next_rate, round_rate
+from client_sut.sla.stats import MIN_QUERIES_TO_PASS
+from client_sut.sla.verdict import PASS, UNDECIDED, ProbeFigures, judge
+
+Say = Callable[[str], None]
+# A little over the 459 queries LoadGen's early stopping needs with none over the limits.
+PROBE_QUERIES = round(MIN_QUERIES_TO_PASS * 1.1)
+ATTEMPTS_PER_RATE = 3  # an undecided probe is repeated with twice the queries, this many times
+START_RUN_QUERIES = 256  # the Offline run that sets the start rate
+START_SHARE_OF_OFFLINE = 0.75  # a Server SLA is usually met at 60-95% of Offline throughput
+TOKEN_CACHE = "tokens.msgpack"
+
+
+@dataclass(frozen=True, slots=True)
+class SlaPlan:
+    scenario: Scenario
+    limits: LatencyLimits  # the limits the search holds every run to
+    official_limits: bool
+    output_dir: Path
+    run_args: tuple[str, ...]  # the deployment flags, passed to every run
+    probe_duration_s: float = 30.0
+    confirm_duration_s: float = float(OFFICIAL_MIN_DURATION_S)
+    tolerance: float = 0.03
+    max_probes: int = 12
+    start_qps: float | None = None
+
+
+def check_plan(plan: SlaPlan) -> None:
+    if plan.scenario not in (Scenario.SERVER, Scenario.INTERACTIVE):
+        raise UsageError(f"--scenario {plan.scenario.value}: an SLA search needs latency "
+                         f"limits: use Server or Interactive")
+    for value, flag in ((plan.probe_duration_s, "--probe-duration"),
+                        (plan.confirm_duration_s, "--confirm-duration"),
+                        (plan.start_qps, "--start-qps")):
+        if value is not None and not value > 0:
+            raise UsageError(f"{flag} must be greater than 0, got {value}")
+    if not 0.001 <= plan.tolerance < 1:
+        raise UsageError(f"--tolerance is relative: give a number from 0.001 to 0.99, got "
+                         f"{plan.tolerance}")
+    if plan.max_probes < 2:
+        raise UsageError(f"--max-probes must be at least 2 (a bracket needs a pass and a fail), "
+                         f"got {plan.max_probes}")
+
+
+@dataclass
+class _State:
+    started: float = field(default_factory=time.monotonic)
+    interrupted: bool = False
+    child: ChildRun | None = None
+    runs: int = 0
+
+
+def run_search(plan: SlaPlan, say: Say) -> tuple[dict, int]:
+    """Returns sla.json's content and the exit status; sla.json is rewritten after every run."""
+    check_plan(plan)
+    state = _State()
+    sla = _skeleton(plan)
+
+    def on_signal(_signum, _frame) -> None:
+        state.interrupted = True
+        if state.child is not None:
+            state.child.interrupt()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        status = _search(plan, sla, state, say)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    sla["interrupted"] = state.interrupted
+    sla["elapsed_s"] = round(time.monotonic() - state.started, 1)
+    _write(plan, sla)
+    return sla, EXIT_INTERRUPTED if state.interrupted else status
+
+
+def _search(plan: SlaPlan, sla: dict, state: _State, say: Say) -> int:
+    start = plan.start_qps or _start_rate(plan, sla, state, say)
+    if start is None:
+        return EXIT_INTERRUPTED if state.interrupted else EXIT_FAILED
+    sla["start"]["qps"] = start
+    history: list[Probed] = []
+    confirmed_by_probe: dict[float, dict] = {}  # full-size passes: each a confirmation itself
+    rate, attempt = start, 0
+    while rate is not None and len(sla["probes"]) < plan.max_probes and not state.interrupted:
+        full = near_edge(history)
+        duration, queries = (_confirmation_size(plan) if full else
+                             (plan.probe_duration_s * 2 ** attempt, PROBE_QUERIES * 2 ** attempt))
+        probe = _probe(plan, state, say, f"probe-{len(sla['probes']) + 1:02d}", rate, duration,
+                       queries)
+        probe["size"] = "confirmation" if full else "short"
+        sla["probes"].append(probe)
+        _write(plan, sla)
+        if state.interrupted:
+            break
+        if probe["verdict"] == UNDECIDED and not full and attempt + 1 < ATTEMPTS_PER_RATE:
+            attempt += 1  # the same rate again, with twice the queries
+            continue
+        if probe["verdict"] == UNDECIDED:
+            probe["reason"] += ("; at the confirmation's size that is no pass" if full else
+                                f"; treated as a fail after {ATTEMPTS_PER_RATE} attempts")
+        if full and probe["verdict"] == PASS:
+            confirmed_by_probe[rate] = probe
+        history.append(Probed(rate, probe["verdict"] == PASS, full))
+        rate, attempt = next_rate(history, start, plan.tolerance), 0
+        rate = None if rate is None else round_rate(rate)
+    found = bracket(history)
+    proven = bracket(history, full_size_only=True).highest_pass
+    if found.lowest_fail is not None:
+        sla["lowest_failing_qps"] = found.lowest_fail
+        sla["binding_constraint"] = next(p["constraint"] for p in reversed(sla["probes"])
+                                         if p["target_qps"] == found.lowest_fail)
+    if state.interrupted:
+        return EXIT_INTERRUPTED
+    if found.highest_pass is None:
+        say("no probed rate passed: not even the lowest rate serves within the SLA")
+        return EXIT_FAILED
+    if proven is not None:
+        probe = confirmed_by_probe[proven]
+        say(f"{probe['dir']} ran at the confirmation's size and passed: it is the confirmation")
+        return _confirmed(sla, probe)
+    return _confirm(plan, sla, state, say, found.highest_pass)
+
+
+def _confirmation_size(plan: SlaPlan) -> tuple[float, int | None]:
+    """The official duration and query count, or the shorter --confirm-duration with enough
+    queries for early stopping to pass."""
+    official = plan.confirm_duration_s >= OFFICIAL_MIN_DURATION_S
+    return plan.confirm_duration_s, None if official else PROBE_QUERIES
+
+
+def _confirmed(sla: dict, run: dict) -> int:
+    sla.update(answer_qps=run["target_qps"], confirmed=True, confirmation=run,
+               goodput=run["goodput"], self_check=run["self_check"])
+    return EXIT_OK
+
+
+def _confirm(plan: SlaPlan, sla: dict, state: _State, say: Say, highest_pass: float) -> int:
+    """The answer is the highest rate a confirmation run calls VALID: the best probe's rate, or
+    one step lower when that fails."""
+    for number, rate in enumerate((highest_pass, round_rate(highest_pass / (1 + plan.tolerance))),
+                                  start=1):
+        confirmation = _probe(plan, state, say, f"confirm-{number}", rate,
+                              *_confirmation_size(plan))
+        sla["confirmation_attempts"].append(confirmation)
+        sla["confirmation"] = confirmation
+        _write(plan, sla)
+        if state.interrupted:
+            return EXIT_INTERRUPTED
+        if confirmation["verdict"] == PASS:
+            return _confirmed(sla, confirmation)
+        sla["lowest_failing_qps"] = min(rate, sla["lowest_failing_qps"] or rate)
+    say("no confirmation run was VALID: no confirmed answer")
+    return EXIT_FAILED
+
+
+def _start_rate(plan: SlaPlan, sla: dict, state: _State, say: Say) -> float | None:
+    say(f"start rate: a short Offline run ({START_RUN_QUERIES} queries) measures the deployment")
+    output = _launch(plan, state, plan.output_dir / "start-offline",
+                     ["--scenario", "Offline", "--duration", "1", "--no-report",
+                      "--min-query-count", str(START_RUN_QUERIES)])
+    samples_per_second = ((output.results or {}).get("loadgen") or {}).get("samples_per_second")
+    sla["start"] = {"qps": None, "offline_samples_per_second": samples_per_second,
+                    "dir": "start-offline",
+                    "rule": f"{START_SHARE_OF_OFFLINE:g} x the Offline run's samples/s"}
+    if not samples_per_second:
+        if not state.interrupted:
+            say(f"the Offline start run measured nothing (exit {output.exit_status}); see "
+                f"{plan.output_dir / 'start-offline' / 'run.log'}, or give --start-qps")
+        return None
+    start = round_rate(START_SHARE_OF_OFFLINE * samples_per_second)
+    say(f"start rate: {start:g} QPS (Offline served {samples_per_second:,.2f} samples/s)")
+    return start
+
+
+def _probe(plan: SlaPlan, state: _State, say: Say, name: str, rate: float, duration_s: float,
+           queries: int | None) -> dict:
+    # Each probe's figures are drawn in the search's own report.
+    args = ["--scenario", plan.scenario.value, "--target-qps", f"{rate:g}",
+            "--stop-when-sla-fails", "--no-report"]
+    if queries is not None:  # a probe: exactly its queries, not a multiple of the sample count
+        args += ["--no-equal-issue"]
+    if duration_s < OFFICIAL_MIN_DURATION_S:
+        args += ["--duration", f"{duration_s:g}"]
+    if queries is not None:
+        args += ["--min-query-count", str(queries)]
+    if not plan.official_limits:
+        args += ["--ttft-limit-ms", f"{plan.limits.ttft_ms:g}",
+                 "--tpot-limit-ms", f"{plan.limits.tpot_ms:g}"]
+    folder = f"{name}-{rate:g}qps"
+    say(f"{name}: {rate:g} QPS for at least {duration_s:g} s"
+        + (f" and {queries} queries" if queries else ""))
+    output = _launch(plan, state, plan.output_dir / folder, args)
+    probe = _probe_record(output, rate, duration_s, folder)
+    say(f"{name}: {probe['verdict'].upper()} in {output.wall_s:g} s: {probe['reason']}")
+    return probe
+
+
+def _launch(plan: SlaPlan, state: _State, output_dir: Path, args: list[str]) -> RunOutput:
+    state.child = ChildRun([*plan.run_args, *args, "--token-cache",
+                            str(plan.output_dir / TOKEN_CACHE)], output_dir)
+    try:
+        output = state.child.wait()
+    finally:
+        state.child = None
+    state.runs += 1
+    if output.exit_status == EXIT_USAGE and state.runs == 1:  # bad input: nothing was measured
+        message = output.error_line or f"see {output_dir / 'run.log'}"
+        raise UsageError(message.split(": error: ", 1)[-1])
+    return output  # later, a run that fails its checks (a server gone) wrote no results
+
+
+def _probe_record(output: RunOutput, rate: float, duration_s: float, folder: str) -> dict:
+    results = output.results
+    record = {"target_qps": rate, "duration_s": duration_s, "dir": folder,
+              "exit_status": output.exit_status, "wall_s": output.wall_s}
+    if results is None:
+        return {**record, "requests": 0, "result": None, "ttft_p99_ms": None,
+                "tpot_p99_ms": None, "errors": None, "early_stopping_met": None,
+                "verdict": UNDECIDED, "reason": f"the run wrote no results (exit "
+                                                f"{output.exit_status}; see {folder}/run.log)",
+                "constraint": None, "interrupted": output.exit_status == EXIT_INTERRUPTED,
+                "goodput": None, "self_check": None}
+    figures = ProbeFigures.from_results(results)
+    verdict = judge(figures)
+    return {**record, "requests": figures.queries, "result": figures.result,
+            "ttft_p99_ms": figures.ttft_p99_ms, "tpot_p99_ms": figures.tpot_p99_ms,
+            "errors": figures.errors, "over_ttft": figures.over_ttft,
+            "over_tpot": figures.over_tpot, "early_stopping_met": figures.early_stopping_met,
+            "stopped_early": figures.stopped_early is not None,
+            "verdict": verdict.verdict, "reason": verdict.reason,
+            "constraint": verdict.constraint, "interrupted": figures.interrupted,
+            "tokens_per_second": results["loadgen"]["tokens_per_second"]
+            or results["client"]["output_tokens_per_second"],
+            "goodput": results["client"]["goodput"],
+            "self_check": {key: results["self_check"][key]
+                           for key in ("issue_lag_ms", "event_loop_lag_ms", "warnings")}}
+
+
+def _skeleton(plan: SlaPlan) -> dict:
+    notes = []
+    if not plan.official_limits:
+        notes.append(f"limits TTFT {plan.limits.ttft_ms:g} ms / TPOT {plan.limits.tpot_ms:g} ms "
+                     f"are not the official ones for {plan.scenario.value} "
+                     f"(--ttft-limit-ms/--tpot-limit-ms)")
+    if plan.confirm_duration_s < OFFICIAL_MIN_DURATION_S:
+        notes.append(f"the confirmation ran {plan.confirm_duration_s:g} s, under the official "
+                     f"{OFFICIAL_MIN_DURATION_S} s (--confirm-duration)")
+    return {
+        "scenario": plan.scenario.value,
+        "limits": {"ttft_ms": plan.limits.ttft_ms, "tpot_ms": plan.limits.tpot_ms,
+                   "official": plan.official_limits, "percentile": 99},
+        "answer_qps": None,
+        "confirmed": False,
+        "lowest_failing_qps": None,
+        "binding_constraint": None,
+        "goodput": None,
+        "compliant": not notes,
+        "compliance_notes": notes,
+        "search": {"tolerance": plan.tolerance, "probe_duration_s": plan.probe_duration_s,
+                   "probe_queries": PROBE_QUERIES, "confirm_duration_s": plan.confirm_duration_s,
+                   "max_probes": plan.max_probes, "attempts_per_rate": ATTEMPTS_PER_RATE},
+        "start": {"qps": plan.start_qps, "rule": "--start-qps"},
+        "probes": [],
+        "confirmation": None,
+        "confirmation_attempts": [],
+        "self_check": None,
+        "interrupted": False,
+    }
+
+
+def _write(plan: SlaPlan, sla: dict) -> None:
+    path = plan.output_dir / "sla.json"
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(sla, indent=2) + "\n", encoding="utf-8")
+    partial.replace(path)
+
+
+def answer_line(sla: dict) -> str:
+    limits = sla["limits"]
+    sla_words = (f"the {sla['scenario']} SLA (TTFT p99 <= {limits['ttft_ms']:g} ms, TPOT p99 <= "
+                 f"{limits['tpot_ms']:g} ms{'' if limits['official'] else ', not the official limits'})")
+    if sla["confirmed"]:
+        return (f"this deployment serves {sla['answer_qps']:g} queries/s within {sla_words}, "
+                f"confirmed VALID")
+    if sla["interrupted"]:
+        return f"interrupted: no confirmed answer yet for {sla_words}"
+    return f"no rate was confirmed VALID within {sla_words}"

@@ -1,0 +1,58 @@
+"""One run of a search, as a `client-sut run` process of its own.
+
+LoadGen reads its configuration once per process: a second `FromConfig` in the same process logs
+"Multiple conf files are used. This is not valid for official submission." as an error in the
+next run's detail log (checked with mlcommons-loadgen 6.0), which the submission checker
+rejects. So every probe is a fresh process; the tokenized dataset is cached between them.
+Each child runs in a session of its own, so a Ctrl-C at the terminal reaches only the search,
+which hands exactly one interrupt to the child: two would make the child exit at once, before
+writing what it measured.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from client_sut.errors import EXIT_USAGE
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutput:
+    exit_status: int
+    results: dict | None  # results.json, when the run got as far as writing it
+    wall_s: float
+    error_line: str | None  # the run's last line on stderr, for bad input (exit 2)
+
+
+class ChildRun:
+    """Starts `client-sut run ARGS` with its output in DIR/run.log; forwards one interrupt."""
+
+    def __init__(self, args: list[str], output_dir: Path) -> None:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        self.output_dir = output_dir
+        self.log_path = output_dir / "run.log"
+        self._interrupted = False
+        self._started = time.monotonic()
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "client_sut", "run", "--output-dir", str(output_dir),
+                 *args], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def interrupt(self) -> None:
+        if not self._interrupted and self.process.poll() is None:
+            self._interrupted = True
+            self.process.send_signal(signal.SIGINT)
+
+    def wait(self) -> RunOutput:
+        status = self.process.wait()
+        results_path = self.output_dir / "results.json"
+        results = json.loads(results_path.read_text()) if results_path.exists() else None
+        lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        return RunOutput(status, results, round(time.monotonic() - self._started, 1),
+                         lines[-1] if status == EXIT_USAGE and lines else None)

@@ -1,0 +1,73 @@
+"""Which rate to probe next: bracket by doubling and halving from the start, then bisect in log
+space until the highest pass and the lowest fail are within the tolerance. Pure.
+
+Near the edge a p99 depends on how long the run is: a longer run meets rarer bursts, and a rate
+a little over capacity builds its queue too slowly to show in a short one. So once the bracket
+is narrow (within NEAR_EDGE), probes take the confirmation's size, and only passes at that size
+bound the answer from below: the highest short pass is probed again at full size first. A fail
+of any size stands (a longer run at the same rate only meets more bursts).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# Below the start divided by this, the search gives up: even a trickle of queries fails.
+LOWEST_FRACTION = 1024
+NEAR_EDGE = 1.25
+
+
+@dataclass(frozen=True, slots=True)
+class Probed:
+    qps: float
+    passed: bool
+    full_size: bool = False  # ran at the confirmation's size
+
+
+@dataclass(frozen=True, slots=True)
+class Bracket:
+    highest_pass: float | None
+    lowest_fail: float | None
+
+
+def bracket(history: Sequence[Probed], full_size_only: bool = False) -> Bracket:
+    """The highest pass below the lowest fail (a pass above a fail is noise near the edge)."""
+    fails = [p.qps for p in history if not p.passed]
+    lowest_fail = min(fails) if fails else None
+    passes = [p.qps for p in history if p.passed and (p.full_size or not full_size_only)
+              and (lowest_fail is None or p.qps < lowest_fail)]
+    return Bracket(max(passes) if passes else None, lowest_fail)
+
+
+def near_edge(history: Sequence[Probed]) -> bool:
+    found = bracket(history)
+    return (found.highest_pass is not None and found.lowest_fail is not None
+            and found.lowest_fail <= found.highest_pass * NEAR_EDGE)
+
+
+def next_rate(history: Sequence[Probed], start_qps: float, tolerance: float) -> float | None:
+    """The next target QPS, or None when the search is over (the bracket is narrow enough, or
+    even the lowest rate worth trying failed). Near the edge the next probe is full size."""
+    if not history:
+        return start_qps
+    found = bracket(history)
+    if found.lowest_fail is None:
+        return 2 * found.highest_pass
+    if found.highest_pass is None:
+        lower = found.lowest_fail / 2
+        return None if lower < start_qps / LOWEST_FRACTION else lower
+    if near_edge(history):
+        proven = bracket(history, full_size_only=True).highest_pass
+        if proven is None:
+            return found.highest_pass  # the best short pass, now at full size
+        found = Bracket(proven, found.lowest_fail)
+    if found.lowest_fail <= found.highest_pass * (1 + tolerance):
+        return None
+    return math.sqrt(found.highest_pass * found.lowest_fail)
+
+
+def round_rate(qps: float) -> float:
+    """Four significant digits: rates that read well and name folders cleanly."""
+    return float(f"{qps:.4g}")

@@ -1,0 +1,68 @@
+"""The statistics of a p99 verdict, as LoadGen's early stopping states them. Pure functions.
+
+LoadGen calls a Server run's TTFT (or TPOT) good when, with `k` of `n` queries over the limit,
+the chance of seeing at most `k` such queries from a system whose true rate over the limit is
+1% is below 1% (99% confidence). With no query over the limit that takes 459 queries. The mirror
+image proves a run bad: seeing at least `k` over the limit is below 1% likely when the true
+rate is 1%. Between the two, the queries seen so far do not decide.
+"""
+
+from __future__ import annotations
+
+import math
+
+PERCENTILE = 0.99  # mlperf.conf: target_latency_percentile 99 for Server
+CONFIDENCE = 0.99  # LoadGen's early stopping (results.cc)
+OVER_RATE = 1.0 - PERCENTILE
+
+
+def _log_pmf(k: int, n: int, p: float) -> float:
+    return (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+            + k * math.log(p) + (n - k) * math.log1p(-p))
+
+
+def binomial_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p)."""
+    if k < 0:
+        return 0.0
+    if k >= n:
+        return 1.0
+    return min(1.0, sum(math.exp(_log_pmf(i, n, p)) for i in range(k + 1)))
+
+
+def early_stopping_met(queries: int, over: int) -> bool:
+    """LoadGen's test: `over` of `queries` over the limit still proves the p99 within it."""
+    return queries > 0 and binomial_cdf(over, queries, OVER_RATE) < 1.0 - CONFIDENCE
+
+
+def proven_over(queries: int, over: int) -> bool:
+    """`over` of `queries` over the limit proves the true p99 above it, at the same confidence."""
+    return over > 0 and 1.0 - binomial_cdf(over - 1, queries, OVER_RATE) < 1.0 - CONFIDENCE
+
+
+def queries_to_pass(over_share: float, limit: int = 10_000_000) -> int | None:
+    """The fewest queries that can pass early stopping at this share of queries over the limit
+    (None when the share is 1% or more: no number of queries can)."""
+    if over_share >= OVER_RATE:
+        return None
+    low, high = 1, 1
+    while not early_stopping_met(high, math.floor(over_share * high)):
+        if high >= limit:
+            return None
+        low, high = high, high * 2
+    while low < high:  # the first count that passes; nearly monotone, fine for sizing
+        middle = (low + high) // 2
+        if early_stopping_met(middle, math.floor(over_share * middle)):
+            high = middle
+        else:
+            low = middle + 1
+    return high
+
+
+def p99_allowance(queries: int) -> int:
+    """How many of `queries` over a limit put LoadGen's p99 over it: LoadGen's p99 is the sorted
+    value at index floor(0.99 n), not an interpolation."""
+    return queries - int(queries * PERCENTILE)
+
+
+MIN_QUERIES_TO_PASS = queries_to_pass(0.0)  # 459

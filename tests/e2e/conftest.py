@@ -1,0 +1,28 @@
+"""The end-to-end tests' servers: real vLLM on CPU with the demo model, started once for the
+session and shared by every e2e module (starting them takes about a minute)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.demo import free_port
+from server.demo_corpus import write_corpus
+from server.demo_model import build
+from server.launch import load_profile, start_servers
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="session")
+def vllm(tmp_path_factory):
+    model_dir = build(REPO / "work" / "demo-model")
+    group = start_servers(load_profile("cpu-demo"), model=str(model_dir), port=free_port(8100),
+                          instances=2, log_dir=tmp_path_factory.mktemp("vllm-logs"))
+    yield group, model_dir
+    group.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> Path:
+    return write_corpus(tmp_path_factory.mktemp("demo-data") / "demo_news.jsonl")

@@ -1,0 +1,93 @@
+"""The report's figure data, from records made by hand (pure functions)."""
+
+from __future__ import annotations
+
+from array import array
+
+import pytest
+
+from client_sut.records import ErrorKind, RequestError, RequestRecord, TokenIdSource
+from client_sut.report.figures import (cdf, endpoint_rows, latency_cdfs, run_verdict, sla_points,
+                                       timeline)
+
+MS = 1_000_000
+
+
+def record(send_ms: float, first_ms: float, gap_ms: float, tokens: int, endpoint: str = "a",
+           error: bool = False) -> RequestRecord:
+    times = [int((send_ms + first_ms + i * gap_ms) * MS) for i in range(tokens)]
+    return RequestRecord(
+        sample_index=0, endpoint=endpoint, issue_ns=int(send_ms * MS), send_ns=int(send_ms * MS),
+        first_byte_ns=times[0] if times else None, end_ns=times[-1] + MS if times else
+        int(send_ms * MS), event_ns=array("q", times), event_tokens=array("i", [1] * tokens),
+        token_ids=array("i", [7] * tokens), token_id_source=TokenIdSource.SERVER,
+        server_completion_tokens=tokens, finish_reason="length", http_status=200,
+        error=RequestError(ErrorKind.TIMEOUT, "late") if error else None)
+
+
+def test_the_cdf_has_a_fixed_size_and_exact_percentiles():
+    values = [i * MS for i in range(1, 10_001)]
+    c = cdf("TTFT", values, 2000.0)
+    assert c.count == 10_000 and len(c.values_ms) == len(c.fractions) < 500
+    assert c.p50_ms == pytest.approx(5000.5) and c.p99_ms == pytest.approx(9900.01)
+    assert c.fractions[0] == 0 and c.fractions[-1] == 1.0 and c.values_ms[-1] == 10_000
+    assert list(c.values_ms) == sorted(c.values_ms)
+    assert any(f >= 0.999 for f in c.fractions[:-1])  # the tail is drawn, not jumped
+
+
+def test_latency_cdfs_skip_failed_requests():
+    records = [record(0, 20, 2, 5), record(10, 40, 4, 5), record(20, 500, 1, 5, error=True)]
+    ttft, tpot, itl, e2e = latency_cdfs(records, 2000.0, 100.0)
+    assert ttft.count == 2 and ttft.values_ms[0] == 20 and ttft.values_ms[-1] == 40
+    assert tpot.limit_ms == 100.0 and tpot.values_ms[-1] == 4
+    assert itl.count == 8 and e2e.count == 2 and itl.limit_ms is None
+
+
+def test_the_timeline_counts_every_token_once_in_its_bin():
+    records = [record(0, 100, 200, 10), record(500, 100, 200, 10), record(2500, 50, 10, 4)]
+    line = timeline(records, 2000.0)
+    assert line.t_s == (0.0, 1.0, 2.0)
+    assert sum(line.tokens_per_s) == 24 and sum(line.requests_per_s) == 3
+    assert line.in_flight == (2, 2, 1)
+    assert line.ttft_p50_ms[0] == 100 and line.ttft_p50_ms[1] is None
+    assert line.ttft_limit_ms == 2000.0
+
+
+def test_endpoint_rows_show_each_endpoint_and_the_fields_others_add():
+    records = [record(0, 20, 2, 11, "a"), record(0, 80, 8, 11, "b"), record(5, 1, 1, 1, "b",
+                                                                            error=True)]
+    rows = endpoint_rows(records, [{"url": "a", "requests": 1, "replica": "pod-1"},
+                                   {"url": "b", "requests": 2, "ttft_ms": {}}])
+    assert [(r.url, r.requests, r.errors) for r in rows] == [("a", 1, 0), ("b", 2, 1)]
+    assert rows[1].ttft_p99_ms == 80 and rows[1].tpot_p50_ms == 8
+    assert rows[0].extra == {"replica": "pod-1"} and rows[1].extra == {}
+    assert rows[0].tokens_per_s == rows[1].tokens_per_s > 0
+
+
+def results(**loadgen) -> dict:
+    base = {"result": "VALID", "ttft_ms": {"p99": 100.0}, "tpot_ms": {"p99": 10.0},
+            "ttft_limit_ms": 2000.0, "tpot_limit_ms": 100.0, "errors": []}
+    return {"loadgen": {**base, **loadgen}, "client": {"errors": 0}, "interrupted": False}
+
+
+def test_the_verdict_says_why_a_run_is_not_valid():
+    assert run_verdict(results()).ok and run_verdict(results()).reasons == ()
+    bad = run_verdict(results(result="INVALID", ttft_ms={"p99": 2500.0},
+                              early_stopping_met=False))
+    assert bad.headline == "INVALID" and not bad.ok
+    assert "TTFT p99 2,500.0 ms is over the limit 2,000 ms" in bad.reasons
+    assert "early stopping not met" in bad.reasons
+    failed_accuracy = {**results(), "accuracy": {"passed": False}}
+    assert run_verdict(failed_accuracy).reasons == ("accuracy failed",)
+
+
+def test_sla_points_take_each_probe_and_the_confirmation():
+    sla = {"probes": [{"target_qps": 4, "verdict": "pass", "ttft_p99_ms": 90, "tpot_p99_ms": 9,
+                       "dir": "probe-1"},
+                      {"target_qps": 8, "verdict": "fail", "ttft_p99_ms": 3000,
+                       "tpot_p99_ms": 20, "dir": "probe-2"}],
+           "confirmation": {"target_qps": 4, "verdict": "pass", "ttft_p99_ms": 95,
+                            "tpot_p99_ms": 9, "dir": "confirm"}}
+    points = sla_points(sla, {"probe-1": 500.0, "confirm": 510.0})
+    assert [(p.target_qps, p.verdict, p.confirmation, p.tokens_per_s) for p in points] == [
+        (4, "pass", False, 500.0), (8, "fail", False, None), (4, "pass", True, 510.0)]
