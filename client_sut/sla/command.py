@@ -20,7 +20,7 @@ from pathlib import Path
 from client_sut.config import OFFICIAL_MIN_DURATION_S, LatencyLimits, Scenario
 from client_sut.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 from client_sut.sla.probe import ChildRun, RunOutput
-from client_sut.sla.search import Probed, bracket, near_edge, next_rate, round_rate
+from client_sut.sla.search import NextProbe, Probed, bracket, next_probe, round_rate
 from client_sut.sla.stats import MIN_QUERIES_TO_PASS
 from client_sut.sla.verdict import PASS, UNDECIDED, ProbeFigures, judge
 
@@ -102,9 +102,9 @@ def _search(plan: SlaPlan, sla: dict, state: _State, say: Say) -> int:
     sla["start"]["qps"] = start
     history: list[Probed] = []
     confirmed_by_probe: dict[float, dict] = {}  # full-size passes: each a confirmation itself
-    rate, attempt = start, 0
-    while rate is not None and len(sla["probes"]) < plan.max_probes and not state.interrupted:
-        full = near_edge(history)
+    upcoming, attempt = NextProbe(start, False), 0
+    while upcoming is not None and len(sla["probes"]) < plan.max_probes and not state.interrupted:
+        rate, full = round_rate(upcoming.qps), upcoming.full_size
         duration, queries = (_confirmation_size(plan) if full else
                              (plan.probe_duration_s * 2 ** attempt, PROBE_QUERIES * 2 ** attempt))
         probe = _probe(plan, state, say, f"probe-{len(sla['probes']) + 1:02d}", rate, duration,
@@ -123,8 +123,7 @@ def _search(plan: SlaPlan, sla: dict, state: _State, say: Say) -> int:
         if full and probe["verdict"] == PASS:
             confirmed_by_probe[rate] = probe
         history.append(Probed(rate, probe["verdict"] == PASS, full))
-        rate, attempt = next_rate(history, start, plan.tolerance), 0
-        rate = None if rate is None else round_rate(rate)
+        upcoming, attempt = next_probe(history, start, plan.tolerance), 0
     found = bracket(history)
     proven = bracket(history, full_size_only=True).highest_pass
     if found.lowest_fail is not None:

@@ -5,7 +5,9 @@ Near the edge a p99 depends on how long the run is: a longer run meets rarer bur
 a little over capacity builds its queue too slowly to show in a short one. So once the bracket
 is narrow (within NEAR_EDGE), probes take the confirmation's size, and only passes at that size
 bound the answer from below: the highest short pass is probed again at full size first. A fail
-of any size stands (a longer run at the same rate only meets more bursts).
+of any size stands (a longer run at the same rate only meets more bursts), unless a run at least
+as long passed at a higher rate: such a fail is noise (a stalled machine) until a second probe
+of the same rate and size fails again, and the latest probe of a rate and size is what counts.
 """
 
 from __future__ import annotations
@@ -27,13 +29,25 @@ class Probed:
 
 
 @dataclass(frozen=True, slots=True)
+class NextProbe:
+    qps: float
+    full_size: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Bracket:
     highest_pass: float | None
     lowest_fail: float | None
 
 
+def latest(history: Sequence[Probed]) -> list[Probed]:
+    """The latest probe of each rate and size: a repeat replaces what it repeated."""
+    return list({(p.qps, p.full_size): p for p in history}.values())
+
+
 def bracket(history: Sequence[Probed], full_size_only: bool = False) -> Bracket:
     """The highest pass below the lowest fail (a pass above a fail is noise near the edge)."""
+    history = latest(history)
     fails = [p.qps for p in history if not p.passed]
     lowest_fail = min(fails) if fails else None
     passes = [p.qps for p in history if p.passed and (p.full_size or not full_size_only)
@@ -47,25 +61,44 @@ def near_edge(history: Sequence[Probed]) -> bool:
             and found.lowest_fail <= found.highest_pass * NEAR_EDGE)
 
 
-def next_rate(history: Sequence[Probed], start_qps: float, tolerance: float) -> float | None:
-    """The next target QPS, or None when the search is over (the bracket is narrow enough, or
-    even the lowest rate worth trying failed). Near the edge the next probe is full size."""
+def next_probe(history: Sequence[Probed], start_qps: float,
+               tolerance: float) -> NextProbe | None:
+    """The next probe, or None when the search is over (the bracket is narrow enough, or even
+    the lowest rate worth trying failed)."""
     if not history:
-        return start_qps
+        return NextProbe(start_qps, False)
+    doubtful = _doubtful_fail(history)
+    if doubtful is not None:
+        return NextProbe(doubtful.qps, doubtful.full_size)
+    full_size = near_edge(history)
     found = bracket(history)
     if found.lowest_fail is None:
-        return 2 * found.highest_pass
+        return NextProbe(2 * found.highest_pass, full_size)
     if found.highest_pass is None:
         lower = found.lowest_fail / 2
-        return None if lower < start_qps / LOWEST_FRACTION else lower
-    if near_edge(history):
+        return None if lower < start_qps / LOWEST_FRACTION else NextProbe(lower, full_size)
+    if full_size:
         proven = bracket(history, full_size_only=True).highest_pass
-        if proven is None:
-            return found.highest_pass  # the best short pass, now at full size
+        if proven is None:  # the best short pass, now at full size
+            return NextProbe(found.highest_pass, True)
         found = Bracket(proven, found.lowest_fail)
     if found.lowest_fail <= found.highest_pass * (1 + tolerance):
         return None
-    return math.sqrt(found.highest_pass * found.lowest_fail)
+    return NextProbe(math.sqrt(found.highest_pass * found.lowest_fail), full_size)
+
+
+def _doubtful_fail(history: Sequence[Probed]) -> Probed | None:
+    """The lowest fail, when a run at least as long passed at a higher rate and the fail has not
+    been repeated yet."""
+    current = latest(history)
+    fails = [p for p in current if not p.passed]
+    if not fails:
+        return None
+    lowest = min(fails, key=lambda p: (p.qps, p.full_size))
+    repeats = sum(1 for p in history if (p.qps, p.full_size) == (lowest.qps, lowest.full_size))
+    contradicted = any(p.passed and p.qps > lowest.qps and (p.full_size or not lowest.full_size)
+                       for p in current)
+    return lowest if contradicted and repeats == 1 else None
 
 
 def round_rate(qps: float) -> float:

@@ -9,6 +9,7 @@ Server run for the closed folder is short by --duration.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -159,9 +160,11 @@ def test_open_folder_passes_the_official_checker_and_the_extra_checks_see_more(m
                         r"'[\d.]+', 'rougeLsum': '[\d.]+', 'gen_len': \d+, 'gen_num': 50\}\n"
                         r"\nhash=[0-9a-f]{64}\n", text)
     original = (made / "runs/Offline/accuracy/mlperf_log_accuracy.json").read_bytes()
-    import hashlib
     assert text.endswith(f"hash={hashlib.sha256(original).hexdigest()}\n")
-    assert (accuracy / "mlperf_log_accuracy.json").stat().st_size < 10 * 1024 < len(original)
+    # Cut as truncate_accuracy_log.py cuts it: its first and last 4 KiB, under the checker's 10 KiB.
+    truncated = (accuracy / "mlperf_log_accuracy.json").read_bytes()
+    assert truncated == original[:4096] + b"\n\n...\n\n" + original[-4096:]
+    assert len(truncated) < 10 * 1024
     assert (layout.test06("Offline") / "verify_accuracy.txt").read_text().startswith(
         "First token check pass: Skipped\n")
     scenario = layout.scenario("Interactive")
@@ -210,3 +213,16 @@ def test_closed_folder_with_a_short_server_run_fails_for_its_duration(made):
     assert len(reasons["duration"]) == 1 and "/Server/performance/" in reasons["duration"][0]
     assert findings(report) == {("Offline", "summary"), ("Server", "min_duration")}
     assert done.returncode == 1
+
+
+def test_a_missing_system_field_stops_everything_before_a_run(tmp_path):
+    (tmp_path / "system.toml").write_text(SYSTEM_FILE.replace('cooling = "air"\n', ""))
+    out = tmp_path / "out"
+    done = client_sut("submission", "--system-file", str(tmp_path / "system.toml"), "--checker",
+                      str(CHECKER), "--output-dir", str(out), "--",
+                      "--endpoint", "http://127.0.0.1:9", "--dataset", str(SHARED_DATA))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "client-sut submission: error: the system description lacks cooling: add them under "
+        "[system] in the system file (the tool could not see them)")
+    assert not (out / "runs").exists() and not (out / "submission").exists()

@@ -9,7 +9,7 @@ import pytest
 
 from client_sut.records import ErrorKind, RequestError, RequestRecord, TokenIdSource
 from client_sut.sla.breach import BreachRule, BreachWatch, most_queries
-from client_sut.sla.search import Probed, bracket, near_edge, next_rate
+from client_sut.sla.search import Bracket, NextProbe, Probed, bracket, near_edge, next_probe
 from client_sut.sla.stats import (
     MIN_QUERIES_TO_PASS,
     early_stopping_met,
@@ -78,37 +78,53 @@ def history(*probes) -> list[Probed]:
     return [Probed(*probe) for probe in probes]
 
 
+def rate(probes: list[Probed]) -> float | None:
+    upcoming = next_probe(probes, 10.0, 0.03)
+    return None if upcoming is None else upcoming.qps
+
+
 def test_search_brackets_then_bisects_in_log_space():
-    assert next_rate([], 10.0, 0.03) == 10.0
-    assert next_rate(history((10.0, True)), 10.0, 0.03) == 20.0
-    assert next_rate(history((10.0, False)), 10.0, 0.03) == 5.0
-    assert next_rate(history((10.0, True), (20.0, False)), 10.0, 0.03) == pytest.approx(200 ** 0.5)
-    assert next_rate(history((10.0, True, True), (10.2, False)), 10.0, 0.03) is None
-    # A pass above a fail (noise at the edge) does not widen the bracket.
-    assert bracket(history((10.0, True), (12.0, False), (13.0, True))).highest_pass == 10.0
+    assert next_probe([], 10.0, 0.03) == NextProbe(10.0, False)
+    assert rate(history((10.0, True))) == 20.0
+    assert rate(history((10.0, False))) == 5.0
+    assert rate(history((10.0, True), (20.0, False))) == pytest.approx(200 ** 0.5)
+    assert rate(history((10.0, True, True), (10.2, False, True))) is None
     # Even a trickle fails: give up.
-    assert next_rate([Probed(10.0 / 2 ** i, False) for i in range(11)], 10.0, 0.03) is None
+    assert rate([Probed(10.0 / 2 ** i, False) for i in range(11)]) is None
 
 
 def test_near_the_edge_only_full_size_passes_bound_the_answer():
     short = history((10.0, True), (20.0, False), (14.1, True), (16.8, True), (18.3, False))
     assert near_edge(short)
     # The best short pass is probed again at the confirmation's size before anything above it.
-    assert next_rate(short, 10.0, 0.03) == 16.8
+    assert next_probe(short, 10.0, 0.03) == NextProbe(16.8, True)
     failed_at_full = short + history((16.8, False, True))
-    assert next_rate(failed_at_full, 10.0, 0.03) == 14.1
+    assert next_probe(failed_at_full, 10.0, 0.03) == NextProbe(14.1, True)
     proven = failed_at_full + history((14.1, True, True))
-    assert next_rate(proven, 10.0, 0.03) == pytest.approx((14.1 * 16.8) ** 0.5)
-    assert next_rate(proven + history((15.2, True, True), (15.5, False, True)), 10.0,
-                     0.03) is None
+    assert next_probe(proven, 10.0, 0.03) == NextProbe(pytest.approx((14.1 * 16.8) ** 0.5), True)
+    assert rate(proven + history((15.2, True, True), (15.5, False, True))) is None
+
+
+def test_a_fail_below_a_pass_is_probed_once_more():
+    # A stalled machine failed 13 QPS after 15 passed at the same size: probe 13 again.
+    noisy = history((10.0, True), (20.0, False), (15.0, True), (13.0, False))
+    assert next_probe(noisy, 10.0, 0.03) == NextProbe(13.0, False)
+    # It passes now: the repeat replaces the fail, and the search goes on above 15.
+    assert bracket(noisy + history((13.0, True))) == Bracket(15.0, 20.0)
+    # It fails again: the fail stands, and the pass above it is set aside.
+    again = noisy + history((13.0, False))
+    assert next_probe(again, 10.0, 0.03) == NextProbe(pytest.approx(130 ** 0.5), False)
+    # A shorter run's pass does not put a full-size fail in doubt.
+    assert next_probe(history((10.0, True), (12.0, True), (11.0, False, True)), 10.0,
+                      0.03).qps != 11.0
 
 
 def test_search_converges_on_a_step_within_a_bounded_number_of_probes():
-    edge, probes, rate = 37.3, [], 10.0
+    edge, probes, upcoming = 37.3, [], NextProbe(10.0, False)
     for _ in range(20):
-        probes.append(Probed(rate, rate <= edge, near_edge(probes)))
-        rate = next_rate(probes, 10.0, 0.03)
-        if rate is None:
+        probes.append(Probed(upcoming.qps, upcoming.qps <= edge, upcoming.full_size))
+        upcoming = next_probe(probes, 10.0, 0.03)
+        if upcoming is None:
             break
     found = bracket(probes, full_size_only=True)
     assert found.highest_pass <= edge < found.lowest_fail <= found.highest_pass * 1.03
