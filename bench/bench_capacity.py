@@ -37,9 +37,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from client_sut.calibrate import DATASET_SAMPLES  # noqa: E402
-from client_sut.emitter import EmitterProcess  # noqa: E402
-from client_sut.metrics import percentile  # noqa: E402
+from client_sut.analysis.metrics import percentile  # noqa: E402
+from client_sut.runs.calibrate import DATASET_SAMPLES  # noqa: E402
+from client_sut.servers.emitter import EmitterProcess  # noqa: E402
 
 OUTPUT_TOKENS = 128
 INPUT_TOKENS = 16
@@ -247,7 +247,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.server_qps:
         return server_issue_rate(args.server_qps, args.seconds)
-    from client_sut.calibrate import write_inputs
+    from client_sut.runs.calibrate import write_inputs
     from server.demo_model import build_tokenizer
 
     base_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -295,7 +295,7 @@ def main() -> None:
 
 def server_issue_rate(qps: float, seconds: float) -> None:
     """Can LoadGen's Server schedule be kept at this rate? Issue lag is the answer."""
-    from client_sut.calibrate import write_inputs
+    from client_sut.runs.calibrate import write_inputs
 
     emitter = emitter_for(ZERO, output_tokens=2)
     try:

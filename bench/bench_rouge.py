@@ -20,7 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from client_sut.accuracy import ROUGE_KEYS, postprocess, score_texts, sentence_splitter
+from client_sut.accuracy.rouge import (
+    ROUGE_KEYS,
+    postprocess,
+    score_texts,
+    sentence_splitter,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cnndm_validation_200.jsonl"
 

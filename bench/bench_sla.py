@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from client_sut.emitter import EmitterProcess  # noqa: E402
+from client_sut.servers.emitter import EmitterProcess  # noqa: E402
 from server.demo_model import build_tokenizer  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "cnndm_validation_200.jsonl"

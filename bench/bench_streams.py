@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=100)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    from client_sut.emitter import EmitterProcess
+    from client_sut.servers.emitter import EmitterProcess
     from server.demo_model import build_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,25 +10,30 @@ from dataclasses import replace
 from pathlib import Path
 
 from client_sut import __version__
+from client_sut.accuracy.audit import AUDITS
+from client_sut.accuracy.rouge import DTYPES, TARGETS
 from client_sut.config import (
     DEFAULT_WARMUP,
     OFFICIAL_LATENCY_LIMITS,
     OFFICIAL_MIN_DURATION_S,
     LatencyLimits,
     Mode,
+    ProgressMode,
     PromptForm,
     RunConfig,
     Scenario,
     normalise_endpoint,
     parse_choice,
 )
-from client_sut.accuracy import DTYPES, TARGETS
-from client_sut.audit import AUDITS
-from client_sut.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
-from client_sut.observe.progress import ProgressMode
+from client_sut.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+)
+from client_sut.request import Api, Timeouts
 from client_sut.security import DEFAULT_KEY_ENV, resolve_credentials
-from client_sut.stream import Api
-from client_sut.timeouts import Timeouts
 
 
 class _Parser(argparse.ArgumentParser):
@@ -199,7 +204,11 @@ def _endpoints_parser(commands) -> None:
 
 
 def _cmd_endpoints(args: argparse.Namespace) -> int:
-    from client_sut.discovery import discover, endpoint_origins, wait_for_endpoints
+    from client_sut.measure.discovery import (
+        discover,
+        endpoint_origins,
+        wait_for_endpoints,
+    )
 
     specs = [normalise_endpoint(url) for url in args.endpoint]
     if args.expect is None:
@@ -225,7 +234,7 @@ def _calibrate_parser(commands) -> None:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from client_sut.calibrate import CalibrationPlan, calibrate, summary_lines
+    from client_sut.runs.calibrate import CalibrationPlan, calibrate, summary_lines
 
     plan = CalibrationPlan.quick() if args.quick else CalibrationPlan()
     report = calibrate(args.output_dir, plan,
@@ -235,8 +244,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from client_sut.accuracy import evaluate_file
-    from client_sut.summary import print_accuracy
+    from client_sut.accuracy.rouge import evaluate_file
+    from client_sut.runs.summary import print_accuracy
 
     result, output = evaluate_file(args.accuracy_log, args.dataset, args.tokenizer,
                                    dtype=args.dtype, category=args.targets, output=args.output,
@@ -294,7 +303,6 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         audit=args.audit,
         workers=args.workers,
         progress=parse_choice(ProgressMode, args.progress, "--progress"),
-        report=not args.no_report,
         server_metrics=not args.no_server_metrics,
     )
 
@@ -317,7 +325,7 @@ def _passed_on(args: argparse.Namespace) -> tuple[str, ...]:
 
 def _cmd_sla(args: argparse.Namespace) -> int:
     from client_sut.config import validate
-    from client_sut.runner import prepare_output_dir
+    from client_sut.runs.runner import prepare_output_dir
     from client_sut.sla.command import SlaPlan, answer_line, check_plan, run_search
 
     scenario = parse_choice(Scenario, args.scenario, "--scenario")
@@ -354,10 +362,15 @@ def _cmd_sla(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from client_sut.runner import execute
-    from client_sut.summary import print_run_summary
+    from client_sut.runs.runner import execute
+    from client_sut.runs.summary import print_run_summary
 
     outcome = execute(_run_config(args))
+    if not args.no_report:
+        from client_sut.report import report_after_run
+
+        report_after_run([outcome.output_dir], outcome.output_dir,
+                         lambda message: print(message, file=sys.stderr, flush=True))
     print_run_summary(outcome.results, outcome.output_dir)
     if outcome.loadgen_running:
         # LoadGen keeps a Server schedule and cannot be stopped; what was measured is written.
@@ -402,7 +415,11 @@ def _submission_parser(commands) -> None:
 
 
 def _cmd_submission(args: argparse.Namespace) -> int:
-    from client_sut.submission.command import SubmissionConfig, make_submission, report_lines
+    from client_sut.submission.command import (
+        SubmissionConfig,
+        make_submission,
+        report_lines,
+    )
 
     if args.checker is None:
         raise UsageError("no checker: pass --checker with a checkout of "

@@ -9,10 +9,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from client_sut.errors import UsageError
-from client_sut.observe.progress import ProgressMode
+from client_sut.request import Api, GenerationParams, Timeouts
 from client_sut.security import Credentials
-from client_sut.stream import Api, GenerationParams
-from client_sut.timeouts import Timeouts
 
 # The official Offline query count and performance sample count for Llama-3.1-8B datacenter.
 OFFICIAL_SAMPLE_COUNT = {"datacenter": 13_368, "edge": 5_000}
@@ -58,6 +56,18 @@ OFFICIAL_LATENCY_LIMITS = {Scenario.SERVER: LatencyLimits(2000.0, 100.0),
                            Scenario.INTERACTIVE: LatencyLimits(500.0, 30.0)}
 
 
+class ProgressMode(str, Enum):
+    AUTO = "auto"  # live on a terminal, plain lines otherwise
+    LIVE = "live"
+    PLAIN = "plain"
+    NONE = "none"
+
+    def resolve(self, is_terminal: bool) -> ProgressMode:
+        if self is ProgressMode.AUTO:
+            return ProgressMode.LIVE if is_terminal else ProgressMode.PLAIN
+        return self
+
+
 class Mode(str, Enum):
     PERFORMANCE = "performance"
     ACCURACY = "accuracy"
@@ -101,7 +111,6 @@ class RunConfig:
     # for the full dataset): a submission needs it; a short search probe must not have it.
     equal_issue: bool = True
     progress: ProgressMode = ProgressMode.AUTO
-    report: bool = True  # write report.html at the end
     gpu_metrics: str | None = None  # a DCGM exporter's /metrics URL: GPUs on another host
     server_metrics: bool = True  # scrape each endpoint's /metrics during the run
     endpoints_file: Path | None = None  # more endpoints, one URL per line (server.launch)

@@ -25,8 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from client_sut.runs.summary import fmt_number
 from client_sut.sla.command import answer_line
-from client_sut.summary import fmt_number
 from server.demo_corpus import write_corpus
 from server.demo_model import build
 from server.launch import LaunchError, load_profile, start_servers

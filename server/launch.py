@@ -19,12 +19,13 @@ import socket
 import subprocess
 import sys
 import time
-import tomllib
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import tomllib
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 HEALTH_POLL_S = 0.5

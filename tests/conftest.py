@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from client_sut.emitter import EmitterProcess
+from client_sut.servers.emitter import EmitterProcess
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "cnndm_validation_200.jsonl"

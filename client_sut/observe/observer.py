@@ -12,13 +12,24 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from client_sut.config import RunConfig
-from client_sut.metrics import NS_PER_MS
-from client_sut.observe.join import (Scrape, Window, endpoint_without_metrics, gpu_summary,
-                                     token_agreement, window_summary)
+from client_sut.analysis.metrics import NS_PER_MS
+from client_sut.config import ProgressMode, RunConfig
+from client_sut.observe.join import (
+    Scrape,
+    Window,
+    endpoint_without_metrics,
+    gpu_summary,
+    token_agreement,
+    window_summary,
+)
 from client_sut.observe.live import LiveView
-from client_sut.observe.progress import (LIVE_INTERVAL_S, PLAIN_INTERVAL_S, ProgressMode,
-                                         ProgressSampler, ServerTail, progress_line)
+from client_sut.observe.progress import (
+    LIVE_INTERVAL_S,
+    PLAIN_INTERVAL_S,
+    ProgressSampler,
+    ServerTail,
+    progress_line,
+)
 from client_sut.observe.scraper import SCRAPE_INTERVAL_S, ScraperProcess
 from client_sut.observe.system import nvml_gpus, system_info
 from client_sut.records import RequestRecord

@@ -19,27 +19,19 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from enum import Enum
 from pathlib import Path
 
-from client_sut.metrics import NS_PER_MS, judged_tpot_ns, judged_ttft_ns, percentile
+from client_sut.analysis.metrics import (
+    NS_PER_MS,
+    judged_tpot_ns,
+    judged_ttft_ns,
+    percentile,
+)
 
 LIVE_INTERVAL_S = 0.5
 PLAIN_INTERVAL_S = 10.0
 RATE_WINDOW_S = 5.0  # requests/s and tokens/s over about this long (plain: the last interval)
 ROLLING_REQUESTS = 1000
-
-
-class ProgressMode(str, Enum):
-    AUTO = "auto"  # live on a terminal, plain lines otherwise
-    LIVE = "live"
-    PLAIN = "plain"
-    NONE = "none"
-
-    def resolve(self, is_terminal: bool) -> ProgressMode:
-        if self is ProgressMode.AUTO:
-            return ProgressMode.LIVE if is_terminal else ProgressMode.PLAIN
-        return self
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from client_sut.metrics import NS_PER_MS, e2e_ns, itl_ns, percentile, tpot_ns, ttft_ns
+from client_sut.analysis.metrics import (
+    NS_PER_MS,
+    e2e_ns,
+    itl_ns,
+    percentile,
+    tpot_ns,
+    ttft_ns,
+)
 from client_sut.records import RequestRecord
 
 CDF_POINTS = 400

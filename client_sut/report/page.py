@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from client_sut.metrics import NS_PER_MS
+from client_sut.analysis.metrics import NS_PER_MS
 from client_sut.report import figures
 from client_sut.report.folders import RunFolder, SlaFolder
 

@@ -15,8 +15,14 @@ import matplotlib
 matplotlib.use("Agg")  # no display: files only
 import matplotlib.pyplot as plt  # noqa: E402
 
-from client_sut.report.figures import (Cdf, EndpointRow, RunRow, ServerSeries,  # noqa: E402
-                                       SlaPoint, Timeline)
+from client_sut.report.figures import (  # noqa: E402
+    Cdf,
+    EndpointRow,
+    RunRow,
+    ServerSeries,
+    SlaPoint,
+    Timeline,
+)
 
 LIMIT_STYLE = {"color": "#c0392b", "linestyle": "--", "linewidth": 1.2}
 VERDICT_COLOURS = {"pass": "#27ae60", "fail": "#c0392b", "undecided": "#7f8c8d"}

@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from client_sut.metrics import NS_PER_MS, over_limits
+from client_sut.analysis.metrics import NS_PER_MS, over_limits
 from client_sut.records import ErrorKind, RequestRecord
 from client_sut.sla.stats import p99_allowance
 

@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from client_sut.config import OFFICIAL_MIN_DURATION_S, LatencyLimits, Scenario
-from client_sut.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+from client_sut.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+)
 from client_sut.sla.probe import ChildRun, RunOutput
 from client_sut.sla.search import NextProbe, Probed, bracket, next_probe, round_rate
 from client_sut.sla.stats import MIN_QUERIES_TO_PASS

@@ -16,8 +16,8 @@ from client_sut.submission.formats import (
     accuracy_text,
     hash_line,
     measurements_readme,
-    verification_text,
     truncated_log,
+    verification_text,
 )
 from client_sut.submission.layout import Layout, run_dir
 from client_sut.submission.runs import run_results

@@ -16,10 +16,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from client_sut.accuracy import ROUGE_KEYS
-from client_sut.audit import verify_test06
+from client_sut.accuracy.audit import verify_test06
+from client_sut.accuracy.rouge import ROUGE_KEYS
+from client_sut.analysis.loadgen_logs import LoadGenLog
 from client_sut.config import OFFICIAL_LATENCY_LIMITS, OFFICIAL_MIN_DURATION_S, Scenario
-from client_sut.loadgen_logs import LoadGenLog
 
 # LoadGen's official seeds for v6.x, as the mlcommons-loadgen 6.0.16+ wheel's mlperf.conf has them.
 OFFICIAL_SEEDS = {"qsl_rng_seed": 2085463073848966840,

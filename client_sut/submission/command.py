@@ -15,7 +15,7 @@ from pathlib import Path
 
 from client_sut.config import Scenario, parse_choice
 from client_sut.errors import EXIT_FAILED, EXIT_OK, UsageError
-from client_sut.settings import check_user_conf, default_user_conf
+from client_sut.runs.settings import check_user_conf, default_user_conf
 from client_sut.submission import probe
 from client_sut.submission.assemble import assemble
 from client_sut.submission.checker import run_checker, tools_dir

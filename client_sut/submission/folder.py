@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from client_sut.loadgen_logs import parse_detail_log
+from client_sut.analysis.loadgen_logs import parse_detail_log
 from client_sut.submission.checks import Finding, ScenarioFiles, check_scenario
 from client_sut.submission.layout import Layout
 

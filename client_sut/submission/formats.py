@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 
-from client_sut.accuracy import ROUGE_KEYS
+from client_sut.accuracy.rouge import ROUGE_KEYS
 
 VIEWABLE_BYTES = 4096
 

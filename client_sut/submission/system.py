@@ -8,10 +8,11 @@ lists every missing field, raised before anything is copied.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomllib
 
 from client_sut.errors import UsageError
 

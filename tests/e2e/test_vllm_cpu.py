@@ -76,7 +76,7 @@ def test_accuracy_log_holds_exactly_the_ids_vllm_returned(vllm, demo_data, run_c
 
     from transformers import AutoTokenizer
 
-    from client_sut.dataset import build_prompt, load_samples
+    from client_sut.data.dataset import build_prompt, load_samples
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     usage = {r["sample_index"]: r["server_completion_tokens"] for r in run.requests()}
     for index, sample in enumerate(load_samples(str(demo_data), limit=samples)):

@@ -66,6 +66,6 @@ def test_calibrate_quick_writes_its_figures(tmp_path):
     assert timing["ttft_error_ms"]["p50"] >= 0 and timing["first_token_to_loadgen_ms"]["p50"] >= 0
     assert "streamed tokens/s" in completed.stdout and "TTFT" in completed.stdout
     # The calibration feeds the capacity warning of later runs.
-    from client_sut.selfcheck import load_calibration
+    from client_sut.measure.selfcheck import load_calibration
     assert load_calibration(tmp_path / "calibrate.json").max_tokens_per_second == \
         capacity["max_tokens_per_second"]

@@ -13,11 +13,10 @@ import time
 
 import pytest
 
-from client_sut import sut
-from client_sut.dispatch import EndpointPool
+from client_sut.measure import sut
+from client_sut.measure.dispatch import EndpointPool
 from client_sut.records import ErrorKind
-from client_sut.stream import Api, GenerationParams, request_body
-from client_sut.timeouts import Timeouts
+from client_sut.request import Api, GenerationParams, Timeouts, request_body
 from tests.conftest import REPO, SHARED_DATA
 
 # Slow streams (about 3 s each), so that many are in flight when the signal comes.

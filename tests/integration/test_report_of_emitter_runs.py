@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from client_sut.emitter import EmitterProcess
+from client_sut.servers.emitter import EmitterProcess
 from tests.browser import visit_page
 from tests.conftest import CLI_TIMEOUT_S, REPO, SHARED_DATA
 

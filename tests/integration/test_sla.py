@@ -39,7 +39,7 @@ def sla(*args: str, timeout: float = SLA_TIMEOUT_S) -> subprocess.CompletedProce
 @pytest.fixture(scope="module")
 def search(tmp_path_factory, demo_tokenizer):
     """One search against a server-like emitter, shared by the tests that read it."""
-    from client_sut.emitter import EmitterProcess
+    from client_sut.servers.emitter import EmitterProcess
 
     emitter = EmitterProcess(*SERVER_LIKE)
     output_dir = tmp_path_factory.mktemp("sla")

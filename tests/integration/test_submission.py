@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from client_sut.emitter import EmitterProcess
-from client_sut.loadgen_logs import parse_detail_log
+from client_sut.analysis.loadgen_logs import parse_detail_log
+from client_sut.servers.emitter import EmitterProcess
 from client_sut.submission.checker import run_checker
 from client_sut.submission.folder import check_folder
 from client_sut.submission.layout import Layout

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from client_sut.accuracy import (
+from client_sut.accuracy.rouge import (
     PASS_FRACTION,
     TARGETS,
-    dedupe,
     decode_ids,
+    dedupe,
     evaluate_rows,
     judge,
     postprocess,

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from client_sut.audit import audit_config_path, verify_test06
+from client_sut.accuracy.audit import audit_config_path, verify_test06
 
 EOS = 9
 

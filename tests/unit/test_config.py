@@ -17,13 +17,13 @@ from client_sut.config import (
     validate,
 )
 from client_sut.errors import UsageError
-from client_sut.settings import (
+from client_sut.request import Api
+from client_sut.runs.settings import (
     check_user_conf,
     compliance_notes,
     default_user_conf,
     latency_limits,
 )
-from client_sut.stream import Api
 
 
 def config(**changes) -> RunConfig:

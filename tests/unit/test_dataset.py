@@ -5,7 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from client_sut.dataset import PROMPT_TEMPLATE, Sample, build_prompt, load_samples, tokenize_prompts
+from client_sut.data.dataset import (
+    PROMPT_TEMPLATE,
+    Sample,
+    build_prompt,
+    load_samples,
+    tokenize_prompts,
+)
 from client_sut.errors import UsageError
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "cnndm_validation_200.jsonl"

@@ -4,10 +4,16 @@ from array import array
 
 import pytest
 
-from client_sut.discovery import AS_GIVEN, REPLICA, discover, endpoint_origins, system_resolver
+from client_sut.analysis.replicas import replica_balance
 from client_sut.errors import UsageError
+from client_sut.measure.discovery import (
+    AS_GIVEN,
+    REPLICA,
+    discover,
+    endpoint_origins,
+    system_resolver,
+)
 from client_sut.records import RequestRecord, TokenIdSource
-from client_sut.replicas import replica_balance
 
 MS = 1_000_000
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from client_sut.metrics import goodput
+from client_sut.analysis.metrics import goodput
+from client_sut.data.token_cache import cache_key, cached_prompt_ids
 from client_sut.records import ErrorKind
-from client_sut.token_cache import cache_key, cached_prompt_ids
 from tests.unit.test_sla_logic import record
 
 

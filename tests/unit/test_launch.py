@@ -5,8 +5,16 @@ import socket
 import pytest
 
 from server.demo import summary_table
-from server.launch import LaunchError, check_can_launch, gpu_ids, load_profile, profile_names
-from server.launch import advertised_urls, server_command, write_endpoints_file
+from server.launch import (
+    LaunchError,
+    advertised_urls,
+    check_can_launch,
+    gpu_ids,
+    load_profile,
+    profile_names,
+    server_command,
+    write_endpoints_file,
+)
 
 
 def test_profiles_are_data_files():

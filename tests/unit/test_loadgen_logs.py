@@ -2,7 +2,7 @@
 
 import json
 
-from client_sut.loadgen_logs import loadgen_summary, parse_detail_log
+from client_sut.analysis.loadgen_logs import loadgen_summary, parse_detail_log
 
 
 def line(key, value, is_error=False, is_warning=False):

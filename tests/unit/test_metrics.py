@@ -4,7 +4,7 @@ from array import array
 
 import pytest
 
-from client_sut.metrics import (
+from client_sut.analysis.metrics import (
     client_summary,
     e2e_ns,
     endpoint_summaries,

@@ -6,10 +6,20 @@ import math
 
 import pytest
 
-from client_sut.observe.join import (Scrape, Window, endpoint_without_metrics, gpu_summary,
-                                     token_agreement, window_summary)
-from client_sut.observe.prometheus import (Histogram, histogram_quantile, parse_dcgm,
-                                           parse_server_metrics)
+from client_sut.observe.join import (
+    Scrape,
+    Window,
+    endpoint_without_metrics,
+    gpu_summary,
+    token_agreement,
+    window_summary,
+)
+from client_sut.observe.prometheus import (
+    Histogram,
+    histogram_quantile,
+    parse_dcgm,
+    parse_server_metrics,
+)
 
 # As vLLM 0.32 exposes them (two engines), trimmed to the figures a run uses.
 VLLM_032 = """\

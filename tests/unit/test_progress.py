@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import json
 
+from client_sut.config import ProgressMode
 from client_sut.observe.live import render
-from client_sut.observe.progress import ProgressMode, ProgressSnapshot, ServerTail, progress_line
+from client_sut.observe.progress import (
+    ProgressSnapshot,
+    ServerTail,
+    progress_line,
+)
 
 SNAPSHOT = ProgressSnapshot(scenario="Server", elapsed_s=42.4, min_duration_s=600.0, issued=1250,
                             completed=1200, errors=3, requests_per_s=29.5, tokens_per_s=3776.0,

@@ -7,8 +7,14 @@ from array import array
 import pytest
 
 from client_sut.records import ErrorKind, RequestError, RequestRecord, TokenIdSource
-from client_sut.report.figures import (cdf, endpoint_rows, latency_cdfs, run_verdict, sla_points,
-                                       timeline)
+from client_sut.report.figures import (
+    cdf,
+    endpoint_rows,
+    latency_cdfs,
+    run_verdict,
+    sla_points,
+    timeline,
+)
 
 MS = 1_000_000
 

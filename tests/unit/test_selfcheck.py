@@ -7,9 +7,14 @@ from dataclasses import replace
 
 import pytest
 
-from client_sut.calibrate import timing_errors
+from client_sut.measure.selfcheck import (
+    Calibration,
+    CpuSample,
+    loadgen_ttft_gap_ns,
+    self_check,
+)
 from client_sut.records import RequestRecord, TokenIdSource
-from client_sut.selfcheck import CpuSample, Calibration, loadgen_ttft_gap_ns, self_check
+from client_sut.runs.calibrate import timing_errors
 
 MS = 1_000_000
 

@@ -9,7 +9,14 @@ import pytest
 
 from client_sut.records import ErrorKind, RequestError, RequestRecord, TokenIdSource
 from client_sut.sla.breach import BreachRule, BreachWatch, most_queries
-from client_sut.sla.search import Bracket, NextProbe, Probed, bracket, near_edge, next_probe
+from client_sut.sla.search import (
+    Bracket,
+    NextProbe,
+    Probed,
+    bracket,
+    near_edge,
+    next_probe,
+)
 from client_sut.sla.stats import (
     MIN_QUERIES_TO_PASS,
     early_stopping_met,

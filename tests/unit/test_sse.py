@@ -1,6 +1,6 @@
 """SSE framing off raw bytes, as servers actually split their writes."""
 
-from client_sut.sse import SseScanner
+from client_sut.measure.sse import SseScanner
 
 
 def feed_all(reads: list[bytes]) -> list[list[bytes]]:

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from client_sut.stats import chi_square_sf, chi_square_uniform, mann_whitney
+from client_sut.analysis.stats import chi_square_sf, chi_square_uniform, mann_whitney
 
 
 @pytest.mark.parametrize("x, dof, p", [

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
+from client_sut.measure.stream import StreamAccumulator, _StreamError
+from client_sut.measure.timeouts import Watched
 from client_sut.records import TokenIdSource
-from client_sut.stream import Api, GenerationParams, StreamAccumulator, _StreamError, request_body
-from client_sut.timeouts import Watched
+from client_sut.request import Api, GenerationParams, request_body
 
 
 def event(**fields) -> bytes:

@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from client_sut.analysis.loadgen_logs import LoadGenLog
 from client_sut.errors import UsageError
-from client_sut.loadgen_logs import LoadGenLog
 from client_sut.submission.checker import error_lines
 from client_sut.submission.checks import OFFICIAL_SEEDS, ScenarioFiles, check_scenario
 from client_sut.submission.formats import (
     VIEWABLE_BYTES,
     accuracy_text,
     hash_line,
-    verification_text,
     truncated_log,
+    verification_text,
 )
 from client_sut.submission.runs import check_run_args, plan_runs
 from client_sut.submission.system import (

@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 from client_sut.errors import UsageError
+from client_sut.measure.timeouts import NS, Watchdog, Watched
+from client_sut.request import Timeouts
 from client_sut.security import Credentials, resolve_credentials
-from client_sut.timeouts import NS, Timeouts, Watchdog, Watched
 
 TIMEOUTS = Timeouts(connect=1, first_byte=2, gap=3, total=10)
 

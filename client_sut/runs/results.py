@@ -10,11 +10,11 @@ from pathlib import Path
 
 import msgspec
 
+from client_sut.analysis.metrics import client_summary, endpoint_summaries, goodput
+from client_sut.analysis.replicas import replica_balance
 from client_sut.config import LatencyLimits, Mode, RunConfig
 from client_sut.errors import EXIT_FAILED, EXIT_OK
-from client_sut.metrics import client_summary, endpoint_summaries, goodput
 from client_sut.records import ErrorKind, RequestError, RequestRecord, TokenIdSource
-from client_sut.replicas import replica_balance
 
 CLOCK = "CLOCK_MONOTONIC nanoseconds (time.perf_counter_ns); LoadGen uses the same clock"
 

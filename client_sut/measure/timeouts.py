@@ -13,27 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+
+from client_sut.request import Timeouts
 
 NS = 1_000_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Seconds. No request is ever retried: a retry inside a measured run would hide a failure.
-
-    `keepalive` closes connections idle that long. It must stay well under the server's own
-    keep-alive (vLLM's uvicorn: 5 s): otherwise a request can be written into a connection the
-    server is closing, and fail though the server is healthy. Seen on a CPU-starved server: two
-    requests on reused connections were dropped 1.36 s after their send, most likely by a
-    keep-alive timer that fired late, after the request had arrived.
-    """
-
-    connect: float = 10.0
-    first_byte: float = 60.0
-    gap: float = 120.0
-    total: float = 900.0
-    keepalive: float = 2.5
 
 
 class Watched:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from client_sut.dataset import PROMPT_TEMPLATE
+from client_sut.data.dataset import PROMPT_TEMPLATE
 
 PromptIds = list[tuple[int, ...]]
 

@@ -18,62 +18,23 @@ import asyncio
 import time
 from array import array
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import msgspec
 
+from client_sut.measure.sse import SseScanner
+from client_sut.measure.timeouts import Watchdog, Watched
+from client_sut.measure.transport import (
+    Connection,
+    ConnectionLost,
+    ConnectionPool,
+    MalformedResponse,
+)
 from client_sut.records import ErrorKind, RequestError, RequestRecord, TokenIdSource
-from client_sut.sse import SseScanner
-from client_sut.timeouts import Watchdog, Watched
-from client_sut.transport import Connection, ConnectionLost, ConnectionPool, MalformedResponse
+from client_sut.request import Api
 
 DONE = b"[DONE]"
 INTERRUPTED = "the run was interrupted before this request finished"
-
-
-class Api(str, Enum):
-    COMPLETIONS = "completions"
-    CHAT = "chat"
-
-    @property
-    def path(self) -> str:
-        return "/v1/completions" if self is Api.COMPLETIONS else "/v1/chat/completions"
-
-
-@dataclass(frozen=True, slots=True)
-class GenerationParams:
-    """MLPerf's generation settings for Llama-3.1-8B."""
-
-    max_tokens: int = 128
-    min_tokens: int = 1
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 1
-    seed: int = 42
-
-
-def request_body(api: Api, model: str, params: GenerationParams, *,
-                 prompt_ids: tuple[int, ...] | None, prompt_text: str) -> bytes:
-    """The JSON body for one sample; built once per sample, before the run."""
-    body: dict = {
-        "model": model,
-        "max_tokens": params.max_tokens,
-        "min_tokens": params.min_tokens,
-        "temperature": params.temperature,
-        "top_p": params.top_p,
-        "top_k": params.top_k,
-        "seed": params.seed,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-        "return_token_ids": True,
-    }
-    if api is Api.CHAT:
-        body["messages"] = [{"role": "user", "content": prompt_text}]
-    else:
-        body["prompt"] = list(prompt_ids) if prompt_ids is not None else prompt_text
-    return msgspec.json.encode(body)
 
 
 class _Delta(msgspec.Struct):

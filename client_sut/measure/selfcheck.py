@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from client_sut.analysis.metrics import connect_ns, issue_lag_ns, summarize_ms, ttft_ns
 from client_sut.errors import UsageError
-from client_sut.metrics import connect_ns, issue_lag_ns, summarize_ms, ttft_ns
 from client_sut.records import RequestRecord
 
 PROBE_INTERVAL_S = 0.005

@@ -12,8 +12,9 @@ import ssl
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 
-from client_sut.timeouts import Timeouts, Watchdog
-from client_sut.transport import ConnectionPool
+from client_sut.measure.timeouts import Watchdog
+from client_sut.measure.transport import ConnectionPool
+from client_sut.request import Timeouts
 
 # Called the moment its endpoint has room, with that endpoint: what it does before it returns
 # (the client writes its request) happens then; the coroutine it returns runs as a task.

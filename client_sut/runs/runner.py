@@ -19,27 +19,47 @@ from pathlib import Path
 
 import mlperf_loadgen as lg
 
-from client_sut.accuracy import evaluate_rows, read_accuracy_log, write_accuracy
-from client_sut.audit import audit_config_path, verify_test06
-from client_sut.config import LatencyLimits, Mode, PromptForm, RunConfig, Scenario, validate
-from client_sut.dataset import Sample, load_samples, tokenize_prompts
-from client_sut.discovery import discover, endpoint_origins
-from client_sut.dispatch import EndpointPool
-from client_sut.endpoints import probe_endpoints
+from client_sut.accuracy.audit import audit_config_path, verify_test06
+from client_sut.accuracy.rouge import evaluate_rows, read_accuracy_log, write_accuracy
+from client_sut.analysis.loadgen_logs import loadgen_summary, read_detail_log
+from client_sut.config import (
+    LatencyLimits,
+    Mode,
+    PromptForm,
+    RunConfig,
+    Scenario,
+    validate,
+)
+from client_sut.data.dataset import Sample, load_samples, tokenize_prompts
+from client_sut.data.token_cache import cache_key, cached_prompt_ids
+from client_sut.data.tokenization import load_tokenizer
 from client_sut.errors import EXIT_INTERRUPTED, UsageError
-from client_sut.heap import HeapFreezer
-from client_sut.loadgen_logs import loadgen_summary, read_detail_log
+from client_sut.measure.discovery import discover, endpoint_origins
+from client_sut.measure.dispatch import EndpointPool
+from client_sut.measure.endpoints import probe_endpoints
+from client_sut.measure.heap import HeapFreezer
+from client_sut.measure.selfcheck import (
+    CpuSample,
+    LoopLagProbe,
+    load_calibration,
+    self_check,
+)
+from client_sut.measure.sut import ClientSut
+from client_sut.measure.warmup import warm_up, warmup_samples
 from client_sut.observe.observer import RunObserver
-from client_sut.report import report_after_run
-from client_sut.results import build_results, exit_status, write_requests, write_results
-from client_sut.selfcheck import CpuSample, LoopLagProbe, load_calibration, self_check
-from client_sut.settings import build_test_settings, compliance_notes, latency_limits
-from client_sut.stream import request_body
+from client_sut.request import request_body
+from client_sut.runs.results import (
+    build_results,
+    exit_status,
+    write_requests,
+    write_results,
+)
+from client_sut.runs.settings import (
+    build_test_settings,
+    compliance_notes,
+    latency_limits,
+)
 from client_sut.sla.breach import Breach, BreachRule, BreachWatch, most_queries
-from client_sut.sut import ClientSut
-from client_sut.token_cache import cache_key, cached_prompt_ids
-from client_sut.warmup import warm_up, warmup_samples
-from client_sut.tokenization import load_tokenizer
 
 Progress = Callable[[str], None]
 # After an interrupt, how long LoadGen may take to finish on its own. Offline finishes at once
@@ -166,8 +186,6 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     observer.annotate(results, bridge.records, [len(ids) for ids in prompt_ids])
     write_requests(config.output_dir / "requests.jsonl", bridge.records)
     write_results(config.output_dir / "results.json", results)
-    if config.report:
-        report_after_run([config.output_dir], config.output_dir, progress)
     status = EXIT_INTERRUPTED if drive.interrupted else exit_status(results)
     return RunOutcome(results, status, config.output_dir,
                       loadgen_running=not drive.loadgen_finished)

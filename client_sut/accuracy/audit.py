@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
-from client_sut.accuracy import decode_ids
+from client_sut.accuracy.rouge import decode_ids
 
 AUDITS = ("TEST06",)
 

@@ -23,10 +23,16 @@ from dataclasses import replace
 
 import mlperf_loadgen as lg
 
-from client_sut.dispatch import EndpointPool
+from client_sut.measure.dispatch import EndpointPool
+from client_sut.measure.stream import (
+    INTERRUPTED,
+    InFlight,
+    finish_request,
+    send_request,
+)
+from client_sut.measure.transport import ConnectionPool
 from client_sut.records import ErrorKind, RequestError, RequestRecord, TokenIdSource
-from client_sut.stream import INTERRUPTED, Api, InFlight, finish_request, send_request
-from client_sut.transport import ConnectionPool
+from client_sut.request import Api
 
 Retokenize = Callable[[str], list[int]]
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from statistics import median
 
-from client_sut.metrics import NS_PER_MS, tpot_ns, ttft_ns
+from client_sut.analysis.metrics import NS_PER_MS, tpot_ns, ttft_ns
+from client_sut.analysis.stats import chi_square_uniform, mann_whitney
 from client_sut.records import RequestRecord
-from client_sut.stats import chi_square_uniform, mann_whitney
 
 ALPHA = 0.001
 SHARE_BOUND = 0.2  # a replica's share of requests off the even share by more than 20 % of it

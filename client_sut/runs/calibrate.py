@@ -26,9 +26,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from client_sut.emitter import EmitterProcess
+from client_sut.analysis.metrics import summarize_ms
 from client_sut.errors import UsageError
-from client_sut.metrics import summarize_ms
+from client_sut.servers.emitter import EmitterProcess
 
 Progress = Callable[[str], None]
 PROMPT_TOKENS = 16
@@ -222,7 +222,7 @@ def calibrate(output_dir: Path, plan: CalibrationPlan, progress: Progress) -> di
 
 
 def summary_lines(report: dict, path: Path) -> list[str]:
-    from client_sut.summary import fmt_number
+    from client_sut.runs.summary import fmt_number
 
     tokens, requests = report["capacity"]["tokens"], report["capacity"]["requests"]
     timing = report["timing"]

@@ -210,8 +210,8 @@ def evaluate_file(log_path: Path, dataset: str, tokenizer_name: str, *, dtype: s
                   category: str = "datacenter", output: Path | None = None,
                   workers: int | None = None) -> tuple[dict, Path]:
     """`client-sut evaluate`: score a log from any MLPerf harness; writes accuracy.json."""
-    from client_sut.dataset import load_samples
-    from client_sut.tokenization import load_tokenizer
+    from client_sut.data.dataset import load_samples
+    from client_sut.data.tokenization import load_tokenizer
 
     rows = read_accuracy_log(log_path)
     references = [sample.reference for sample in load_samples(dataset)]

@@ -11,7 +11,7 @@ httptools parsing the requests, every event of a response formatted before the f
 one timer per stream that writes every event that has come due when it fires. Each response
 carries a unique id (`cmpl-emitter-N`), so a client's records can be matched to the log.
 
-Run: `python -m client_sut.emitter --port 0 --first-token-ms 20 --gap-ms 2`; it prints its URL
+Run: `python -m client_sut.servers.emitter --port 0 --first-token-ms 20 --gap-ms 2`; it prints its URL
 on the first line of stdout.
 """
 
@@ -38,8 +38,9 @@ from pathlib import Path
 
 import httptools
 
-from client_sut.emitter_metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, EmitterMetrics
-from client_sut.heap import HeapFreezer
+from client_sut.measure.heap import HeapFreezer
+from client_sut.servers.emitter_metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from client_sut.servers.emitter_metrics import EmitterMetrics
 
 MODEL = "emitter"
 FIRST_ID, ID_SPAN = 100, 3_000
@@ -595,7 +596,7 @@ class EmitterProcess:
 
     def __init__(self, *args: str, start_timeout_s: float = 30.0) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "client_sut.emitter", "--port", "0", *args],
+            [sys.executable, "-m", "client_sut.servers.emitter", "--port", "0", *args],
             stdout=subprocess.PIPE, text=True)
         selector = selectors.DefaultSelector()
         selector.register(self.process.stdout, selectors.EVENT_READ)

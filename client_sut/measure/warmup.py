@@ -12,9 +12,10 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from client_sut.dataset import Sample
-from client_sut.dispatch import EndpointPool
-from client_sut.stream import Api, finish_request, send_request
+from client_sut.data.dataset import Sample
+from client_sut.measure.dispatch import EndpointPool
+from client_sut.measure.stream import finish_request, send_request
+from client_sut.request import Api
 
 WARMUP_ARTICLE = (
     "A small town library reopened on Saturday after a year of repairs to its roof and heating. "

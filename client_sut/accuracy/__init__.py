@@ -1,0 +1,2 @@
+"""Accuracy as MLPerf scores it (ROUGE) and the TEST06 audit.
+"""

@@ -1,0 +1,3 @@
+"""The QSL's data: datasets in their forms, the official prompt, tokenization and the
+tokenized-prompt cache.
+"""

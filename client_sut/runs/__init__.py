@@ -1,0 +1,3 @@
+"""One LoadGen run end to end (runner), its settings and results, the printed summary, and
+calibration.
+"""
