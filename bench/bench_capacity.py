@@ -1,8 +1,13 @@
 """Client capacity: client_sut and its peers against the same loopback emitter, in one run.
 
 Every client streams the same load from a fresh emitter process: 128 output tokens, one token per
-SSE event, at 64 and 256 concurrent streams, with no delays (what can the client take?) and with
-realistic ones (50 ms to the first token, then 10 ms a token: does it still time them right?).
+SSE event, at 64 and 256 concurrent streams. The emitter streams as vLLM does (`--engine-step-ms`:
+every engine step, each running stream's next event is a write of its own, so a client pays one
+read per token): with steps back to back (`step-*`: what can the client take?) and with
+realistic delays (`real-*`: 50 ms to the first token, then a 10 ms step: does it still time
+them right?). `whole-256` is the emitter's zero-delay timer mode, which writes each whole
+response at once, so a read carries 128 events: what a client takes when no busy vLLM is
+streaming, kept only to compare with figures measured that way.
 For each it prints tokens/s, requests/s, client CPU per token, and its reported TTFT/TPOT next to
 the truth the emitter recorded (first write minus request arrival; the write gaps). A request's
 arrival is the read that brought it in: time it waited in the emitter's socket before that is
@@ -43,8 +48,10 @@ from client_sut.servers.emitter import EmitterProcess  # noqa: E402
 
 OUTPUT_TOKENS = 128
 INPUT_TOKENS = 16
-REALISTIC = {"first_token_ms": 50.0, "gap_ms": 10.0}
-ZERO = {"first_token_ms": 0.0, "gap_ms": 0.0}
+# The emitter's arguments for each kind of load.
+REALISTIC = ("--engine-step-ms", "10", "--first-token-ms", "50")
+STEPS = ("--engine-step-ms", "0", "--first-token-ms", "0")
+WHOLE = ("--gap-ms", "0", "--first-token-ms", "0")
 RUN_TIMEOUT_S = 600
 
 
@@ -53,22 +60,28 @@ class Load:
     name: str
     streams: int
     requests: int
-    delays: dict
+    emitter: tuple[str, ...]
+
+    @property
+    def flat_out(self) -> bool:
+        """No delays: the client works as fast as it can, and its CPU per token means something
+        (at realistic delays start-up dominates it)."""
+        return self.emitter != REALISTIC
 
 
 # A few requests, so that start-up (imports, tokenizer) can be subtracted from each client's CPU.
-BASELINE = Load("baseline", 16, 16, ZERO)
+BASELINE = Load("baseline", 16, 16, STEPS)
 LOADS = [
-    Load("zero-64", 64, 2000, ZERO),
-    Load("zero-256", 256, 3000, ZERO),
+    Load("step-64", 64, 2000, STEPS),
+    Load("step-256", 256, 3000, STEPS),
+    Load("whole-256", 256, 3000, WHOLE),
     Load("real-64", 64, 192, REALISTIC),
     Load("real-256", 256, 768, REALISTIC),
 ]
 
 
-def emitter_for(delays: dict, output_tokens: int = OUTPUT_TOKENS) -> EmitterProcess:
-    return EmitterProcess("--first-token-ms", str(delays["first_token_ms"]), "--gap-ms",
-                          str(delays["gap_ms"]), "--output-tokens", str(output_tokens))
+def emitter_for(args: tuple[str, ...], output_tokens: int = OUTPUT_TOKENS) -> EmitterProcess:
+    return EmitterProcess(*args, "--output-tokens", str(output_tokens))
 
 
 def truth(log: list[dict]) -> dict:
@@ -105,12 +118,16 @@ UNOBSERVED = ("--progress", "none", "--no-server-metrics", "--no-report")
 
 def client_sut_read(folder: Path) -> dict:
     results = json.loads((folder / "results.json").read_text())
-    c = results["client"]
+    c, check = results["client"], results["self_check"]
     return {"tokens_per_s": c["output_tokens_per_second"], "requests_per_s": c["requests_per_second"],
             "ttft_p50": c["ttft_ms"]["p50"], "ttft_p99": c["ttft_ms"]["p99"],
             "tpot_p50": c["tpot_ms"]["p50"], "tpot_p99": c["tpot_ms"]["p99"],
             "completed": c["requests"] - c["errors"],
-            "in_run_cpu_us_per_token": results["self_check"]["client_cpu_us_per_token"]}
+            "in_run_cpu_us_per_token": check["client_cpu_us_per_token"],
+            # the event loop's thread alone: what one core must carry per token
+            "loop_cpu_us_per_token": round(check["event_loop_cpu_s"] * 1e6
+                                           / max(1, check["streamed_tokens"]), 3),
+            "loop_busy_share": check["event_loop_busy_share"]}
 
 
 VLLM_LAUNCHER = """
@@ -204,7 +221,7 @@ def guidellm_read(folder: Path) -> dict:
 
 
 def run_client(name: str, command, read, load: Load, work: Path, env: dict) -> dict:
-    emitter = emitter_for(load.delays)
+    emitter = emitter_for(load.emitter)
     folder = work / f"{name.replace(' ', '_')}-{load.name}"
     folder.mkdir(parents=True)
     try:
@@ -224,8 +241,8 @@ def run_client(name: str, command, read, load: Load, work: Path, env: dict) -> d
         recorded = truth(emitter.log())
     finally:
         emitter.stop()
-    return {"client": name, "load": load.name, "streams": load.streams,
-            "requests": load.requests,
+    return {"client": name, "load": load.name, "flat_out": load.flat_out,
+            "streams": load.streams, "requests": load.requests,
             "cpu_s": round(cpu, 3), "wall_s": round(wall, 1), "emitter_cpu_s": round(emitter_cpu, 2),
             **{k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()},
             **{f"true_{k}": round(v, 3) for k, v in recorded.items()}}
@@ -297,7 +314,7 @@ def server_issue_rate(qps: float, seconds: float) -> None:
     """Can LoadGen's Server schedule be kept at this rate? Issue lag is the answer."""
     from client_sut.runs.calibrate import write_inputs
 
-    emitter = emitter_for(ZERO, output_tokens=2)
+    emitter = emitter_for(STEPS, output_tokens=2)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             tokenizer, dataset = write_inputs(Path(tmp))
@@ -324,7 +341,7 @@ def server_issue_rate(qps: float, seconds: float) -> None:
 def cpu_per_token(row: dict) -> str:
     """Only where the client works flat out: at realistic delays start-up dominates the CPU."""
     value = row.get("cpu_us_per_token")
-    return f"{value:.2f}" if value is not None and row["load"].startswith("zero") else "-"
+    return f"{value:.2f}" if value is not None and row["flat_out"] else "-"
 
 
 def print_table(rows: list[dict]) -> None:
@@ -347,7 +364,7 @@ def print_table(rows: list[dict]) -> None:
                  and "failed" not in r]
         if not ours or not peers:
             continue
-        if load.startswith("zero"):  # capacity: how much each client takes
+        if ours["flat_out"]:  # capacity: how much each client takes
             best = max(peers, key=lambda r: r["tokens_per_s"])
             line = (f"{load}: client_sut {ours['tokens_per_s'] / best['tokens_per_s']:.2f}x the "
                     f"tokens/s of the best peer ({best['client']})")

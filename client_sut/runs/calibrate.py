@@ -1,12 +1,17 @@
 """`client-sut calibrate`: how much this machine's client can drive, and how exactly it times.
 
 It starts the loopback emitter (its own process, as a real server is) and drives it through the
-real client and LoadGen, one `client-sut run` process per measurement:
-1. token capacity: no delays, 128 tokens one per event, many streams at once (Offline);
-2. request capacity: the same with 2-token answers (LoadGen's minimum for TPOT);
-3. timing error at a stated load (Server: 256 streams x 100 tokens/s by default): every client
-   stamp is compared with the time the emitter recorded writing that event, request by request
-   (matched by the response id the emitter gives each response).
+real client and LoadGen, one `client-sut run` process per measurement. The emitter streams as
+vLLM does (`--engine-step-ms`): every engine step, each running stream's next event is a write
+of its own, so the client pays one read per token, as it does against a busy vLLM.
+1. token capacity: engine steps back to back, 128 tokens one per event, many streams at once
+   (Offline);
+2. the same with each whole response in one write (the emitter's zero-delay timer mode): what
+   the client takes when a read carries many events, which no busy vLLM sends; not the headline;
+3. request capacity: engine steps back to back, 2-token answers (LoadGen's minimum for TPOT);
+4. timing error at a stated load (Server: 256 streams x 100 tokens/s by default, a 10 ms step):
+   every client stamp is compared with the time the emitter recorded writing that event,
+   request by request (matched by the response id the emitter gives each response).
 
 A token-capacity figure is what the client sustained against this emitter; when the client's
 event loop was not saturated the emitter was the limit, and the CPU-derived figure (one core
@@ -46,7 +51,7 @@ class CalibrationPlan:
     short_requests: int = 8000
     timing_streams: int = 256
     timing_first_token_ms: float = 50.0
-    timing_gap_ms: float = 10.0
+    timing_gap_ms: float = 10.0  # the emitter's engine step: each stream's gap between tokens
     timing_duration_s: float = 20.0
 
     @classmethod
@@ -155,59 +160,67 @@ def _requests(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "requests.jsonl").read_text().splitlines()]
 
 
+def _against_emitter(name: str, emitter_args: Sequence[str], client_args: Sequence[str],
+                     inputs: tuple[Path, Path], output_dir: Path) -> tuple[dict, list[dict], float]:
+    """One client run against a fresh emitter: its results, the emitter's log and CPU seconds."""
+    emitter = EmitterProcess(*emitter_args)
+    try:
+        cpu_before = emitter.cpu_seconds()
+        results = _run_client(name, emitter.url, *inputs, output_dir, client_args)
+        return results, emitter.log(), emitter.cpu_seconds() - cpu_before
+    finally:
+        emitter.stop()
+
+
 def calibrate(output_dir: Path, plan: CalibrationPlan, progress: Progress) -> dict:
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create --output-dir {output_dir} ({exc.strerror})") from None
     started = time.monotonic()
-    tokenizer, dataset = write_inputs(output_dir)
-    offline = ["--scenario", "Offline", "--duration", "0.1"]
     report: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                 "platform": platform.platform()},
                     "plan": asdict(plan) | {"timing_qps": round(plan.timing_qps, 2)}}
 
-    progress(f"token capacity: {plan.capacity_requests} requests x {plan.output_tokens} tokens, "
-             f"{plan.capacity_streams} streams, no delays")
-    emitter = EmitterProcess("--first-token-ms", "0", "--gap-ms", "0", "--output-tokens",
-                       str(plan.output_tokens))
-    try:
-        cpu_before = emitter.cpu_seconds()
-        tokens = _run_client("capacity-tokens", emitter.url, tokenizer, dataset, output_dir,
-                             offline + ["--min-query-count", str(plan.capacity_requests),
-                                        "--max-concurrency", str(plan.capacity_streams)])
-        token_capacity = capacity_summary(tokens)
-        token_capacity["emitter_cpu_s"] = round(emitter.cpu_seconds() - cpu_before, 3)
-    finally:
-        emitter.stop()
+    inputs = write_inputs(output_dir)
+    offline = ["--scenario", "Offline", "--duration", "0.1",
+               "--max-concurrency", str(plan.capacity_streams)]
+    flat_out = ["--engine-step-ms", "0", "--first-token-ms", "0"]
 
+    def capacity(name: str, emitter_args: list[str], requests: int) -> dict:
+        results, _, emitter_cpu_s = _against_emitter(
+            name, emitter_args, offline + ["--min-query-count", str(requests)], inputs,
+            output_dir)
+        return capacity_summary(results) | {"emitter_cpu_s": round(emitter_cpu_s, 3)}
+
+    tokens = str(plan.output_tokens)
+    progress(f"token capacity: {plan.capacity_requests} requests x {tokens} tokens, "
+             f"{plan.capacity_streams} streams, one event per write, engine steps back to back")
+    token_capacity = capacity("capacity-tokens", flat_out + ["--output-tokens", tokens],
+                              plan.capacity_requests)
+    progress("the same with each whole response in one write")
+    whole = capacity("capacity-tokens-whole-response",
+                     ["--first-token-ms", "0", "--gap-ms", "0", "--output-tokens", tokens],
+                     plan.capacity_requests)
     progress(f"request capacity: {plan.short_requests} requests x 2 tokens")
-    emitter = EmitterProcess("--first-token-ms", "0", "--gap-ms", "0", "--output-tokens", "2")
-    try:
-        short = _run_client("capacity-requests", emitter.url, tokenizer, dataset, output_dir,
-                            offline + ["--min-query-count", str(plan.short_requests),
-                                       "--max-concurrency", str(plan.capacity_streams)])
-    finally:
-        emitter.stop()
+    request_capacity = capacity("capacity-requests", flat_out + ["--output-tokens", "2"],
+                                plan.short_requests)
 
     progress(f"timing error: Server at {plan.timing_qps:.1f} QPS (~{plan.timing_streams} streams "
              f"x {1000 / plan.timing_gap_ms:.0f} tokens/s) for {plan.timing_duration_s:g} s")
-    emitter = EmitterProcess("--first-token-ms", str(plan.timing_first_token_ms), "--gap-ms",
-                       str(plan.timing_gap_ms), "--output-tokens", str(plan.output_tokens))
-    try:
-        timed = _run_client("timing", emitter.url, tokenizer, dataset, output_dir,
-                            ["--scenario", "Server", "--target-qps", f"{plan.timing_qps:.3f}",
-                             "--duration", str(plan.timing_duration_s),
-                             "--min-query-count", "1"])
-        errors = timing_errors(_requests(output_dir / "timing"), emitter.log())
-    finally:
-        emitter.stop()
+    timed, log, _ = _against_emitter(
+        "timing", ["--engine-step-ms", str(plan.timing_gap_ms), "--first-token-ms",
+                   str(plan.timing_first_token_ms), "--output-tokens", tokens],
+        ["--scenario", "Server", "--target-qps", f"{plan.timing_qps:.3f}",
+         "--duration", str(plan.timing_duration_s), "--min-query-count", "1"],
+        inputs, output_dir)
+    errors = timing_errors(_requests(output_dir / "timing"), log)
 
-    request_capacity = capacity_summary(short)
     report["capacity"] = {
         "max_tokens_per_second": token_capacity["tokens_per_second"],
         "max_requests_per_second": request_capacity["requests_per_second"],
         "tokens": token_capacity,
+        "tokens_whole_response_per_read": whole,
         "requests": request_capacity,
     }
     report["timing"] = errors | {
@@ -225,6 +238,7 @@ def summary_lines(report: dict, path: Path) -> list[str]:
     from client_sut.runs.summary import fmt_number
 
     tokens, requests = report["capacity"]["tokens"], report["capacity"]["requests"]
+    whole = report["capacity"]["tokens_whole_response_per_read"]
     timing = report["timing"]
     load = timing["load"]
 
@@ -236,7 +250,10 @@ def summary_lines(report: dict, path: Path) -> list[str]:
         f"  streamed tokens/s   {fmt_number(tokens['tokens_per_second'], 0)}  "
         f"(client CPU {fmt_number(tokens['client_cpu_us_per_token'], 2)} us/token: one core "
         f"takes {fmt_number(tokens['one_core_tokens_per_second'], 0)}; event loop busy "
-        f"{fmt_number((tokens['event_loop_busy_share'] or 0) * 100, 0)}%)",
+        f"{fmt_number((tokens['event_loop_busy_share'] or 0) * 100, 0)}%; one event per read, "
+        f"as vLLM streams)",
+        f"  whole response/read {fmt_number(whole['tokens_per_second'], 0)}  (client CPU "
+        f"{fmt_number(whole['client_cpu_us_per_token'], 2)} us/token; no busy vLLM sends this)",
         f"  requests/s          {fmt_number(requests['requests_per_second'], 0)}  (2-token answers)",
         f"timing error at {load['streams']} streams x {load['tokens_per_second_per_stream']:g} "
         f"tokens/s ({timing['requests_matched']} requests), ms    p50 / p99 / max:",

@@ -7,9 +7,15 @@ each event (`GET /emitter/log`): under load a Python emitter writes late, so the
 judged against is what the emitter did, not its schedule.
 
 It is built to stay out of the way of what it measures: a bare asyncio protocol on uvloop with
-httptools parsing the requests, every event of a response formatted before the first is due, and
-one timer per stream that writes every event that has come due when it fires. Each response
-carries a unique id (`cmpl-emitter-N`), so a client's records can be matched to the log.
+httptools parsing the requests, each event formatted when it is due, and one timer per stream
+that writes every event that has come due when it fires (with no delays, a whole response in one
+write). Each response carries a unique id (`cmpl-emitter-N`), so a client's records can be
+matched to the log.
+
+`--engine-step-ms S` streams the way vLLM does instead: one engine steps every S ms (0: as fast
+as it can), and each step gives every running stream its next event as a write of its own,
+round-robin, as a continuous-batching server's API server writes each request's chunk. A client
+then receives about one event per read per stream, and pays a read's cost per token.
 
 Run: `python -m client_sut.servers.emitter --port 0 --first-token-ms 20 --gap-ms 2`; it prints its URL
 on the first line of stdout.
@@ -67,6 +73,10 @@ class EmitterConfig:
     # the rest wait for a slot in arrival order, and the wait counts in their first-token delay.
     # Capacity is then K / (first_token_delay + (tokens - 1) x gap) requests per second.
     max_running: int | None = None
+    # None: one timer per stream (first_token_delay_s, then token_gap_s). A number: one engine
+    # steps every this many seconds and writes each running stream's next event on its own; the
+    # gap is then the step, and a stream joins the steps once its first-token delay has passed.
+    engine_step_s: float | None = None
 
 
 # What each fault does; tests check the client classifies each one.
@@ -117,6 +127,17 @@ def _token_event(head: bytes, kind: str, text: str, ids: list[int] | None,
     if kind == "chat":
         return head + content + _CHOICE_END[kind] % (finish_part, ids_part) + b"\n\n"
     return head + content + _CHOICE_END[kind] % (finish_part, prompt_ids, ids_part) + b"\n\n"
+
+
+def _middle_event_template(head: bytes, kind: str) -> bytes:
+    """`_token_event` for an event that is neither the first nor the last, with `%s` for its
+    text and its ids: formatted in one step (about a microsecond, against five), since an
+    engine step formats one event per stream."""
+    content = b'"delta":{"content":"%s"}' if kind == "chat" else b'"text":"%s"'
+    ids_part = b',"token_ids":[%s]'
+    end = (_CHOICE_END[kind] % (b"null", ids_part) if kind == "chat"
+           else _CHOICE_END[kind] % (b"null", b"null", ids_part))
+    return head.replace(b"%", b"%%") + content + end + b"\n\n"
 
 
 def _usage_event(response_id: str, model: str, prompt_tokens: int, completion_tokens: int) -> bytes:
@@ -181,6 +202,8 @@ class Emitter:
         self.metrics = EmitterMetrics(config.model)  # GET /metrics, in vLLM's names
         self.running = 0  # streams generating now (counted only with max_running)
         self.waiting: deque[Callable[[], bool]] = deque()  # streams waiting for a slot, FIFO
+        self.engine = (None if config.engine_step_s is None
+                       else _Engine(asyncio.get_running_loop(), config.engine_step_s))
 
     def admit(self, begin: Callable[[], bool]) -> None:
         """Starts a stream now, or when a slot frees up under max_running."""
@@ -281,6 +304,33 @@ class _Stream:
         self._release_slot()
         connection.finished()
 
+    def advance(self) -> bool:
+        """One engine step: the next event in a write of its own (with the response head before
+        the first and the tail after the last). False when the stream is over."""
+        connection = self.connection
+        transport = connection.transport
+        if transport is None or transport.is_closing():
+            return False
+        n = self.index
+        if n == 0 and self.number == connection.emitter.config.die_after:
+            os._exit(0)
+        data = self.event(n)
+        if self.unsent:
+            data = b"".join(self.unsent) + data
+            self.unsent = []
+        self.index = n + 1
+        finished = self.index == self.count
+        if finished:
+            data += self.tail
+        stamp = time.perf_counter_ns()  # before the write, as in _flush
+        self.writes.append(stamp)
+        connection.emitter.metrics.wrote(self.number, n, n + 1, stamp)
+        transport.write(data)
+        if finished:
+            self._release_slot()
+            connection.finished()
+        return not finished
+
     def _flush(self, tail: bytes = b"") -> None:
         """Everything due and not yet written goes out in one write, as a busy server's socket
         would carry it. Stamped just before the bytes go out: once write() returns the client
@@ -325,6 +375,58 @@ class _Stream:
         if self.holds_slot:
             self.holds_slot = False
             self.connection.emitter.release()
+
+
+class _Engine:
+    """vLLM's continuous batching, as far as a client sees it: every step, each running stream's
+    next event goes out in a write of its own, in the order the streams joined.
+
+    A stream whose first-token delay has not passed waits outside the batch. With a step of 0 the
+    next step is queued behind the loop's I/O, so requests that arrived meanwhile join it; with
+    nothing due the engine sleeps until the next first token is.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, step_s: float) -> None:
+        self.loop = loop
+        self.step_s = step_s
+        self.batch: list[_Stream] = []
+        self.prefill: list[_Stream] = []  # waiting out their first-token delay
+        self.handle: asyncio.Handle | None = None
+        self.next_step = 0.0
+
+    def join(self, stream: _Stream) -> None:
+        self.prefill.append(stream)
+        if self.handle is None:
+            self._schedule(time.monotonic())
+
+    def step(self) -> None:
+        now = time.monotonic()
+        if now < self.next_step:  # the timer fired early
+            self.handle = self.loop.call_later(TIMER_RESOLUTION_S, self.step)
+            return
+        if self.prefill:
+            ready = [s for s in self.prefill if s.first_due <= now]
+            if ready:
+                self.prefill = [s for s in self.prefill if s.first_due > now]
+                self.batch.extend(ready)
+        # A stream that ends may start the next request on its connection: that one joins
+        # `prefill`, not the list being walked.
+        self.batch = [stream for stream in self.batch if stream.advance()]
+        self.prefill = [s for s in self.prefill if s.connection.transport is not None]
+        self.handle = None  # only now: a join during the step must not schedule a second one
+        if self.batch:
+            self.next_step = now + self.step_s
+            self._schedule(time.monotonic())
+        elif self.prefill:
+            self.next_step = min(s.first_due for s in self.prefill)
+            self._schedule(time.monotonic())
+
+    def _schedule(self, now: float) -> None:
+        wait = self.next_step - now
+        if wait <= 0:
+            self.handle = self.loop.call_soon(self.step)
+        else:  # never early (see _Stream.step), at most a timer's resolution late
+            self.handle = self.loop.call_later(max(wait, TIMER_RESOLUTION_S), self.step)
 
 
 class _Connection(asyncio.Protocol):
@@ -467,9 +569,15 @@ class _Connection(asyncio.Protocol):
         events = -(-count // step)
         echoed = json.dumps(prompt, separators=(",", ":")).encode() if isinstance(
             prompt, list) else b"null"
+        middle = _middle_event_template(head, kind)
 
         def event(n: int) -> bytes:
             first, finish = n * step, "length" if n == events - 1 else None
+            if 0 < n and finish is None and not config.text_only:
+                group = ids[first:first + step]
+                body = middle % (b"".join(b" t%d" % i for i in group),
+                                 b",".join(b"%d" % i for i in group))
+                return b"%x\r\n%s\r\n" % (len(body), body)
             if config.text_only:
                 text, group = "".join(pieces[first:first + step]), None
             else:
@@ -498,7 +606,10 @@ class _Connection(asyncio.Protocol):
                              time.monotonic() + config.first_token_delay_s, config.token_gap_s,
                              writes, fault, number)
             self.active = stream
-            stream.step()
+            if emitter.engine is None:
+                stream.step()
+            else:
+                emitter.engine.join(stream)
             return True
 
         if fault == "late_first_byte":
@@ -560,9 +671,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="at most K streams generate at once, the rest wait in arrival "
                              "order (a server's batch): capacity K / (first-token delay + "
                              "(tokens - 1) x gap) requests/s")
+    parser.add_argument("--engine-step-ms", type=float, metavar="S",
+                        help="stream as vLLM does: an engine steps every S ms (0: as fast as it "
+                             "can) and each running stream gets its next event as a write of "
+                             "its own, round-robin; --gap-ms is then ignored")
     parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate")
     parser.add_argument("--tls-key", help="the certificate's PEM private key")
     args = parser.parse_args(argv)
+    if args.engine_step_ms is not None and (args.fault or args.engine_step_ms < 0):
+        parser.error("--engine-step-ms takes a step of 0 ms or more, and no --fault")
     tls = None
     if args.tls_cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -571,7 +688,9 @@ def main(argv: list[str] | None = None) -> int:
                            args.output_tokens, text_only=args.text_only, fault=args.fault,
                            fault_every=args.fault_every, stall_s=args.stall_s,
                            die_after=args.die_after, api_key=args.api_key,
-                           max_model_len=args.max_model_len, max_running=args.max_running)
+                           max_model_len=args.max_model_len, max_running=args.max_running,
+                           engine_step_s=None if args.engine_step_ms is None
+                           else args.engine_step_ms / 1000)
 
     async def run() -> None:
         server, url = await serve(config, args.host, args.port, tls)

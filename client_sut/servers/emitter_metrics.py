@@ -50,7 +50,11 @@ class EmitterMetrics:
         self.ttft = Histogram("vllm:time_to_first_token_seconds", "first write - arrival",
                               buckets=TTFT_BUCKETS_S, **common).labels(*labels)
         self._open: dict[int, _OpenStream] = {}
+        # Counted per event as plain ints and handed to prometheus_client (whose every update
+        # takes a lock) only when scraped: an engine step writes an event per stream.
         self._held = 0
+        self._generated = 0
+        self._generated_exported = 0
 
     def accepted(self, number: int, arrival_ns: int, prompt_tokens: int, output_tokens: int,
                  tokens_per_event: int) -> None:
@@ -58,7 +62,7 @@ class EmitterMetrics:
                                          prompt_tokens)
         self.prompt.inc(prompt_tokens)
         self.waiting.inc()
-        self._hold(prompt_tokens)
+        self._held += prompt_tokens
 
     def wrote(self, number: int, start: int, end: int, stamp_ns: int) -> None:
         """Events [start, end) of request `number` went out at stamp_ns."""
@@ -67,9 +71,9 @@ class EmitterMetrics:
             return
         total, step = stream.output_tokens, stream.tokens_per_event
         tokens = min(end * step, total) - min(start * step, total)
-        self.generated.inc(tokens)
+        self._generated += tokens
         stream.held += tokens
-        self._hold(tokens)
+        self._held += tokens
         if not stream.writing:
             stream.writing = True
             self.ttft.observe((stamp_ns - stream.arrival_ns) / 1e9)
@@ -83,13 +87,12 @@ class EmitterMetrics:
         stream = self._open.pop(number, None)
         if stream is not None:
             (self.running if stream.writing else self.waiting).dec()
-            self._hold(-stream.held)
-
-    def _hold(self, tokens: int) -> None:
-        self._held += tokens
-        self.kv.set(self._held / KV_CACHE_TOKENS)
+            self._held -= stream.held
 
     def exposition(self) -> bytes:
+        self.generated.inc(self._generated - self._generated_exported)
+        self._generated_exported = self._generated
+        self.kv.set(self._held / KV_CACHE_TOKENS)
         return generate_latest(self.registry)
 
 

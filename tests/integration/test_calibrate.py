@@ -46,6 +46,53 @@ def test_emitter_records_each_write_never_before_its_time(start_emitter):
     assert writes == sorted(writes)
 
 
+def stream_two_at_once(url: str) -> None:
+    parts = urlsplit(url)
+    connections = [http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+                   for _ in range(2)]
+    for n, connection in enumerate(connections):  # both sent before either is read
+        connection.request("POST", "/v1/completions",
+                           json.dumps({"model": "emitter", "prompt": [n], "stream": True}),
+                           {"Content-Type": "application/json"})
+    for connection in connections:
+        assert connection.getresponse().read().endswith(b"data: [DONE]\n\n")
+        connection.close()
+
+
+def write_order(log: list[dict]) -> list[str]:
+    """Response ids in the order the emitter wrote their events."""
+    writes = sorted((write, entry["response_id"]) for entry in log for write in entry["write_ns"])
+    return [response_id for _, response_id in writes]
+
+
+def test_engine_steps_write_each_streams_next_event_on_its_own_round_robin(start_emitter):
+    step_ms, tokens = 6.0, 6
+    emitter = start_emitter("--engine-step-ms", str(step_ms), "--first-token-ms", "0",
+                            "--output-tokens", str(tokens))
+    stream_two_at_once(emitter.url)
+    log = emitter.log()
+    assert [len(entry["write_ns"]) for entry in log] == [tokens, tokens]
+    for entry in log:
+        # One write per event (a write's events would share its stamp), a step apart: steps
+        # never start early, but a write may wait behind the others of its step.
+        writes = entry["write_ns"]
+        assert all(b - a >= step_ms / 2 * MS for a, b in zip(writes, writes[1:]))
+    # While both streams run, every step writes each once, in the order they joined.
+    order = write_order(log)
+    first, second = order[0], next(r for r in order if r != order[0])
+    both = order[order.index(second):len(order) - order[::-1].index(first)]
+    assert len(both) >= tokens and all(a != b for a, b in zip(both, both[1:]))
+
+
+def test_engine_steps_only_the_streams_in_its_batch(start_emitter):
+    emitter = start_emitter("--engine-step-ms", "0", "--max-running", "1", "--first-token-ms",
+                            "0", "--output-tokens", "5")
+    stream_two_at_once(emitter.url)
+    order = write_order(emitter.log())
+    # With one slot the second stream waits, in its first-token delay, for the first to end.
+    assert order == [order[0]] * 5 + [order[-1]] * 5 and order[0] != order[-1]
+
+
 def test_calibrate_quick_writes_its_figures(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     completed = subprocess.run([sys.executable, "-m", "client_sut", "calibrate", "--quick",
@@ -56,6 +103,7 @@ def test_calibrate_quick_writes_its_figures(tmp_path):
     capacity, timing = report["capacity"], report["timing"]
     assert capacity["max_tokens_per_second"] > 0 and capacity["max_requests_per_second"] > 0
     assert capacity["tokens"]["errors"] == capacity["requests"]["errors"] == 0
+    assert capacity["tokens_whole_response_per_read"]["errors"] == 0
     assert capacity["tokens"]["client_cpu_us_per_token"] > 0
     # Every timed request was matched to the emitter's record, event by event.
     assert timing["requests_matched"] == timing["self_check"]["streamed_tokens"] // 32 > 0
