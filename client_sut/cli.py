@@ -366,18 +366,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from client_sut.runs.summary import print_run_summary
 
     outcome = execute(_run_config(args))
-    if not args.no_report:
+    status = outcome.exit_status
+    if outcome.results["interrupted"] and not args.no_report:  # the user wants out: at once
+        print(f"report.html not written (interrupted); `client-sut report "
+              f"{outcome.output_dir}` makes it", file=sys.stderr)
+    elif not args.no_report:
         from client_sut.report import report_after_run
 
-        report_after_run([outcome.output_dir], outcome.output_dir,
-                         lambda message: print(message, file=sys.stderr, flush=True))
+        try:
+            report_after_run([outcome.output_dir], outcome.output_dir,
+                             lambda message: print(message, file=sys.stderr, flush=True))
+        except KeyboardInterrupt:  # the results are written; only the report is skipped
+            print("interrupted: report.html not written", file=sys.stderr)
+            status = EXIT_INTERRUPTED
     print_run_summary(outcome.results, outcome.output_dir)
     if outcome.loadgen_running:
         # LoadGen keeps a Server schedule and cannot be stopped; what was measured is written.
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(outcome.exit_status)
-    return outcome.exit_status
+        os._exit(status)
+    return status
 
 
 def _submission_parser(commands) -> None:

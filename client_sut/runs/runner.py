@@ -175,17 +175,26 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
                             interrupted=drive.interrupted, stopped_early=drive.stopped_early,
                             origins=endpoint_origins(found))
     finished = not drive.interrupted and drive.stopped_early is None
-    if finished and config.mode is Mode.ACCURACY:
-        progress("scoring accuracy (ROUGE)")
-        results["accuracy"] = _score_accuracy(config, samples, tokenizer_name)
-    if finished and config.audit is not None:
-        results["audit"] = verify_test06(
-            read_accuracy_log(config.output_dir / "mlperf_log_accuracy.json"),
-            eos_token_id=tokenizer.eos_token_id,
-            check_first_token=config.scenario.streams_first_token)
+    try:  # scoring can take minutes: an interrupt stops it, and the run is written without it
+        _signals_interrupt()
+        if finished and config.mode is Mode.ACCURACY:
+            progress("scoring accuracy (ROUGE)")
+            results["accuracy"] = _score_accuracy(config, samples, tokenizer_name)
+        if finished and config.audit is not None:
+            results["audit"] = verify_test06(
+                read_accuracy_log(config.output_dir / "mlperf_log_accuracy.json"),
+                eos_token_id=tokenizer.eos_token_id,
+                check_first_token=config.scenario.streams_first_token)
+    except KeyboardInterrupt:  # after LoadGen ended: what was measured is still written
+        progress("interrupted: writing what was measured, without the verdict being computed")
+        drive.interrupted = results["interrupted"] = True
+        results["compliant"] = False
+        results["compliance_notes"].append("the run was interrupted")
+    _signals_ignored()
     observer.annotate(results, bridge.records, [len(ids) for ids in prompt_ids])
     write_requests(config.output_dir / "requests.jsonl", bridge.records)
     write_results(config.output_dir / "results.json", results)
+    _signals_interrupt()
     status = EXIT_INTERRUPTED if drive.interrupted else exit_status(results)
     return RunOutcome(results, status, config.output_dir,
                       loadgen_running=not drive.loadgen_finished)
@@ -336,8 +345,22 @@ def _on_signals(loop: asyncio.AbstractEventLoop, interrupt: asyncio.Event) -> No
 
 
 def _off_signals(loop: asyncio.AbstractEventLoop) -> None:
+    """Once LoadGen is done, a signal must not kill the process before what was measured is
+    written (the loop's removal of its handlers leaves the system's default, which would)."""
     for sig in _SIGNALS:
         loop.remove_signal_handler(sig)
+    _signals_ignored()
+
+
+def _signals_ignored() -> None:
+    for sig in _SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _signals_interrupt() -> None:
+    """Both signals raise KeyboardInterrupt, as Ctrl-C does by default."""
+    for sig in _SIGNALS:
+        signal.signal(sig, signal.default_int_handler)
 
 
 def _noop(_samples) -> None:

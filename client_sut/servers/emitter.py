@@ -574,9 +574,13 @@ class _Connection(asyncio.Protocol):
         def event(n: int) -> bytes:
             first, finish = n * step, "length" if n == events - 1 else None
             if 0 < n and finish is None and not config.text_only:
-                group = ids[first:first + step]
-                body = middle % (b"".join(b" t%d" % i for i in group),
-                                 b",".join(b"%d" % i for i in group))
+                if step == 1:
+                    token = ids[n]
+                    body = middle % (b" t%d" % token, b"%d" % token)
+                else:
+                    group = ids[first:first + step]
+                    body = middle % (b"".join(b" t%d" % i for i in group),
+                                     b",".join(b"%d" % i for i in group))
                 return b"%x\r\n%s\r\n" % (len(body), body)
             if config.text_only:
                 text, group = "".join(pieces[first:first + step]), None

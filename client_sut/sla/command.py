@@ -218,13 +218,19 @@ def _probe(plan: SlaPlan, state: _State, say: Say, name: str, rate: float, durat
         + (f" and {queries} queries" if queries else ""))
     output = _launch(plan, state, plan.output_dir / folder, args)
     probe = _probe_record(output, rate, duration_s, folder)
+    if state.interrupted:  # whatever the run wrote, the search stopped during it
+        probe.update(interrupted=True, verdict=UNDECIDED, reason="interrupted")
     say(f"{name}: {probe['verdict'].upper()} in {output.wall_s:g} s: {probe['reason']}")
     return probe
 
 
 def _launch(plan: SlaPlan, state: _State, output_dir: Path, args: list[str]) -> RunOutput:
+    if state.interrupted:  # the signal came before this run started: it never starts
+        return RunOutput(EXIT_INTERRUPTED, None, 0.0, None)
     state.child = ChildRun([*plan.run_args, *args, "--token-cache",
                             str(plan.output_dir / TOKEN_CACHE)], output_dir)
+    if state.interrupted:  # it came while the run was being started
+        state.child.interrupt()
     try:
         output = state.child.wait()
     finally:

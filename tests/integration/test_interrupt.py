@@ -73,6 +73,33 @@ def test_interrupt_writes_what_was_measured_and_exits_130(start_emitter, demo_to
     assert "INTERRUPTED" in stdout
 
 
+def test_interrupt_after_loadgen_ended_still_writes_the_run(start_emitter, demo_tokenizer,
+                                                            tmp_path):
+    """An interrupt while accuracy is scored (LoadGen has ended, the event loop is closed) stops
+    the scoring, and the run is still written, marked interrupted, exit 130."""
+    emitter = start_emitter("--first-token-ms", "1", "--gap-ms", "0.1", "--output-tokens", "32")
+    output_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "client_sut", "run", "--endpoint", emitter.url, "--tokenizer",
+         str(demo_tokenizer), "--dataset", str(SHARED_DATA), "--mode", "accuracy",
+         "--no-report", "--output-dir", str(output_dir)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        for line in process.stderr:
+            if "scoring accuracy" in line:
+                break
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stdout + stderr
+    results = json.loads((output_dir / "results.json").read_text())
+    assert results["interrupted"] is True and "accuracy" not in results
+    assert results["client"]["requests"] == 200
+    assert len((output_dir / "requests.jsonl").read_text().splitlines()) == 200
+
+
 def test_a_request_written_before_its_task_ran_is_stopped_and_completed_once(start_emitter,
                                                                               monkeypatch):
     """A request is written in the callback that receives LoadGen's issue, and the interrupt

@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO, SHARED_DATA
+from tests.integration.test_interrupt import wait_for_requests
 
 K, FIRST_TOKEN_MS, GAP_MS, TOKENS = 16, 20.0, 5.0, 16
 CAPACITY_QPS = K / ((FIRST_TOKEN_MS + (TOKENS - 1) * GAP_MS) / 1000)  # 168.4
@@ -106,9 +107,7 @@ def test_interrupt_writes_what_was_found_and_exits_130(start_emitter, demo_token
          str(output_dir)], cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     try:
-        for line in process.stderr:  # until the first probe is under way
-            if "probe-01: 50 QPS" in line:
-                break
+        wait_for_requests(emitter, 20)  # the first probe is under way
         process.send_signal(signal.SIGINT)
         stdout, _ = process.communicate(timeout=120)
     finally:

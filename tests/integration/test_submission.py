@@ -172,7 +172,7 @@ def test_open_folder_passes_the_official_checker_and_the_extra_checks_see_more(m
     assert set(json.loads((scenario / "measurements.json").read_text())) >= {
         "input_data_types", "retraining", "starting_weights_filename", "weight_data_types",
         "weight_transformations"}
-    assert (layout.src / "client_sut" / "runner.py").is_file()
+    assert (layout.src / "client_sut" / "runs" / "runner.py").is_file()
 
 
 def test_numpy_scalars_in_accuracy_txt_pass_the_checker_but_not_the_extra_checks(made,
