@@ -325,8 +325,7 @@ def _passed_on(args: argparse.Namespace) -> tuple[str, ...]:
 
 def _cmd_sla(args: argparse.Namespace) -> int:
     from client_sut.config import validate
-    from client_sut.runs.runner import prepare_output_dir
-    from client_sut.sla.command import SlaPlan, answer_line, check_plan, run_search
+    from client_sut.sla.command import SlaPlan, answer_line, run_search
 
     scenario = parse_choice(Scenario, args.scenario, "--scenario")
     limits = _limits(args, scenario)
@@ -340,8 +339,7 @@ def _cmd_sla(args: argparse.Namespace) -> int:
                    run_args=_passed_on(args),
                    probe_duration_s=args.probe_duration, confirm_duration_s=args.confirm_duration,
                    tolerance=args.tolerance, max_probes=args.max_probes, start_qps=args.start_qps)
-    check_plan(plan)
-    prepare_output_dir(args.output_dir)
+
     def say(message: str) -> None:
         print(f"[sla] {message}", file=sys.stderr, flush=True)
 

@@ -21,6 +21,7 @@ import mlperf_loadgen as lg
 
 from client_sut.accuracy.audit import audit_config_path, verify_test06
 from client_sut.accuracy.rouge import evaluate_rows, read_accuracy_log, write_accuracy
+from client_sut.analysis.breach import Breach, BreachRule, BreachWatch, most_queries
 from client_sut.analysis.loadgen_logs import loadgen_summary, read_detail_log
 from client_sut.config import (
     LatencyLimits,
@@ -59,7 +60,6 @@ from client_sut.runs.settings import (
     compliance_notes,
     latency_limits,
 )
-from client_sut.sla.breach import Breach, BreachRule, BreachWatch, most_queries
 
 Progress = Callable[[str], None]
 # After an interrupt, how long LoadGen may take to finish on its own. Offline finishes at once

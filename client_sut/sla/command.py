@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from client_sut.analysis.early_stopping import MIN_QUERIES_TO_PASS
 from client_sut.config import OFFICIAL_MIN_DURATION_S, LatencyLimits, Scenario
 from client_sut.errors import (
     EXIT_FAILED,
@@ -25,9 +26,9 @@ from client_sut.errors import (
     EXIT_USAGE,
     UsageError,
 )
+from client_sut.runs.runner import prepare_output_dir
 from client_sut.sla.probe import ChildRun, RunOutput
 from client_sut.sla.search import NextProbe, Probed, bracket, next_probe, round_rate
-from client_sut.sla.stats import MIN_QUERIES_TO_PASS
 from client_sut.sla.verdict import PASS, UNDECIDED, ProbeFigures, judge
 
 Say = Callable[[str], None]
@@ -79,8 +80,10 @@ class _State:
 
 
 def run_search(plan: SlaPlan, say: Say) -> tuple[dict, int]:
-    """Returns sla.json's content and the exit status; sla.json is rewritten after every run."""
+    """Returns sla.json's content and the exit status; sla.json is rewritten after every run.
+    Bad input raises UsageError before any run."""
     check_plan(plan)
+    prepare_output_dir(plan.output_dir)
     state = _State()
     sla = _skeleton(plan)
 

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from client_sut.sla.stats import MIN_QUERIES_TO_PASS, early_stopping_met, proven_over
+from client_sut.analysis.early_stopping import (
+    MIN_QUERIES_TO_PASS,
+    early_stopping_met,
+    proven_over,
+)
 
 PASS, FAIL, UNDECIDED = "pass", "fail", "undecided"
 

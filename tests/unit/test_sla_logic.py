@@ -7,8 +7,15 @@ from array import array
 
 import pytest
 
+from client_sut.analysis.breach import BreachRule, BreachWatch, most_queries
+from client_sut.analysis.early_stopping import (
+    MIN_QUERIES_TO_PASS,
+    early_stopping_met,
+    p99_allowance,
+    proven_over,
+    queries_to_pass,
+)
 from client_sut.records import ErrorKind, RequestError, RequestRecord, TokenIdSource
-from client_sut.sla.breach import BreachRule, BreachWatch, most_queries
 from client_sut.sla.search import (
     Bracket,
     NextProbe,
@@ -16,13 +23,6 @@ from client_sut.sla.search import (
     bracket,
     near_edge,
     next_probe,
-)
-from client_sut.sla.stats import (
-    MIN_QUERIES_TO_PASS,
-    early_stopping_met,
-    p99_allowance,
-    proven_over,
-    queries_to_pass,
 )
 from client_sut.sla.verdict import FAIL, PASS, UNDECIDED, ProbeFigures, judge
 

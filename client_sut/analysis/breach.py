@@ -14,9 +14,9 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from client_sut.analysis.early_stopping import p99_allowance
 from client_sut.analysis.metrics import NS_PER_MS, over_limits
 from client_sut.records import ErrorKind, RequestRecord
-from client_sut.sla.stats import p99_allowance
 
 
 def most_queries(target_qps: float, min_duration_s: float, min_query_count: int,
