@@ -200,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     except LaunchError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the server was stopped on the way out; each run wrote its own
+        print("demo: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
