@@ -278,11 +278,16 @@ def _deployment_config(args: argparse.Namespace, output_dir: Path) -> RunConfig:
     )
 
 
+def _official_limits(scenario: Scenario) -> LatencyLimits:
+    """mlperf.conf's p99 limits; none (NaN) for scenarios without them, which checks reject."""
+    return OFFICIAL_LATENCY_LIMITS.get(scenario, LatencyLimits(math.nan, math.nan))
+
+
 def _limits(args: argparse.Namespace, scenario: Scenario) -> LatencyLimits | None:
     """The command line's limits, the official ones filling whichever is not given."""
     if args.ttft_limit_ms is None and args.tpot_limit_ms is None:
         return None
-    official = OFFICIAL_LATENCY_LIMITS.get(scenario, LatencyLimits(math.nan, math.nan))
+    official = _official_limits(scenario)
     return LatencyLimits(official.ttft_ms if args.ttft_limit_ms is None else args.ttft_limit_ms,
                          official.tpot_ms if args.tpot_limit_ms is None else args.tpot_limit_ms)
 
@@ -332,9 +337,8 @@ def _cmd_sla(args: argparse.Namespace) -> int:
     # Everything checkable here is checked before any run: flags, credentials, the folder.
     validate(replace(_deployment_config(args, args.output_dir), scenario=scenario, limits=limits))
     plan = SlaPlan(scenario=scenario,
-                   limits=limits or OFFICIAL_LATENCY_LIMITS.get(scenario,
-                                                                LatencyLimits(math.nan, math.nan)),
-                   official_limits=limits is None or limits == OFFICIAL_LATENCY_LIMITS[scenario],
+                   limits=limits or _official_limits(scenario),
+                   official_limits=limits is None or limits == _official_limits(scenario),
                    output_dir=args.output_dir,
                    run_args=_passed_on(args),
                    probe_duration_s=args.probe_duration, confirm_duration_s=args.confirm_duration,

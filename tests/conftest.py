@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,12 @@ def run_cli(tmp_path):
         return CliRun(completed, output_dir)
 
     return run
+
+
+def wait_for_requests(emitter, count: int, deadline_s: float = 60.0) -> None:
+    """Until the emitter has received `count` streaming requests (bounded in time)."""
+    end = time.monotonic() + deadline_s
+    while len(emitter.log()) < count:
+        if time.monotonic() > end:
+            raise AssertionError(f"the run sent fewer than {count} requests in {deadline_s} s")
+        time.sleep(0.05)

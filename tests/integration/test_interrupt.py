@@ -17,7 +17,7 @@ from client_sut.measure import sut
 from client_sut.measure.dispatch import EndpointPool
 from client_sut.records import ErrorKind
 from client_sut.request import Api, GenerationParams, Timeouts, request_body
-from tests.conftest import REPO, SHARED_DATA
+from tests.conftest import REPO, SHARED_DATA, wait_for_requests
 
 # Slow streams (about 3 s each), so that many are in flight when the signal comes.
 SLOW_EMITTER = ("--first-token-ms", "200", "--gap-ms", "50", "--output-tokens", "64")
@@ -27,15 +27,6 @@ SCENARIOS = {
                 "--max-concurrency", "16"),
 }
 EXIT_DEADLINE_S = 5.0
-
-
-def wait_for_requests(emitter, count: int, deadline_s: float = 60.0) -> None:
-    """Until the emitter has received `count` streaming requests (bounded in time)."""
-    end = time.monotonic() + deadline_s
-    while len(emitter.log()) < count:
-        if time.monotonic() > end:
-            raise AssertionError(f"the run sent fewer than {count} requests in {deadline_s} s")
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

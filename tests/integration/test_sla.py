@@ -12,8 +12,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, SHARED_DATA
-from tests.integration.test_interrupt import wait_for_requests
+from tests.conftest import REPO, SHARED_DATA, wait_for_requests
 
 K, FIRST_TOKEN_MS, GAP_MS, TOKENS = 16, 20.0, 5.0, 16
 CAPACITY_QPS = K / ((FIRST_TOKEN_MS + (TOKENS - 1) * GAP_MS) / 1000)  # 168.4
