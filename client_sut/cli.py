@@ -70,6 +70,11 @@ def _deployment_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
                             "completions, text for chat)")
     group.add_argument("--max-concurrency", type=int, default=512, metavar="N",
                        help="requests in flight per endpoint (default 512)")
+    group.add_argument("--workers", type=int, default=0, metavar="N",
+                       help="shard the streams over N worker processes, each with its own "
+                            "event loop and a share of --max-concurrency, LoadGen staying in "
+                            "this one (default 0: the streams on this process's loop; use "
+                            "them when one core cannot read the tokens: see self_check)")
     group.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, metavar="N",
                        help=f"untimed requests per endpoint before LoadGen starts, with prompts "
                             f"that are no dataset sample (default {DEFAULT_WARMUP}; 0: none)")
@@ -134,7 +139,7 @@ def _run_parser(commands) -> None:
                           "tokenizer and sample count match")
     run.add_argument("--audit", choices=AUDITS,
                      help="a compliance test: TEST06 logs sampled responses and verifies them")
-    run.add_argument("--workers", type=int, metavar="N",
+    run.add_argument("--scoring-workers", type=int, metavar="N",
                      help="processes for accuracy scoring (default: every core)")
     run.add_argument("--progress", default="auto",
                      help="auto|live|plain|none: a live view on a terminal, a line every 10 s "
@@ -268,6 +273,7 @@ def _deployment_config(args: argparse.Namespace, output_dir: Path) -> RunConfig:
         prompt_form=(parse_choice(PromptForm, args.prompt_form, "--prompt-form")
                      if args.prompt_form else None),
         max_concurrency=args.max_concurrency,
+        client_workers=args.workers,
         warmup=args.warmup,
         timeouts=Timeouts(args.connect_timeout, args.first_byte_timeout, args.gap_timeout,
                           args.request_timeout, args.keepalive),
@@ -306,7 +312,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         token_cache=args.token_cache,
         equal_issue=not args.no_equal_issue,
         audit=args.audit,
-        workers=args.workers,
+        scoring_workers=args.scoring_workers,
         progress=parse_choice(ProgressMode, args.progress, "--progress"),
         server_metrics=not args.no_server_metrics,
     )

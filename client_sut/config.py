@@ -78,6 +78,9 @@ class PromptForm(str, Enum):
     TEXT = "text"  # the prompt as text, tokenized by the server
 
 
+MAX_CLIENT_WORKERS = 64
+
+
 @dataclass(frozen=True, slots=True)
 class RunConfig:
     endpoints: tuple[str, ...]
@@ -99,7 +102,10 @@ class RunConfig:
     timeouts: Timeouts = Timeouts()
     audit: str | None = None  # a compliance test, e.g. TEST06
     credentials: Credentials = Credentials()
-    workers: int | None = None  # processes for accuracy scoring (default: every core)
+    scoring_workers: int | None = None  # processes for accuracy scoring (default: every core)
+    # Worker processes the streams are sharded over (0: the streams run on the LoadGen
+    # process's own event loop, enough until one core cannot read the tokens).
+    client_workers: int = 0
     calibration: Path | None = None  # calibrate.json: warn when the load nears its capacity
     limits: LatencyLimits | None = None  # TTFT/TPOT p99 limits overriding mlperf.conf's
     warmup: int = DEFAULT_WARMUP  # untimed requests per endpoint before LoadGen starts (0: none)
@@ -157,6 +163,12 @@ def validate(config: RunConfig) -> RunConfig:
                         (config.max_concurrency, "--max-concurrency")):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be at least 1, got {value}")
+    if not 0 <= config.client_workers <= MAX_CLIENT_WORKERS:
+        raise UsageError(f"--workers must be 0 (the streams on LoadGen's process) to "
+                         f"{MAX_CLIENT_WORKERS} worker processes, got {config.client_workers}")
+    if config.client_workers > config.max_concurrency:
+        raise UsageError(f"--workers {config.client_workers} is more than --max-concurrency "
+                         f"{config.max_concurrency}: every worker needs a stream of its own")
     if config.warmup < 0:
         raise UsageError(f"--warmup must be 0 (none) or more requests per endpoint, got "
                          f"{config.warmup}")

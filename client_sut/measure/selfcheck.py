@@ -4,7 +4,8 @@ Measured in every run and written to results.json under `self_check`:
 - event-loop lag: every few milliseconds a probe callback is queued on the loop; the time it
   waits before it runs is how late anything the loop has to do (a read, an issue) gets handled;
 - CPU: the whole process's CPU seconds (LoadGen's thread included) and the event-loop thread's
-  alone, over the LoadGen run; per streamed token, and as the loop thread's share of one core;
+  alone, over the LoadGen run; per streamed token, and as the loop thread's share of one core
+  (with worker processes: every process's CPU, and each worker's loop, under `workers`);
 - the difference between the TTFT LoadGen is told and the client's own (issue lag, connection
   set-up and the time from the first token's arrival to its report), per request.
 Plain warnings say when one of them means the client, not the server, may have shaped the
@@ -68,6 +69,33 @@ class CpuSample:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerStats:
+    """What a worker process measured of itself, from its ready message to its end."""
+
+    index: int
+    pid: int
+    cores: tuple[int, ...]
+    loop_lags_ns: array
+    start: CpuSample
+    end: CpuSample
+    streamed_tokens: int
+
+    def summary(self) -> dict:
+        wall_s = (self.end.wall_ns - self.start.wall_ns) / 1e9
+        loop_s = (self.end.loop_thread_ns - self.start.loop_thread_ns) / 1e9
+        tokens = self.streamed_tokens
+        return {
+            "worker": self.index,
+            "cores": list(self.cores) or None,
+            "streamed_tokens": tokens,
+            "event_loop_cpu_s": round(loop_s, 3),
+            "event_loop_busy_share": round(loop_s / wall_s, 3) if wall_s > 0 else None,
+            "event_loop_cpu_us_per_token": round(loop_s * 1e6 / tokens, 3) if tokens else None,
+            "event_loop_lag_ms": summarize_ms(self.loop_lags_ns),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Calibration:
     """What `client-sut calibrate` measured on this machine (calibrate.json)."""
 
@@ -96,26 +124,39 @@ def loadgen_ttft_gap_ns(record: RequestRecord) -> int | None:
 
 def self_check(records: Sequence[RequestRecord], loop_lags_ns: Sequence[int], start: CpuSample,
                end: CpuSample, calibration: Calibration | None = None, *,
-               queued_by_design: bool = False) -> dict:
+               queued_by_design: bool = False, workers: Sequence[WorkerStats] = ()) -> dict:
     """`queued_by_design`: LoadGen hands every sample over at once (Offline), so the wait for a
-    stream slot is in the issue lag by design and is not the client falling behind."""
+    stream slot is in the issue lag by design and is not the client falling behind.
+    `workers`: the streams ran in these worker processes; then the event-loop figures are theirs
+    (lag of all, CPU summed, the busiest one's share), `loop_lags_ns` is the LoadGen process's
+    own loop, and the client's CPU counts every process."""
     wall_s = (end.wall_ns - start.wall_ns) / 1e9
     process_s = (end.process_ns - start.process_ns) / 1e9
     loop_s = (end.loop_thread_ns - start.loop_thread_ns) / 1e9
+    busy = loop_s / wall_s if wall_s > 0 else None
+    stream_lags = loop_lags_ns
+    if workers:
+        stream_lags = [lag for worker in workers for lag in worker.loop_lags_ns]
+        process_s += sum((w.end.process_ns - w.start.process_ns) / 1e9 for w in workers)
+        loop_s = sum((w.end.loop_thread_ns - w.start.loop_thread_ns) / 1e9 for w in workers)
+        busy = max((w.summary()["event_loop_busy_share"] or 0.0 for w in workers), default=None)
     tokens = sum(r.streamed_tokens for r in records)
     gaps = [g for g in map(loadgen_ttft_gap_ns, records) if g is not None]
     check = {
-        "event_loop_lag_ms": summarize_ms(loop_lags_ns),
+        "event_loop_lag_ms": summarize_ms(stream_lags),
         "issue_lag_ms": summarize_ms(issue_lag_ns(r) for r in records),
         "connect_ms": summarize_ms(connect_ns(r) for r in records),
         "loadgen_minus_client_ttft_ms": summarize_ms(gaps),
         "client_cpu_s": round(process_s, 3),
         "event_loop_cpu_s": round(loop_s, 3),
-        "event_loop_busy_share": round(loop_s / wall_s, 3) if wall_s > 0 else None,
+        "event_loop_busy_share": round(busy, 3) if busy is not None else None,
         "client_cpu_us_per_token": round(process_s * 1e6 / tokens, 3) if tokens else None,
         "streamed_tokens": tokens,
         "streamed_tokens_per_second": round(tokens / wall_s, 1) if wall_s > 0 else None,
     }
+    if workers:
+        check["loadgen_process_loop_lag_ms"] = summarize_ms(loop_lags_ns)
+        check["workers"] = [worker.summary() for worker in workers]
     if calibration is not None and check["streamed_tokens_per_second"] is not None:
         check["calibration_file"] = calibration.source
         check["calibrated_max_tokens_per_second"] = calibration.max_tokens_per_second
@@ -143,8 +184,8 @@ def _warnings(check: dict, queued_by_design: bool) -> list[str]:
     busy = check["event_loop_busy_share"]
     if busy is not None and busy > LOOP_BUSY_LIMIT:
         warnings.append(f"the client's event loop was busy {busy:.0%} of the run: it is near "
-                        f"its capacity, so its timing may lag; use fewer streams per client "
-                        f"or a faster machine")
+                        f"its capacity, so its timing may lag; spread the streams over more "
+                        f"worker processes (--workers) or use fewer streams per client")
     share = check.get("share_of_calibrated_capacity")
     if share is not None and share > CAPACITY_SAFE_SHARE:
         warnings.append(f"the run streamed {share:.0%} of this machine's calibrated client "

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -35,6 +36,8 @@ from client_sut.data.dataset import Sample, load_samples, tokenize_prompts
 from client_sut.data.token_cache import cache_key, cached_prompt_ids
 from client_sut.data.tokenization import load_tokenizer
 from client_sut.errors import EXIT_INTERRUPTED, UsageError
+from client_sut.eventloop import run_event_loop
+from client_sut.measure.cores import plan_cores
 from client_sut.measure.discovery import discover, endpoint_origins
 from client_sut.measure.dispatch import EndpointPool
 from client_sut.measure.endpoints import probe_endpoints
@@ -45,8 +48,10 @@ from client_sut.measure.selfcheck import (
     load_calibration,
     self_check,
 )
-from client_sut.measure.sut import ClientSut
+from client_sut.measure.sut import ClientSut, LoadGenBridge, LoadGenSut
 from client_sut.measure.warmup import warm_up, warmup_samples
+from client_sut.measure.worker import WorkerSpec
+from client_sut.measure.workers import WorkerSut, concurrency_shares
 from client_sut.observe.observer import RunObserver
 from client_sut.request import request_body
 from client_sut.runs.results import (
@@ -78,7 +83,8 @@ class RunOutcome:
 
 @dataclass
 class _Drive:
-    bridge: ClientSut
+    bridge: LoadGenBridge
+    client: LoadGenSut
     probe: LoopLagProbe
     cpu_start: CpuSample
     cpu_end: CpuSample | None = None
@@ -161,14 +167,16 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     observer = RunObserver(config, model, min_duration_s=settings.min_duration_ms / 1000,
                            limits_ms=(judged_limits.ttft_ms, judged_limits.tpot_ms)
                            if judged_limits else (None, None), message=progress)
-    drive = _run_loop(_drive(config, bodies, settings, retokenize, len(samples), progress,
+    drive = run_event_loop(_drive(config, bodies, settings, retokenize, len(samples), progress,
                              warmup_bodies, breach_rule, observer))
     bridge = drive.bridge
     progress(f"LoadGen {'finished' if drive.loadgen_finished else 'still running'} after "
              f"{time.monotonic() - started:.1f} s; writing results")
     loadgen = loadgen_summary(read_detail_log(config.output_dir))
     check = self_check(bridge.records, drive.probe.lags_ns, drive.cpu_start, drive.cpu_end,
-                       calibration, queued_by_design=config.scenario is Scenario.OFFLINE)
+                       calibration, queued_by_design=config.scenario is Scenario.OFFLINE,
+                       workers=drive.client.worker_stats)
+    check["core_plan"] = drive.client.core_plan.to_json()
     results = build_results(config, model=model, sample_count=len(samples), notes=notes,
                             loadgen=loadgen, records=bridge.records, issued=bridge.issued,
                             self_check=check, limits=judged_limits, warmup=drive.warmup,
@@ -204,19 +212,9 @@ def _score_accuracy(config: RunConfig, samples: list[Sample], tokenizer_name: st
     result = evaluate_rows(read_accuracy_log(config.output_dir / "mlperf_log_accuracy.json"),
                            [sample.reference for sample in samples],
                            load_tokenizer(tokenizer_name, use_fast=False),
-                           category=config.scenario.category, workers=config.workers)
+                           category=config.scenario.category, workers=config.scoring_workers)
     write_accuracy(config.output_dir / "accuracy.json", result)
     return result
-
-
-def _run_loop(coroutine):
-    try:
-        import uvloop
-        loop_factory = uvloop.new_event_loop
-    except ImportError:  # uvloop is optional (it does not build everywhere)
-        loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(coroutine)
 
 
 async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
@@ -227,26 +225,18 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
     log_settings.log_output.outdir = str(config.output_dir)
     log_settings.log_output.copy_summary_to_stdout = False
     log_settings.enable_trace = False
-    credentials = config.credentials
-    async with EndpointPool(config.endpoints, config.max_concurrency, config.timeouts,
-                            ssl_context=credentials.ssl_context(),
-                            headers=credentials.headers) as pool:
-        bridge = ClientSut(loop, pool, config.api, bodies,
-                           report_first_token=config.scenario.streams_first_token,
-                           retokenize=retokenize, redact=credentials.redact)
-        sut = lg.ConstructSUT(bridge.issue_queries, bridge.flush_queries)
+    bridge = LoadGenBridge(report_first_token=config.scenario.streams_first_token,
+                           retokenize=retokenize, redact=config.credentials.redact)
+    async with _streams(config, bridge, bodies, warmup_bodies, progress) as (client, warmup):
+        if warmup["requests"] and warmup["errors"]:
+            progress(f"warm-up: {warmup['errors']} of {warmup['requests']} requests failed, "
+                     f"e.g. {warmup['first_error']}")
+        sut = lg.ConstructSUT(client.issue_queries, client.flush_queries)
         qsl = lg.ConstructQSL(sample_count, sample_count, _noop, _noop)
         audit = [str(audit_config_path(config.audit))] if config.audit else []
-        warmup = {"requests": 0}
-        if warmup_bodies:
-            progress(f"warm-up: {len(warmup_bodies)} untimed requests per endpoint")
-            warmup = await warm_up(pool, config.api, warmup_bodies, credentials.redact)
-            if warmup["errors"]:
-                progress(f"warm-up: {warmup['errors']} of {warmup['requests']} requests failed, "
-                         f"e.g. {warmup['first_error']}")
         observer.start(loop, bridge)  # after the warm-up: its baseline scrape opens the window
         freezer = HeapFreezer(loop)  # a full collection mid-run sent queries in late bursts
-        drive = _Drive(bridge, LoopLagProbe(loop), CpuSample.now(), warmup=warmup)
+        drive = _Drive(bridge, client, LoopLagProbe(loop), CpuSample.now(), warmup=warmup)
         drive.probe.start()
         loadgen = _start_loadgen(loop, sut, qsl, settings, log_settings, *audit)
         interrupt = asyncio.Event()
@@ -268,7 +258,7 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
                 else:
                     drive.interrupted = True
                     progress("interrupted: completing every outstanding sample, stopping")
-                bridge.stop()
+                client.stop()
                 await asyncio.wait({loadgen}, timeout=LOADGEN_GRACE_S)
                 drive.loadgen_finished = loadgen.done()
         finally:
@@ -287,6 +277,38 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
     return drive
 
 
+@asynccontextmanager
+async def _streams(config: RunConfig, bridge: LoadGenBridge, bodies: list[bytes],
+                   warmup_bodies: list[bytes], progress: Progress):
+    """The client LoadGen drives, warmed up: the streams on this process's event loop, or
+    sharded over worker processes (--workers). Yields it and the warm-up's summary."""
+    credentials = config.credentials
+    if warmup_bodies:
+        progress(f"warm-up: {len(warmup_bodies)} untimed requests per endpoint"
+                 + (f" from each of {config.client_workers} client worker processes"
+                    if config.client_workers else ""))
+    if not config.client_workers:
+        async with EndpointPool(config.endpoints, config.max_concurrency, config.timeouts,
+                                ssl_context=credentials.ssl_context(),
+                                headers=credentials.headers) as pool:
+            warmup = {"requests": 0}
+            if warmup_bodies:
+                warmup = await warm_up(pool, config.api, warmup_bodies, credentials.redact)
+            yield ClientSut(asyncio.get_running_loop(), pool, config.api, bodies, bridge), warmup
+        return
+    plan = plan_cores(config.client_workers, os.sched_getaffinity(0))
+    specs = [WorkerSpec(index, config.endpoints, share, config.timeouts, credentials,
+                        config.api, tuple(bodies), tuple(warmup_bodies), plan.workers[index])
+             for index, share in enumerate(concurrency_shares(config.max_concurrency,
+                                                              config.client_workers))]
+    client = WorkerSut(bridge, specs, plan)
+    try:
+        warmup = await client.start()
+        yield client, warmup
+    finally:
+        await client.close()
+
+
 def _breach_rule(settings, limits: LatencyLimits, sample_count: int) -> BreachRule:
     padding = sample_count if settings.sample_concatenate_permutation else None
     return BreachRule(limits.ttft_ms, limits.tpot_ms, most_queries(
@@ -294,7 +316,7 @@ def _breach_rule(settings, limits: LatencyLimits, sample_count: int) -> BreachRu
         padding))
 
 
-async def _watch_for_breach(bridge: ClientSut, watch: BreachWatch) -> Breach:
+async def _watch_for_breach(bridge: LoadGenBridge, watch: BreachWatch) -> Breach:
     """Returns once the run's p99 limits are proven broken (never, for a run that keeps them)."""
     while True:
         await asyncio.sleep(BREACH_CHECK_INTERVAL_S)

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import httptools
 
+from client_sut.eventloop import run_event_loop
 from client_sut.measure.heap import HeapFreezer
 from client_sut.servers.emitter_metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from client_sut.servers.emitter_metrics import EmitterMetrics
@@ -751,17 +752,6 @@ class EmitterProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
-
-
-def run_event_loop(coroutine):
-    """asyncio.run on uvloop where it is installed (it does not build everywhere)."""
-    try:
-        import uvloop
-        loop_factory = uvloop.new_event_loop
-    except ImportError:
-        loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(coroutine)
 
 
 if __name__ == "__main__":

@@ -108,8 +108,9 @@ def test_a_request_written_before_its_task_ran_is_stopped_and_completed_once(sta
     async def interrupted_right_after_a_write() -> tuple[sut.ClientSut, list[dict]]:
         async with EndpointPool([emitter.url], 8, Timeouts()) as pool:
             bridge = sut.ClientSut(asyncio.get_running_loop(), pool, Api.COMPLETIONS, [body],
-                                   report_first_token=True, retokenize=lambda text: [1],
-                                   redact=lambda text: text)
+                                   sut.LoadGenBridge(report_first_token=True,
+                                                     retokenize=lambda text: [1],
+                                                     redact=lambda text: text))
             bridge._submit([(1, 0)], time.perf_counter_ns())
             await pool.wait_idle()  # query 1 done: its connection is idle and kept alive
             bridge._submit([(2, 0)], time.perf_counter_ns())  # written on it at once

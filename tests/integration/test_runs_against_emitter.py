@@ -158,11 +158,12 @@ def test_chat_role_chunk_is_not_taken_as_the_first_token(start_emitter, demo_tok
     assert all(r["event_tokens"][0] == 0 for r in run.requests())
 
 
+@pytest.mark.parametrize("workers", [0, 2], ids=["on-loadgen-process", "two-worker-processes"])
 def test_accuracy_log_holds_exactly_the_streamed_token_ids(start_emitter, demo_tokenizer,
-                                                          run_cli):
+                                                          run_cli, workers):
     emitter = start_emitter(*EMITTER_ARGS)
     run = run_cli(*common_args(emitter, demo_tokenizer, samples=12), "--scenario", "Server",
-                  "--target-qps", "20", "--mode", "accuracy")
+                  "--target-qps", "20", "--mode", "accuracy", "--workers", str(workers))
     # Scored, and failed: the emitter's ids are noise. No request failed.
     assert run.returncode == 1 and run.results["accuracy"]["passed"] is False, run.stderr
     assert run.results["client"]["errors"] == 0

@@ -41,6 +41,9 @@ def config(**changes) -> RunConfig:
     (dict(endpoints=()), "no --endpoint"),
     (dict(endpoints=("http://a", "http://a")), "given twice"),
     (dict(scenario=Scenario.SINGLE_STREAM, target_qps=2.0), "does not apply to SingleStream"),
+    (dict(client_workers=-1), "--workers must be 0"),
+    (dict(client_workers=65), "--workers must be 0"),
+    (dict(client_workers=3, max_concurrency=2), "every worker needs a stream of its own"),
 ])
 def test_bad_configuration_is_rejected(changes, message):
     with pytest.raises(UsageError, match=message):
