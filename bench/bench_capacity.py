@@ -23,7 +23,13 @@ Peers are found where PEERS.md-style installs put them; a missing one is reporte
 - aiperf: `--aiperf PATH` to its `aiperf` executable (own venv; HF_HUB_OFFLINE must be unset);
 - guidellm: `--guidellm PATH` to its `guidellm` executable (own venv, CPU torch first).
 
+With `--workers N` client_sut also runs with its streams over N worker processes, and
+`--emitters K` starts K emitter processes per run for client_sut to spread its streams over (one
+emitter's core is otherwise the limit first); a table per event loop follows: what each streamed,
+its busy share and CPU per token, what one core would take, and the core plan.
+
     python bench/bench_capacity.py [--aiperf BIN] [--guidellm BIN] [--only client_sut]
+                                   [--workers 2] [--emitters 4]
 """
 
 from __future__ import annotations
@@ -103,10 +109,11 @@ def children_cpu_s() -> float:
 
 # --- each client: a command for (url, streams, requests, folder), and a reader of its results ---
 
-def client_sut_command(url: str, streams: int, requests: int, folder: Path, inputs,
+def client_sut_command(urls: list[str], streams: int, requests: int, folder: Path, inputs,
                        extra: tuple[str, ...] = ()) -> list[str]:
     tokenizer, dataset = inputs
-    return [sys.executable, "-m", "client_sut", "run", "--endpoint", url, "--tokenizer",
+    endpoints = [item for url in urls for item in ("--endpoint", url)]
+    return [sys.executable, "-m", "client_sut", "run", *endpoints, "--tokenizer",
             str(tokenizer), "--dataset", str(dataset), "--scenario", "Offline", "--duration",
             "0.1", "--min-query-count", str(requests), "--max-concurrency", str(streams),
             # LoadGen's Offline query holds at least every loaded sample: load no more than asked
@@ -130,7 +137,11 @@ def client_sut_read(folder: Path) -> dict:
             # the event loop's thread alone: what one core must carry per token
             "loop_cpu_us_per_token": round(check["event_loop_cpu_s"] * 1e6
                                            / max(1, check["streamed_tokens"]), 3),
-            "loop_busy_share": check["event_loop_busy_share"]}
+            "loop_busy_share": check["event_loop_busy_share"],
+            "workers": [{key: worker[key] for key in ("streamed_tokens", "event_loop_busy_share",
+                                                      "event_loop_cpu_us_per_token")}
+                        for worker in check.get("workers", [])],
+            "core_plan": check["core_plan"]}
 
 
 VLLM_LAUNCHER = """
@@ -155,7 +166,9 @@ sys.exit(main())
 """
 
 
-def vllm_command(url: str, streams: int, requests: int, folder: Path, tokenizer) -> list[str]:
+def vllm_command(urls: list[str], streams: int, requests: int, folder: Path,
+                 tokenizer) -> list[str]:
+    url = urls[0]
     return [sys.executable, "-c", VLLM_LAUNCHER, "bench", "serve", "--backend", "openai",
             "--base-url", url, "--endpoint", "/v1/completions", "--model", "emitter",
             "--tokenizer", str(tokenizer), "--dataset-name", "random", "--random-input-len",
@@ -174,7 +187,9 @@ def vllm_read(folder: Path) -> dict:
 
 
 def aiperf_command(binary: str):
-    def command(url: str, streams: int, requests: int, folder: Path, tokenizer) -> list[str]:
+    def command(urls: list[str], streams: int, requests: int, folder: Path,
+                tokenizer) -> list[str]:
+        url = urls[0]
         return [binary, "profile", "--model", "emitter", "--url", url, "--endpoint-type",
                 "completions", "--streaming", "--tokenizer", str(tokenizer),
                 "--use-server-token-count", "--isl", str(INPUT_TOKENS), "--osl",
@@ -196,7 +211,9 @@ def aiperf_read(folder: Path) -> dict:
 
 
 def guidellm_command(binary: str):
-    def command(url: str, streams: int, requests: int, folder: Path, tokenizer) -> list[str]:
+    def command(urls: list[str], streams: int, requests: int, folder: Path,
+                tokenizer) -> list[str]:
+        url = urls[0]
         return [binary, "run", "--backend",
                 f"kind=openai_http,target={url},model=emitter,request_format=/v1/completions",
                 "--profile", f"kind=concurrent,streams={streams}", "--constraint",
@@ -223,27 +240,31 @@ def guidellm_read(folder: Path) -> dict:
             "completed": m["request_totals"]["successful"]}
 
 
-def run_client(name: str, command, read, load: Load, work: Path, env: dict) -> dict:
-    emitter = emitter_for(load.emitter)
+def run_client(name: str, command, read, load: Load, work: Path, env: dict,
+               emitters: int = 1) -> dict:
+    started_emitters = [emitter_for(load.emitter) for _ in range(emitters)]
     folder = work / f"{name.replace(' ', '_')}-{load.name}"
     folder.mkdir(parents=True)
     try:
-        cpu_before, emitter_before = children_cpu_s(), emitter.cpu_seconds()
+        cpu_before = children_cpu_s()
+        emitter_before = sum(emitter.cpu_seconds() for emitter in started_emitters)
         started = time.monotonic()
-        completed = subprocess.run(command(emitter.url, load.streams, load.requests, folder),
+        completed = subprocess.run(command([e.url for e in started_emitters], load.streams,
+                                           load.requests, folder),
                                    cwd=folder, env=env, capture_output=True, text=True,
                                    timeout=RUN_TIMEOUT_S)
         wall = time.monotonic() - started
         cpu = children_cpu_s() - cpu_before
-        emitter_cpu = emitter.cpu_seconds() - emitter_before
+        emitter_cpu = sum(emitter.cpu_seconds() for emitter in started_emitters) - emitter_before
         try:
             row = read(folder)
         except (OSError, KeyError, ValueError) as exc:
             tail = (completed.stdout + completed.stderr).strip().splitlines()[-3:]
             return {"client": name, "load": load.name, "failed": f"{exc!r}: {tail}"}
-        recorded = truth(emitter.log())
+        recorded = truth([entry for emitter in started_emitters for entry in emitter.log()])
     finally:
-        emitter.stop()
+        for emitter in started_emitters:
+            emitter.stop()
     return {"client": name, "load": load.name, "flat_out": load.flat_out,
             "streams": load.streams, "requests": load.requests,
             "cpu_s": round(cpu, 3), "wall_s": round(wall, 1), "emitter_cpu_s": round(emitter_cpu, 2),
@@ -264,6 +285,12 @@ def main() -> None:
     parser.add_argument("--observe", action="store_true",
                         help="client_sut with its /metrics scraper and live view against "
                              "client_sut without them (both write no report)")
+    parser.add_argument("--workers", default="", metavar="N[,M...]",
+                        help="also client_sut with its streams over N (M...) worker processes")
+    parser.add_argument("--emitters", type=int, default=1, metavar="K",
+                        help="K emitter processes, client_sut spreading its streams over all "
+                             "(one emitter core is the limit before the client's on a big "
+                             "machine); peers take only one URL and are skipped when K > 1")
     args = parser.parse_args()
     if args.server_qps:
         return server_issue_rate(args.server_qps, args.seconds)
@@ -277,6 +304,10 @@ def main() -> None:
         inputs = write_inputs(work)
         clients = {"client_sut": (lambda *a: client_sut_command(*a, inputs), client_sut_read,
                                   base_env)}
+        for count in filter(None, args.workers.split(",")):
+            clients[f"client_sut w{count}"] = (
+                lambda *a, count=count: client_sut_command(*a, inputs, ("--workers", count)),
+                client_sut_read, base_env)
         if args.observe:
             clients = {name: (lambda *a, extra=extra: client_sut_command(*a, inputs, extra),
                               client_sut_read, base_env)
@@ -298,12 +329,17 @@ def main() -> None:
                 guidellm_read, base_env)
         if args.only:
             clients = {k: v for k, v in clients.items() if k in args.only}
+        if args.emitters > 1:
+            skipped = [name for name in clients if not name.startswith("client_sut")]
+            clients = {k: v for k, v in clients.items() if k not in skipped}
+            if skipped:
+                print(f"skipped {', '.join(skipped)}: one endpoint only, {args.emitters} emitters")
         loads = [load for load in LOADS if load.name in args.loads.split(",")]
         rows = []
         for name, (command, read, env) in clients.items():
-            baseline = run_client(name, command, read, BASELINE, work, env)
+            baseline = run_client(name, command, read, BASELINE, work, env, args.emitters)
             for load in loads:
-                row = run_client(name, command, read, load, work, env)
+                row = run_client(name, command, read, load, work, env, args.emitters)
                 if "failed" not in row and "failed" not in baseline:
                     tokens = (row["completed"] - baseline["completed"]) * OUTPUT_TOKENS
                     row["cpu_us_per_token"] = round(
@@ -311,6 +347,7 @@ def main() -> None:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     print_table(rows)
+    print_per_core(rows)
 
 
 def server_issue_rate(qps: float, seconds: float) -> None:
@@ -363,7 +400,7 @@ def print_table(rows: list[dict]) -> None:
     for load in sorted({r["load"] for r in rows}):
         ours = next((r for r in rows if r["load"] == load and r["client"] == "client_sut"
                      and "failed" not in r), None)
-        peers = [r for r in rows if r["load"] == load and r["client"] != "client_sut"
+        peers = [r for r in rows if r["load"] == load and not r["client"].startswith("client_sut")
                  and "failed" not in r]
         if not ours or not peers:
             continue
@@ -386,6 +423,31 @@ def print_table(rows: list[dict]) -> None:
             excess = {r["client"]: r["ttft_p99"] - r["true_ttft_p99"] for r in [ours, *peers]}
             print(f"{load}: TTFT p99 above the emitter's record, ms: "
                   + ", ".join(f"{name} {value:+.1f}" for name, value in excess.items()))
+
+def print_per_core(rows: list[dict]) -> None:
+    """client_sut per event loop: what each loop (the run's own, or each worker's) streamed, how
+    busy it was, and what one core would take at its CPU per token. On a machine with enough
+    cores (one for LoadGen's process and one per worker) capacity grows with the workers until
+    the emitters are the limit; `busy` says which."""
+    ours = [r for r in rows if r["client"].startswith("client_sut") and "failed" not in r
+            and r["flat_out"]]
+    if not ours:
+        return
+    print(f"\n{'load':<9} {'client':<17} {'loop':>4} {'tokens':>9} {'busy':>5} {'us/tok':>7} "
+          f"{'one core tok/s':>14}  cores (LoadGen process; workers)")
+    for row in sorted(ours, key=lambda r: (r["load"], r["client"])):
+        plan = row["core_plan"]
+        cores = (f"{plan['loadgen_process_cores']}; {plan['worker_cores']}" if plan["pinned"]
+                 else f"not pinned, {len(plan['available_cores'])} cores shared")
+        loops = row["workers"] or [{"streamed_tokens": row["completed"] * OUTPUT_TOKENS,
+                                    "event_loop_busy_share": row["loop_busy_share"],
+                                    "event_loop_cpu_us_per_token": row["loop_cpu_us_per_token"]}]
+        for index, loop in enumerate(loops):
+            per_token = loop["event_loop_cpu_us_per_token"]
+            print(f"{row['load']:<9} {row['client']:<17} {index:>4} {loop['streamed_tokens']:>9,} "
+                  f"{(loop['event_loop_busy_share'] or 0):>5.0%} {per_token or 0:>7.2f} "
+                  f"{(1e6 / per_token if per_token else 0):>14,.0f}  {cores}")
+
 
 if __name__ == "__main__":
     main()

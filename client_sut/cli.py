@@ -236,12 +236,16 @@ def _calibrate_parser(commands) -> None:
                            metavar="DIR", help="where calibrate.json and the runs go")
     calibrate.add_argument("--quick", action="store_true",
                            help="a small smoke test (seconds), not a measurement to rely on")
+    calibrate.add_argument("--workers", type=int, default=0, metavar="N",
+                           help="measure the client with its streams over N worker processes, "
+                                "as `run --workers N` runs (default 0)")
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from client_sut.runs.calibrate import CalibrationPlan, calibrate, summary_lines
 
-    plan = CalibrationPlan.quick() if args.quick else CalibrationPlan()
+    plan = replace(CalibrationPlan.quick() if args.quick else CalibrationPlan(),
+                   workers=args.workers)
     report = calibrate(args.output_dir, plan,
                        lambda message: print(message, file=sys.stderr, flush=True))
     print("\n".join(summary_lines(report, args.output_dir / "calibrate.json")))

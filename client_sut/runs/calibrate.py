@@ -58,6 +58,7 @@ class CalibrationPlan:
     timing_first_token_ms: float = 50.0
     timing_gap_ms: float = 10.0  # each stream's gap between tokens: its timer, or the step
     timing_duration_s: float = 20.0
+    workers: int = 0  # the client's worker processes (run --workers)
 
     @classmethod
     def quick(cls) -> CalibrationPlan:
@@ -150,7 +151,8 @@ def _run_client(name: str, url: str, tokenizer: Path, dataset: Path, folder: Pat
                 args: Sequence[str]) -> dict:
     output = folder / name
     command = [sys.executable, "-m", "client_sut", "run", "--endpoint", url, "--tokenizer",
-               str(tokenizer), "--dataset", str(dataset), "--output-dir", str(output), *args]
+               str(tokenizer), "--dataset", str(dataset), "--output-dir", str(output),
+               "--no-report", *args]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     completed = subprocess.run(command, capture_output=True, text=True, env=env,
                                timeout=RUN_TIMEOUT_S)
@@ -177,6 +179,25 @@ def _against_emitter(name: str, emitter_args: Sequence[str], client_args: Sequen
         emitter.stop()
 
 
+def measure_timing(name: str, plan: CalibrationPlan, pacing: Sequence[str],
+                   inputs: tuple[Path, Path], output_dir: Path) -> dict:
+    """A Server run at the plan's timing load against an emitter paced by `pacing`: every
+    stamp's error against the emitter's record, and the run's self-check."""
+    timed, log, _ = _against_emitter(
+        name, [*pacing, "--first-token-ms", str(plan.timing_first_token_ms),
+               "--output-tokens", str(plan.output_tokens)],
+        ["--scenario", "Server", "--target-qps", f"{plan.timing_qps:.3f}",
+         "--duration", str(plan.timing_duration_s), "--min-query-count", "1",
+         "--workers", str(plan.workers)],
+        inputs, output_dir)
+    return timing_errors(_requests(output_dir / name), log) | {
+        "load": {"target_qps": round(plan.timing_qps, 2), "streams": plan.timing_streams,
+                 "tokens_per_second_per_stream": round(1000 / plan.timing_gap_ms, 1)},
+        "loadgen_result": timed["loadgen"]["result"],
+        "self_check": timed["self_check"],
+    }
+
+
 def calibrate(output_dir: Path, plan: CalibrationPlan, progress: Progress) -> dict:
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -187,9 +208,13 @@ def calibrate(output_dir: Path, plan: CalibrationPlan, progress: Progress) -> di
                                 "platform": platform.platform()},
                     "plan": asdict(plan) | {"timing_qps": round(plan.timing_qps, 2)}}
 
+    if not 0 <= plan.workers <= min(plan.capacity_streams, plan.timing_streams):
+        raise UsageError(f"--workers {plan.workers}: give 0 to "
+                         f"{min(plan.capacity_streams, plan.timing_streams)} worker processes")
     inputs = write_inputs(output_dir)
+    workers = ["--workers", str(plan.workers)]
     offline = ["--scenario", "Offline", "--duration", "0.1",
-               "--max-concurrency", str(plan.capacity_streams)]
+               "--max-concurrency", str(plan.capacity_streams), *workers]
     flat_out = ["--engine-step-ms", "0", "--first-token-ms", "0"]
 
     def capacity(name: str, emitter_args: list[str], requests: int) -> dict:
@@ -212,18 +237,7 @@ def calibrate(output_dir: Path, plan: CalibrationPlan, progress: Progress) -> di
                                 plan.short_requests)
 
     def timing(name: str, pacing: list[str]) -> dict:
-        timed, log, _ = _against_emitter(
-            name, pacing + ["--first-token-ms", str(plan.timing_first_token_ms),
-                            "--output-tokens", tokens],
-            ["--scenario", "Server", "--target-qps", f"{plan.timing_qps:.3f}",
-             "--duration", str(plan.timing_duration_s), "--min-query-count", "1"],
-            inputs, output_dir)
-        return timing_errors(_requests(output_dir / name), log) | {
-            "load": {"target_qps": round(plan.timing_qps, 2), "streams": plan.timing_streams,
-                     "tokens_per_second_per_stream": round(1000 / plan.timing_gap_ms, 1)},
-            "loadgen_result": timed["loadgen"]["result"],
-            "self_check": timed["self_check"],
-        }
+        return measure_timing(name, plan, pacing, inputs, output_dir)
 
     progress(f"timing error: Server at {plan.timing_qps:.1f} QPS (~{plan.timing_streams} streams "
              f"x {1000 / plan.timing_gap_ms:.0f} tokens/s) for {plan.timing_duration_s:g} s")
@@ -256,8 +270,10 @@ def summary_lines(report: dict, path: Path) -> list[str]:
     def p(figure: dict, key: str = "p99") -> str:
         return fmt_number(figure[key], 3)
 
+    workers = report["plan"].get("workers", 0)
     return [
-        f"client capacity on this machine ({report['machine']['cpus']} CPUs):",
+        f"client capacity on this machine ({report['machine']['cpus']} CPUs"
+        + (f", streams over {workers} worker processes" if workers else "") + "):",
         f"  streamed tokens/s   {fmt_number(tokens['tokens_per_second'], 0)}  "
         f"(client CPU {fmt_number(tokens['client_cpu_us_per_token'], 2)} us/token: one core "
         f"takes {fmt_number(tokens['one_core_tokens_per_second'], 0)}; event loop busy "
