@@ -70,11 +70,13 @@ def _deployment_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
                             "completions, text for chat)")
     group.add_argument("--max-concurrency", type=int, default=512, metavar="N",
                        help="requests in flight per endpoint (default 512)")
-    group.add_argument("--workers", type=int, default=0, metavar="N",
+    group.add_argument("--workers", type=_workers, default=0, metavar="N|auto",
                        help="shard the streams over N worker processes, each with its own "
                             "event loop and a share of --max-concurrency, LoadGen staying in "
                             "this one (default 0: the streams on this process's loop; use "
-                            "them when one core cannot read the tokens: see self_check)")
+                            "them when one core cannot read the tokens: see self_check); auto: "
+                            "from --calibration's capacity and the rate, else a worker per "
+                            "spare core")
     group.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, metavar="N",
                        help=f"untimed requests per endpoint before LoadGen starts, with prompts "
                             f"that are no dataset sample (default {DEFAULT_WARMUP}; 0: none)")
@@ -104,6 +106,17 @@ def _deployment_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
                        help="a DCGM exporter's /metrics (GPUs on another host), sampled during "
                             "the run into results.json system.gpus")
     return group._group_actions
+
+
+def _workers(value: str) -> int | str:
+    """A count of worker processes, or auto (passed on as given to each run of a search)."""
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of processes or auto") \
+            from None
 
 
 def _limit_flags(parser: argparse.ArgumentParser) -> None:
@@ -277,7 +290,7 @@ def _deployment_config(args: argparse.Namespace, output_dir: Path) -> RunConfig:
         prompt_form=(parse_choice(PromptForm, args.prompt_form, "--prompt-form")
                      if args.prompt_form else None),
         max_concurrency=args.max_concurrency,
-        client_workers=args.workers,
+        client_workers=None if args.workers == "auto" else args.workers,
         warmup=args.warmup,
         timeouts=Timeouts(args.connect_timeout, args.first_byte_timeout, args.gap_timeout,
                           args.request_timeout, args.keepalive),

@@ -104,8 +104,8 @@ class RunConfig:
     credentials: Credentials = Credentials()
     scoring_workers: int | None = None  # processes for accuracy scoring (default: every core)
     # Worker processes the streams are sharded over (0: the streams run on the LoadGen
-    # process's own event loop, enough until one core cannot read the tokens).
-    client_workers: int = 0
+    # process's own event loop, enough until one core cannot read the tokens; None: auto).
+    client_workers: int | None = 0
     calibration: Path | None = None  # calibrate.json: warn when the load nears its capacity
     limits: LatencyLimits | None = None  # TTFT/TPOT p99 limits overriding mlperf.conf's
     warmup: int = DEFAULT_WARMUP  # untimed requests per endpoint before LoadGen starts (0: none)
@@ -163,12 +163,8 @@ def validate(config: RunConfig) -> RunConfig:
                         (config.max_concurrency, "--max-concurrency")):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be at least 1, got {value}")
-    if not 0 <= config.client_workers <= MAX_CLIENT_WORKERS:
-        raise UsageError(f"--workers must be 0 (the streams on LoadGen's process) to "
-                         f"{MAX_CLIENT_WORKERS} worker processes, got {config.client_workers}")
-    if config.client_workers > config.max_concurrency:
-        raise UsageError(f"--workers {config.client_workers} is more than --max-concurrency "
-                         f"{config.max_concurrency}: every worker needs a stream of its own")
+    if config.client_workers is not None:
+        _check_workers(config)
     if config.warmup < 0:
         raise UsageError(f"--warmup must be 0 (none) or more requests per endpoint, got "
                          f"{config.warmup}")
@@ -199,6 +195,15 @@ def validate(config: RunConfig) -> RunConfig:
                 name, f"--{name.replace('_', '-')}-timeout")
             raise UsageError(f"{flag} must be a number of seconds greater than 0, got {value}")
     return config
+
+
+def _check_workers(config: RunConfig) -> None:
+    if not 0 <= config.client_workers <= MAX_CLIENT_WORKERS:
+        raise UsageError(f"--workers must be 0 (the streams on LoadGen's process) to "
+                         f"{MAX_CLIENT_WORKERS} worker processes, got {config.client_workers}")
+    if config.client_workers > config.max_concurrency:
+        raise UsageError(f"--workers {config.client_workers} is more than --max-concurrency "
+                         f"{config.max_concurrency}: every worker needs a stream of its own")
 
 
 def _positive_number(value: float | None, flag: str) -> None:

@@ -101,12 +101,15 @@ class Calibration:
 
     max_tokens_per_second: float
     source: str
+    one_core_tokens_per_second: float | None = None  # one core's worth, from CPU per token
 
 
 def load_calibration(path: Path) -> Calibration:
     try:
-        figure = json.loads(path.read_text())["capacity"]["max_tokens_per_second"]
-        return Calibration(float(figure), str(path))
+        capacity = json.loads(path.read_text())["capacity"]
+        one_core = capacity.get("tokens", {}).get("one_core_tokens_per_second")
+        return Calibration(float(capacity["max_tokens_per_second"]), str(path),
+                           float(one_core) if one_core else None)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"--calibration {path} is not a calibrate.json written by "
                          f"`client-sut calibrate` ({type(exc).__name__}: {exc})") from None

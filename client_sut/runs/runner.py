@@ -37,12 +37,14 @@ from client_sut.data.token_cache import cache_key, cached_prompt_ids
 from client_sut.data.tokenization import load_tokenizer
 from client_sut.errors import EXIT_INTERRUPTED, UsageError
 from client_sut.eventloop import run_event_loop
-from client_sut.measure.cores import plan_cores
+from client_sut.measure.cores import auto_workers, plan_cores
 from client_sut.measure.discovery import discover, endpoint_origins
 from client_sut.measure.dispatch import EndpointPool
 from client_sut.measure.endpoints import probe_endpoints
 from client_sut.measure.heap import HeapFreezer
 from client_sut.measure.selfcheck import (
+    CAPACITY_SAFE_SHARE,
+    Calibration,
     CpuSample,
     LoopLagProbe,
     load_calibration,
@@ -149,6 +151,7 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
         lambda: tokenize_prompts(tokenizer, samples))
     check_prompt_lengths(prompt_ids, served.max_model_len, config.generation.max_tokens)
     settings = build_test_settings(config, len(samples))
+    config = _resolve_workers(config, settings, calibration, progress)
     limits = latency_limits(settings)
     notes = compliance_notes(config, len(samples), model, limits)
     judged_limits = limits if config.scenario.loadgen_name == "Server" else None
@@ -206,6 +209,23 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     status = EXIT_INTERRUPTED if drive.interrupted else exit_status(results)
     return RunOutcome(results, status, config.output_dir,
                       loadgen_running=not drive.loadgen_finished)
+
+
+def _resolve_workers(config: RunConfig, settings, calibration: Calibration | None,
+                     progress: Progress) -> RunConfig:
+    """`--workers auto` made a number, from the rate LoadGen will ask for and the calibrated
+    capacity of one core."""
+    if config.client_workers is not None:
+        return config
+    rate = (settings.server_target_qps if config.scenario.loadgen_name == "Server"
+            else settings.offline_expected_qps)
+    workers, why = auto_workers(
+        rate * config.generation.max_tokens if rate > 0 else None,
+        calibration.one_core_tokens_per_second if calibration else None,
+        len(os.sched_getaffinity(0)), CAPACITY_SAFE_SHARE)
+    workers = min(workers, config.max_concurrency)
+    progress(f"--workers auto: {workers} ({why})")
+    return replace(config, client_workers=workers)
 
 
 def _score_accuracy(config: RunConfig, samples: list[Sample], tokenizer_name: str) -> dict:

@@ -8,6 +8,7 @@ client's and LoadGen's figures are compared against.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 
 import pytest
@@ -158,15 +159,19 @@ def test_chat_role_chunk_is_not_taken_as_the_first_token(start_emitter, demo_tok
     assert all(r["event_tokens"][0] == 0 for r in run.requests())
 
 
-@pytest.mark.parametrize("workers", [0, 2], ids=["on-loadgen-process", "two-worker-processes"])
+@pytest.mark.parametrize("workers", ["0", "2", "auto"],
+                         ids=["on-loadgen-process", "two-worker-processes", "auto-workers"])
 def test_accuracy_log_holds_exactly_the_streamed_token_ids(start_emitter, demo_tokenizer,
                                                           run_cli, workers):
     emitter = start_emitter(*EMITTER_ARGS)
     run = run_cli(*common_args(emitter, demo_tokenizer, samples=12), "--scenario", "Server",
-                  "--target-qps", "20", "--mode", "accuracy", "--workers", str(workers))
+                  "--target-qps", "20", "--mode", "accuracy", "--workers", workers)
     # Scored, and failed: the emitter's ids are noise. No request failed.
     assert run.returncode == 1 and run.results["accuracy"]["passed"] is False, run.stderr
     assert run.results["client"]["errors"] == 0
+    if workers == "auto":  # no calibration, so a worker per core beside LoadGen's, if two
+        spare = len(os.sched_getaffinity(0)) - 1
+        assert f"--workers auto: {spare if spare >= 2 else 0} (" in run.stderr
     rows = json.loads((run.output_dir / "mlperf_log_accuracy.json").read_text())
     assert sorted(row["qsl_idx"] for row in rows) == list(range(12))
     tokenizer = AutoTokenizer.from_pretrained(demo_tokenizer)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from client_sut.measure.channel import Channel
-from client_sut.measure.cores import plan_cores
+from client_sut.measure.cores import auto_workers, plan_cores
 from client_sut.measure.workers import concurrency_shares
 
 
@@ -67,3 +67,16 @@ def test_a_closed_channel_reports_once_and_sends_nothing():
     channel.connection_lost(None)
     channel.send(("first", 1, None, "text"))
     assert closed == [None] and transport.written == b""
+
+
+@pytest.mark.parametrize("expected, one_core, cores, workers", [
+    (10_000, 100_000, 16, 0),  # a fifth of a core: the run's own loop
+    (120_000, 100_000, 16, 3),  # 2.4 loops at half a core each
+    (2_000_000, 100_000, 16, 15),  # more than there are cores: every spare one
+    (120_000, 100_000, 2, 0),  # needs 3, but 2 cores leave nothing to shard over
+    (None, 100_000, 8, 7),  # no rate: a worker per spare core
+    (None, None, 2, 0),
+])
+def test_auto_workers_from_the_calibrated_capacity(expected, one_core, cores, workers):
+    chosen, why = auto_workers(expected, one_core, cores, 0.5)
+    assert chosen == workers and why
