@@ -27,6 +27,7 @@ import sys
 from collections import deque
 from collections.abc import Sequence
 
+from client_sut.errors import UsageError
 from client_sut.measure.channel import Channel, open_channel
 from client_sut.measure.cores import CorePlan
 from client_sut.measure.driver import Batch, failed_record
@@ -90,7 +91,11 @@ class WorkerSut(LoadGenSut):
                 lambda exc, w=worker: self._on_closed(w))
             worker.channel.send((SPEC, spec))
             self._workers.append(worker)
-        warmups = await asyncio.gather(*(worker.ready for worker in self._workers))
+        try:
+            warmups = await asyncio.gather(*(worker.ready for worker in self._workers))
+        except WorkerExited as exc:  # nothing measured yet: the run cannot go on as asked
+            raise UsageError(f"{exc} before it was ready (its error, if any, is above); run "
+                             f"with fewer --workers or none") from None
         return _sum_warmups(warmups)
 
     def _hand_over(self, batch: Batch, issue_ns: int) -> None:
