@@ -1,9 +1,11 @@
 """Server-sent events framed off raw bytes.
 
 The caller stamps the time when a read arrives and feeds the bytes here; every event that the
-read completes belongs to that arrival time. Only what an OpenAI-compatible stream needs is
-kept: the `data` of each event (several data lines are joined with a newline, as the SSE
-specification says). Comments (keep-alives) and the `event`, `id` and `retry` fields are skipped.
+read completes belongs to that arrival time. (After a stream's first token, stream.py feeds its
+stored reads here, still read by read, only when they are not one plain event each.) Only what
+an OpenAI-compatible stream needs is kept: the `data` of each event (several data lines are
+joined with a newline, as the SSE specification says). Comments (keep-alives) and the `event`,
+`id` and `retry` fields are skipped.
 """
 
 from __future__ import annotations

@@ -1,15 +1,32 @@
 """One streamed request -> one RequestRecord.
 
 The transport stamps every read with the monotonic clock as it arrives, before any parsing, and
-hands the body here at once; the SSE events that read completes carry that stamp. An event
-carries tokens when it has output token ids (vLLM's `return_token_ids`) or, from a server that
-sends text only, non-empty text; a role-only or usage-only chunk carries none.
+hands the body here at once. An event carries tokens when it has output token ids (vLLM's
+`return_token_ids`) or, from a server that sends text only, non-empty text; a role-only or
+usage-only chunk carries none. Each event is stamped with the read that completed it.
 
-Per token this is the client's hot path. Events are decoded into small typed structs (msgspec
-skips the fields we do not need, such as vLLM's echo of the prompt ids) until the first token;
-after it, vLLM's ordinary compact chunk is read by a byte scan that slices the ids out, and the
-ids are decoded in one call when the stream ends. Anything else (the last chunk with its finish
-reason, usage, errors, other servers' layouts) takes the full decoder.
+Against a busy vLLM every read carries one event, so what is done per read is what a token costs.
+Until the first token each read is framed and decoded at once (the first token is reported to
+LoadGen as it arrives); after it, a read is only appended to a list, its stamp to an array, and
+the stored reads are read when the exchange ends, however it ends:
+- in bulk, when each read is exactly one `data:` event whose chunk only adds token ids (vLLM's
+  ordinary middle-of-stream chunk, its ids last; uvicorn writes each event as its own HTTP chunk,
+  which httptools hands over as one body piece): the reads are joined, checked by a fixed number
+  of scans in C (one event per read, one ids list each, no finish reason, usage or error), and
+  the ids that end each chunk are cut off together and decoded in one call. No Python step runs
+  per event, and no chunk is decoded whole: msgspec takes longer over a whole chunk than these
+  scans do. Like the per-read scan this replaced, it checks a chunk's shape, not the rest of
+  its JSON;
+- else (the last chunk with its finish reason, usage, errors, `[DONE]`, events split or joined
+  across reads, CRLF, comments, text-only servers) by the same framing and decoding as before the
+  first token, replayed read by read under each read's stamp; where a stream cannot be read in
+  bulk as a whole, it is tried in batches of reads, so that a read split here and there costs
+  its batch, not the stream.
+Either way the record is what reading every well-formed event as it arrived makes (tests/unit/
+test_stored_reads.py holds the two side by side). A server's error event is therefore seen when
+the stream ends, not when it arrives (vLLM ends the stream after one; a stream that never ends is
+cut by the watchdog, which still sees every read), and it outranks however the exchange ended,
+since it came first. A stream's stored reads are its body, about 250 bytes per token.
 """
 
 from __future__ import annotations
@@ -18,6 +35,8 @@ import asyncio
 import time
 from array import array
 from collections.abc import Callable
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -63,39 +82,44 @@ class _Chunk(msgspec.Struct):
 
 _decode_chunk = msgspec.json.Decoder(_Chunk).decode
 _decode_ids = msgspec.json.Decoder(list[int]).decode
+_decode_ids_lists = msgspec.json.Decoder(list[list[int]]).decode
+_after = itemgetter(2)  # of what bytes.rpartition returns
 
 # on_first_token(token_ids_of_first_event or None, text_of_first_event) -> when it was reported
 # to LoadGen (perf_counter_ns), or None where nothing is reported (Offline)
 FirstTokenHook = Callable[[list[int] | None, str], int | None]
 
-# The fast path reads vLLM's compact middle-of-stream chunk without decoding it. Within a JSON
-# string every quote is escaped, so `"token_ids":[` can only be the key itself.
+# vLLM's ordinary chunk, as one read: `data: `, compact JSON whose last member is the choices and
+# whose one choice ends with its token ids, a blank line. Within a JSON string every quote is
+# escaped, so a quoted key below can only be that key.
+_PREFIX = b"data: "
 _IDS_KEY = b'"token_ids":['
-_IDS_OFFSET = len(_IDS_KEY)
-_COMPACT_END = b"]}]}\n\n"  # ids, choice, choices, chunk: all closed, nothing after
+_IDS_END = b"]}]}\n\n"  # ids, choice, choices, chunk: all closed, nothing after
+_BOUNDARY = _IDS_END + b"\x00" + _PREFIX
+_FINISH = b'"finish_reason"'
 _NO_FINISH = b'"finish_reason":null'
-# vLLM puts finish_reason just before the ids: 64 bytes before them in a completion chunk (after
-# it come stop_reason and prompt_token_ids, both null); the window leaves room for more.
-_FINISH_WINDOW = 160
+_USAGE = b'"usage"'
+_ERROR = b'"error"'  # a key (OpenAI) or vLLM's `"object":"error"`
+_BATCH = 16  # reads per bulk read where the whole stream cannot be read at once
 ERROR_DETAIL_CHARS = 300
 
 
 class StreamAccumulator:
     """One stream's state while it runs (the transport's sink); frozen into a RequestRecord.
 
-    Every read's bytes arrive with the time they arrived; each SSE event they complete is
-    handled at once, under that time.
+    Every read's bytes arrive with the time they arrived. Until the first token, each SSE event
+    they complete is handled at once, under that time; after it, the reads are stored and
+    `read_stored` handles them when the exchange is over.
     """
 
-    __slots__ = ("event_ns", "event_tokens", "id_pieces", "token_ids", "texts", "saw_ids",
+    __slots__ = ("event_ns", "event_tokens", "token_ids", "texts", "saw_ids",
                  "usage_tokens", "finish_reason", "first_reported", "done",
                  "response_id", "status", "first_byte_ns", "error_body", "scanner", "watched",
-                 "on_first_token", "first_reported_ns")
+                 "on_first_token", "first_reported_ns", "stored", "stored_ns")
 
     def __init__(self, on_first_token: FirstTokenHook, watched: Watched) -> None:
         self.event_ns = array("q")
         self.event_tokens = array("i")
-        self.id_pieces: list[bytes] = []  # the fast path's raw id lists, decoded at the end
         self.token_ids = array("i")
         self.texts: list[str] = []
         self.saw_ids = False
@@ -111,6 +135,8 @@ class StreamAccumulator:
         self.watched = watched
         self.on_first_token = on_first_token
         self.first_reported_ns: int | None = None
+        self.stored: list[bytes] = []  # the reads after the first token, as they came
+        self.stored_ns = array("q")  # and when each arrived
 
     # --- the transport's sink --------------------------------------------------------------------
 
@@ -125,28 +151,83 @@ class StreamAccumulator:
 
     def on_body(self, now_ns: int, data: bytes) -> None:
         self.watched.last_ns = now_ns
-        if self.first_reported:
-            # The fast path: a body piece that is exactly one compact vLLM chunk (uvicorn sends
-            # each event as one HTTP chunk) whose one choice ends with its token ids and whose
-            # object ends with its choices, so no usage or error follows; no finish reason
-            # before the ids, no other choice. The ids are sliced out; nothing is decoded.
-            start = data.rfind(_IDS_KEY)
-            if (start > 0 and data.endswith(_COMPACT_END) and data.find(b"\n") == len(data) - 2
-                    and data.startswith(b"data: ") and not self.scanner.pending
-                    and data.find(_NO_FINISH, start - _FINISH_WINDOW, start) >= 0
-                    and data.find(_IDS_KEY, 0, start) < 0):
-                ids = data[start + _IDS_OFFSET:len(data) - len(_COMPACT_END)]
-                if ids:
-                    self.id_pieces.append(ids)
-                    self.event_ns.append(now_ns)
-                    self.event_tokens.append(ids.count(b",") + 1)
-                    return
+        if self.first_reported:  # the hot path: nothing is parsed per read (module docstring)
+            self.stored.append(data)
+            self.stored_ns.append(now_ns)
+            return
         if self.status != 200:
             if len(self.error_body) < ERROR_DETAIL_CHARS:
                 self.error_body += data
             return
+        self._read(now_ns, data)
+
+    def _read(self, now_ns: int, data: bytes) -> None:
         for payload in self.scanner.feed(data):
             self.add_event(now_ns, payload)
+
+    # --- the stored reads ------------------------------------------------------------------------
+
+    def read_stored(self) -> int:
+        """Handles the reads stored since the first token, in order, each under its own stamp,
+        and raises what `add_event` raises for the first event that fails. Returns how many of
+        them were read in bulk."""
+        stored, stored_ns = self.stored, self.stored_ns
+        self.stored, self.stored_ns = [], array("q")
+        end = len(stored)  # the stream's tail ([DONE], usage, the last token) is no token chunk
+        while end and (_IDS_KEY not in stored[end - 1] or _NO_FINISH not in stored[end - 1]):
+            end -= 1
+        if self._add_token_events(stored[:end], stored_ns[:end]):  # the usual case: all at once
+            bulk = end
+        else:  # a read split or joined here and there: replay only the batches it spoils
+            bulk = 0
+            for start in range(0, end, _BATCH):
+                stop = min(start + _BATCH, end)
+                if self._add_token_events(stored[start:stop], stored_ns[start:stop]):
+                    bulk += stop - start
+                else:
+                    self._replay(stored[start:stop], stored_ns[start:stop])
+        self._replay(stored[end:], stored_ns[end:])
+        return bulk
+
+    def _replay(self, reads: list[bytes], reads_ns: array) -> None:
+        for now_ns, data in zip(reads_ns, reads):
+            self._read(now_ns, data)
+
+    def _add_token_events(self, reads: list[bytes], reads_ns: array) -> bool:
+        """Adds the events of `reads` when each read is one event (as the SSE framing would find
+        it) that only adds token ids: all or nothing, in a fixed number of Python steps (each
+        check is one scan of all the reads in C). As the per-read scan this replaces did, it
+        checks the chunks' shape, not that the rest of their JSON is well formed."""
+        n = len(reads)
+        if not n or not self.saw_ids or self.response_id is None or self.scanner.pending:
+            return False  # what add_event does then depends on more than the chunk
+        joined = b"\x00".join(reads)  # a byte no event holds (checked): it marks every boundary
+        # Each boundary ends one event and starts the next, the stream ends an event, and no read
+        # holds another line break: n single-line `data:` events, each completed by its own read.
+        if not (b"\x00" not in b"".join(reads) and joined.count(_BOUNDARY) == n - 1
+                and joined.startswith(_PREFIX) and joined.endswith(_IDS_END)
+                and joined.count(b"\n") == 2 * n and b"\r" not in joined
+                # one list of ids per event, every finish reason null, no usage, no error
+                and joined.count(_IDS_KEY) == n
+                and joined.count(_FINISH) == joined.count(_NO_FINISH)
+                and _USAGE not in joined and _ERROR not in joined):
+            return False
+        # What follows each read's ids key, `1,2]}]}\n\n`, all in one list: a read without the
+        # key, or with anything but ids before the end, does not decode.
+        tails = b"".join(map(_after, map(bytes.rpartition, reads, repeat(_IDS_KEY))))
+        tails = tails[:-len(_IDS_END)]
+        try:
+            ids = _decode_ids(b"[" + tails.replace(_IDS_END, b",") + b"]")
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return False
+        if len(ids) == n:  # one token per event, as vLLM streams
+            self.event_tokens.extend(repeat(1, n))
+        else:
+            self.event_tokens.extend(map(len, _decode_ids_lists(
+                b"[[" + tails.replace(_IDS_END, b"],[") + b"]]")))
+        self.token_ids.fromlist(ids)
+        self.event_ns.extend(reads_ns)
+        return True
 
     # --- events ----------------------------------------------------------------------------------
 
@@ -175,7 +256,6 @@ class StreamAccumulator:
                 self.finish_reason = choice.finish_reason
         if ids:
             self.saw_ids = True
-            self._flush_ids()
             self.token_ids.extend(ids)
             n_tokens = len(ids)
         elif text:
@@ -187,16 +267,6 @@ class StreamAccumulator:
         if n_tokens and not self.first_reported:
             self.first_reported = True
             self.first_reported_ns = self.on_first_token(ids, text)
-
-    def _flush_ids(self) -> None:
-        """The fast path's id lists, decoded in one call, in stream order."""
-        if self.id_pieces:
-            self.token_ids.extend(_decode_ids(b"[" + b",".join(self.id_pieces) + b"]"))
-            self.id_pieces.clear()
-
-    def output_ids(self) -> array:
-        self._flush_ids()
-        return self.token_ids
 
     def id_source(self) -> TokenIdSource:
         if self.saw_ids:  # where a server gives ids for some events only, those are what it gave
@@ -273,24 +343,13 @@ async def finish_request(inflight: InFlight, pool: ConnectionPool, endpoint: str
             inflight.connect_ns = clock()  # waiting for this task's first step was our delay
             inflight.write(await pool.connect())
         await inflight.exchange
-        if acc.status != 200:
-            detail = acc.error_body[:ERROR_DETAIL_CHARS].decode("utf-8", "replace")
-            raise _StreamError(ErrorKind.HTTP_STATUS,
-                               f"HTTP {acc.status}: {detail.replace(chr(10), ' ')}")
-        if not acc.done:
-            raise _StreamError(ErrorKind.TRUNCATED, "stream ended without [DONE]"
-                               + (" inside an event" if acc.scanner.pending.strip() else ""))
-        if not acc.first_reported:
-            raise _StreamError(ErrorKind.NO_TOKENS, "stream finished with no output token")
     except asyncio.CancelledError:
         # The watchdog (a timeout) or an interrupted run: either way, keep what arrived.
         inflight.drop()
         error = (RequestError(ErrorKind.TIMEOUT, watched.reason) if watched.reason
                  else RequestError(ErrorKind.CANCELLED, INTERRUPTED))
-    except _StreamError as exc:
-        error = RequestError(exc.kind, str(exc))
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        error = RequestError(ErrorKind.MALFORMED, f"malformed event: {exc}")
+    except (_StreamError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        error = _event_error(exc)
     except MalformedResponse as exc:
         error = RequestError(ErrorKind.MALFORMED, str(exc))
     except ConnectionLost as exc:
@@ -302,14 +361,41 @@ async def finish_request(inflight: InFlight, pool: ConnectionPool, endpoint: str
         error = RequestError(ErrorKind.CONNECT, f"cannot connect to {endpoint}: {exc}")
     finally:
         watchdog.forget(watched)
+    end_ns = clock()
+    try:
+        acc.read_stored()
+    except (_StreamError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        error = _event_error(exc)  # the event arrived before whatever ended the exchange
+    else:
+        error = error or _outcome(acc)
     source = acc.id_source()
     return RequestRecord(
         sample_index=sample_index, endpoint=endpoint, issue_ns=issue_ns, send_ns=inflight.send_ns,
-        first_byte_ns=acc.first_byte_ns, end_ns=clock(), event_ns=acc.event_ns,
-        event_tokens=acc.event_tokens, token_ids=acc.output_ids(), token_id_source=source,
+        first_byte_ns=acc.first_byte_ns, end_ns=end_ns, event_ns=acc.event_ns,
+        event_tokens=acc.event_tokens, token_ids=acc.token_ids, token_id_source=source,
         server_completion_tokens=acc.usage_tokens, finish_reason=acc.finish_reason,
         http_status=acc.status, error=error, response_id=acc.response_id,
         first_reported_ns=acc.first_reported_ns, connect_ns=inflight.connect_ns,
         # Only a text-only server's answer is re-tokenized; nobody else needs the text kept.
         text="".join(acc.texts) if source is TokenIdSource.RETOKENIZED else "",
     )
+
+
+def _event_error(exc: Exception) -> RequestError:
+    if isinstance(exc, _StreamError):
+        return RequestError(exc.kind, str(exc))
+    return RequestError(ErrorKind.MALFORMED, f"malformed event: {exc}")
+
+
+def _outcome(acc: StreamAccumulator) -> RequestError | None:
+    """What a whole exchange's events amount to: a failure, or None for a good stream."""
+    if acc.status != 200:
+        detail = acc.error_body[:ERROR_DETAIL_CHARS].decode("utf-8", "replace")
+        return RequestError(ErrorKind.HTTP_STATUS,
+                            f"HTTP {acc.status}: {detail.replace(chr(10), ' ')}")
+    if not acc.done:
+        return RequestError(ErrorKind.TRUNCATED, "stream ended without [DONE]"
+                            + (" inside an event" if acc.scanner.pending.strip() else ""))
+    if not acc.first_reported:
+        return RequestError(ErrorKind.NO_TOKENS, "stream finished with no output token")
+    return None

@@ -4,8 +4,11 @@ Every read is handled inside the protocol's `data_received`, where it is stamped
 before anything else and fed to httptools (llhttp, the parser uvicorn uses), whose callbacks hand
 the de-chunked body to the request's `ResponseSink` at once. No coroutine wakes up per read and
 nothing is copied into an intermediate stream buffer: the request's task sleeps until the
-response is complete. This is where a general client spends most of its time per token, and why
-the client does not use one here (see bench/bench_capacity.py for the figures).
+response is complete. Against a busy server a read is one token, so per read there is only the
+stamp, the parser and one call into the sink (a response nobody asked for is caught when it
+begins, not checked on every read). This is where a general client spends most of its time per
+token, and why the client does not use one here (see bench/bench_capacity.py and
+bench/bench_read_path.py for the figures).
 
 Connections are kept alive and reused, most recently used first, and never after they have been
 idle for `keepalive` seconds (a server closing an idle connection as a request is written into
@@ -24,6 +27,7 @@ from urllib.parse import urlsplit
 import httptools
 
 USER_AGENT = "client-sut"
+_clock = time.perf_counter_ns
 
 
 class ResponseSink(Protocol):
@@ -126,14 +130,11 @@ class Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        self._now_ns = time.perf_counter_ns()  # before anything else touches the bytes
-        if self._sink is None:  # bytes nobody asked for: the connection cannot be trusted
-            self.closed = True
-            self.transport.abort()
-            return
+        # Per read only this: the stamp, before anything else touches the bytes, and the parser.
+        self._now_ns = _clock()
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:  # raised by the sink: its verdict
+        except httptools.HttpParserCallbackError as exc:  # raised by a callback: its verdict
             self._finish(exc.__cause__ or exc.__context__ or exc)
         except httptools.HttpParserError as exc:
             self._finish(MalformedResponse(f"malformed HTTP response: {exc}"))
@@ -150,6 +151,10 @@ class Connection(asyncio.Protocol):
                                         f"{f': {exc}' if exc else ''}"))
 
     # --- httptools callbacks ---------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._sink is None:  # nobody asked: the connection cannot be trusted (it is dropped)
+            raise MalformedResponse("a response to no request")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()

@@ -41,7 +41,8 @@ def test_server_run_over_two_workers_is_valid_and_counts_every_process(start_emi
     assert [w["worker"] for w in workers] == [0, 1]
     assert all(w["streamed_tokens"] > 0 for w in workers)  # both took a share
     assert sum(w["streamed_tokens"] for w in workers) == check["streamed_tokens"]
-    assert check["event_loop_cpu_s"] == round(sum(w["event_loop_cpu_s"] for w in workers), 3)
+    # Every figure is rounded to the millisecond: the sum of two may differ from theirs by one.
+    assert abs(check["event_loop_cpu_s"] - sum(w["event_loop_cpu_s"] for w in workers)) <= 0.002
     assert check["loadgen_process_loop_lag_ms"]["p50"] is not None
     # Each worker warmed its own connections up.
     assert results["warmup"]["requests"] == 2 * results["warmup"]["requests_per_endpoint"]

@@ -38,11 +38,12 @@ def accumulator():
 
 
 def run(events):
-    """Each event as its own body piece, the way uvicorn sends them."""
+    """Each event as its own body piece, the way uvicorn sends them; then the stream ends."""
     acc, firsts = accumulator()
     acc.on_headers(0, 200, "text/event-stream")
     for t, payload in enumerate(events):
         acc.on_body(t * 10, b"data: " + payload + b"\n\n")
+    acc.read_stored()
     return acc, firsts
 
 
@@ -70,7 +71,7 @@ VLLM_CHAT_MIDDLE = (
 def test_completion_stream_counts_ids_and_usage():
     acc, firsts = run([completion("a", [5], None), completion(" b", [6, 7], "length"), USAGE,
                        b"[DONE]"])
-    assert list(acc.output_ids()) == [5, 6, 7]
+    assert list(acc.token_ids) == [5, 6, 7]
     assert list(acc.event_tokens) == [1, 2, 0]  # the usage-only chunk carries no token
     assert list(acc.event_ns) == [0, 10, 20]
     assert acc.usage_tokens == 3 and acc.finish_reason == "length" and acc.done
@@ -131,18 +132,21 @@ def test_compact_chunks_keep_every_id_in_order_and_the_finish_reason():
     events = [vllm_chunk([11]), vllm_chunk([12, 13]), vllm_chunk([14]),
               vllm_chunk([15], "length"), USAGE, vllm_chunk([16]), b"[DONE]"]
     acc, firsts = run(events)
-    assert list(acc.output_ids()) == [11, 12, 13, 14, 15, 16]
+    assert list(acc.token_ids) == [11, 12, 13, 14, 15, 16]
     assert list(acc.event_tokens) == [1, 2, 1, 1, 0, 1]
     assert acc.finish_reason == "length" and acc.usage_tokens == 3 and acc.done
     assert firsts == [([11], " w")] and acc.response_id == "cmpl-1"
 
 
-def test_compact_chunk_with_an_error_or_usage_takes_the_full_decoder():
+def test_reads_after_the_first_token_are_stored_and_read_when_the_stream_ends():
     acc, _ = run([vllm_chunk([1])])
-    with pytest.raises(_StreamError, match="boom"):
-        acc.on_body(5, b"data: " + vllm_chunk([2])[:-1] + b',"error":{"message":"boom"}}\n\n')
-    acc.on_body(6, b"data: " + vllm_chunk([3])[:-1] + b',"usage":{"completion_tokens":9}}\n\n')
-    assert acc.usage_tokens == 9 and list(acc.output_ids()) == [1, 3]
+    acc.on_body(5, b"data: " + vllm_chunk([2])[:-1] + b',"usage":{"completion_tokens":9}}\n\n')
+    acc.on_body(6, b"data: " + vllm_chunk([3])[:-1] + b',"error":{"message":"boom"}}\n\n')
+    assert len(acc.stored) == 2 and list(acc.token_ids) == [1]  # nothing parsed per read
+    with pytest.raises(_StreamError, match="boom"):  # the error is seen at the end, in order
+        acc.read_stored()
+    assert acc.usage_tokens == 9 and list(acc.token_ids) == [1, 2]
+    assert list(acc.event_ns) == [0, 5]
 
 
 @pytest.mark.parametrize("pieces", [
@@ -159,7 +163,8 @@ def test_body_pieces_are_framed_into_events_stamped_with_their_read(pieces):
         for name, payload in payloads.items():
             piece = piece.replace(b"data: " + name, b"data: " + payload)
         acc.on_body(t * 100, piece)
-    assert acc.done and list(acc.output_ids()) == [1, 2] and acc.finish_reason == "stop"
+    acc.read_stored()
+    assert acc.done and list(acc.token_ids) == [1, 2] and acc.finish_reason == "stop"
     assert len(acc.event_ns) == 2 and acc.first_byte_ns == 0
 
 
@@ -173,9 +178,11 @@ def test_error_status_keeps_the_start_of_the_body_and_other_types_are_refused():
 
 
 @pytest.mark.parametrize("middle", [VLLM_COMPLETION_MIDDLE, VLLM_CHAT_MIDDLE])
-def test_vllms_own_middle_chunks_take_the_fast_path(middle):
+def test_vllms_own_middle_chunks_are_read_in_bulk(middle):
     acc, _ = run([vllm_chunk([7])])
     acc.on_body(50, middle)
-    assert len(acc.id_pieces) == 1  # sliced out, not decoded
-    assert list(acc.output_ids()) == [7, int(middle.rsplit(b"[", 1)[1].split(b"]")[0])]
-    assert list(acc.event_tokens) == [1, 1]
+    acc.on_body(60, middle.replace(b'"token_ids":[', b'"token_ids":[8,'))
+    assert acc.read_stored() == 2
+    token = int(middle.rsplit(b"[", 1)[1].split(b"]")[0])
+    assert list(acc.token_ids) == [7, token, 8, token]
+    assert list(acc.event_tokens) == [1, 1, 2] and list(acc.event_ns) == [0, 50, 60]
