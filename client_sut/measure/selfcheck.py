@@ -73,7 +73,6 @@ class WorkerStats:
     """What a worker process measured of itself, from its ready message to its end."""
 
     index: int
-    pid: int
     cores: tuple[int, ...]
     loop_lags_ns: array
     start: CpuSample

@@ -118,16 +118,15 @@ class _Worker:
             probe = LoopLagProbe(self.loop)
             start = CpuSample.now()
             probe.start()
-            self.channel.send((READY, warmup, os.getpid()))
+            self.channel.send((READY, warmup))
             await self.ended.wait()
             if self.stopped is not None:
                 await self.stopped
             end = CpuSample.now()
             probe.stop()
             freezer.cancel()
-            self.channel.send((STATS, WorkerStats(spec.index, os.getpid(), spec.cores,
-                                                  probe.lags_ns, start, end,
-                                                  reporter.streamed_tokens)))
+            self.channel.send((STATS, WorkerStats(spec.index, spec.cores, probe.lags_ns, start,
+                                                  end, reporter.streamed_tokens)))
         self.channel.close()
 
 
@@ -141,6 +140,7 @@ def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     run_event_loop(_serve(socket.socket(fileno=int(sys.argv[1]))))
+
 
 if __name__ == "__main__":
     main()

@@ -10,6 +10,7 @@ import pytest
 from client_sut.measure.selfcheck import (
     Calibration,
     CpuSample,
+    WorkerStats,
     loadgen_ttft_gap_ns,
     self_check,
 )
@@ -60,6 +61,26 @@ def test_self_check_warns_on_lag_busy_loop_and_capacity():
     assert "issue lag" in text and "event-loop lag" in text
     assert "busy 95%" in text and "calibrated client capacity" in text
     assert check["share_of_calibrated_capacity"] == pytest.approx(0.667, abs=1e-3)
+
+
+def test_with_workers_the_loop_figures_are_theirs_and_the_cpu_every_process():
+    records = [record(0.1, [20, 22, 24], reported_ms=20.1) for _ in range(10)]
+    workers = [WorkerStats(0, (1,), array("q", [4 * MS] * 10), cpu(0, 0, 0), cpu(2, 0.4, 0.36),
+                           18),
+               WorkerStats(1, (2,), array("q", [0] * 90), cpu(0, 0, 0), cpu(2, 0.2, 0.1), 12)]
+    check = self_check(records, [50_000] * 100, cpu(0, 0, 0), cpu(2, 0.3, 0.2),
+                       workers=workers)
+    assert check["event_loop_cpu_s"] == pytest.approx(0.46)  # the workers' loops, summed
+    assert check["event_loop_busy_share"] == 0.18  # the busiest loop's
+    assert check["client_cpu_us_per_token"] == pytest.approx(0.9e6 / 30)  # every process
+    assert check["event_loop_lag_ms"]["max"] == 4.0  # the workers' lags, not the bridge's
+    assert check["loadgen_process_loop_lag_ms"]["max"] == 0.05
+    assert [w["worker"] for w in check["workers"]] == [0, 1]
+    assert check["workers"][0] | {"event_loop_lag_ms": None} == {
+        "worker": 0, "cores": [1], "streamed_tokens": 18, "event_loop_cpu_s": 0.36,
+        "event_loop_busy_share": 0.18, "event_loop_cpu_us_per_token": 20_000.0,
+        "event_loop_lag_ms": None}
+    assert any("event-loop lag" in warning for warning in check["warnings"])
 
 
 def test_offline_queueing_is_not_called_issue_lag():
