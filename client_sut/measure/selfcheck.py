@@ -68,6 +68,16 @@ class CpuSample:
         return cls(time.perf_counter_ns(), time.process_time_ns(), time.thread_time_ns())
 
 
+def _seconds(start: CpuSample, end: CpuSample) -> tuple[float, float, float]:
+    """Wall, process CPU and loop-thread CPU seconds between two samples."""
+    return ((end.wall_ns - start.wall_ns) / 1e9, (end.process_ns - start.process_ns) / 1e9,
+            (end.loop_thread_ns - start.loop_thread_ns) / 1e9)
+
+
+def _share(part_s: float, wall_s: float) -> float | None:
+    return part_s / wall_s if wall_s > 0 else None
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerStats:
     """What a worker process measured of itself, from its ready message to its end."""
@@ -80,15 +90,15 @@ class WorkerStats:
     streamed_tokens: int
 
     def summary(self) -> dict:
-        wall_s = (self.end.wall_ns - self.start.wall_ns) / 1e9
-        loop_s = (self.end.loop_thread_ns - self.start.loop_thread_ns) / 1e9
+        wall_s, _, loop_s = _seconds(self.start, self.end)
         tokens = self.streamed_tokens
+        busy = _share(loop_s, wall_s)
         return {
             "worker": self.index,
             "cores": list(self.cores) or None,
             "streamed_tokens": tokens,
             "event_loop_cpu_s": round(loop_s, 3),
-            "event_loop_busy_share": round(loop_s / wall_s, 3) if wall_s > 0 else None,
+            "event_loop_busy_share": round(busy, 3) if busy is not None else None,
             "event_loop_cpu_us_per_token": round(loop_s * 1e6 / tokens, 3) if tokens else None,
             "event_loop_lag_ms": summarize_ms(self.loop_lags_ns),
         }
@@ -132,16 +142,15 @@ def self_check(records: Sequence[RequestRecord], loop_lags_ns: Sequence[int], st
     `workers`: the streams ran in these worker processes; then the event-loop figures are theirs
     (lag of all, CPU summed, the busiest one's share), `loop_lags_ns` is the LoadGen process's
     own loop, and the client's CPU counts every process."""
-    wall_s = (end.wall_ns - start.wall_ns) / 1e9
-    process_s = (end.process_ns - start.process_ns) / 1e9
-    loop_s = (end.loop_thread_ns - start.loop_thread_ns) / 1e9
-    busy = loop_s / wall_s if wall_s > 0 else None
+    wall_s, process_s, loop_s = _seconds(start, end)
+    busy = _share(loop_s, wall_s)
     stream_lags = loop_lags_ns
     if workers:
         stream_lags = [lag for worker in workers for lag in worker.loop_lags_ns]
-        process_s += sum((w.end.process_ns - w.start.process_ns) / 1e9 for w in workers)
-        loop_s = sum((w.end.loop_thread_ns - w.start.loop_thread_ns) / 1e9 for w in workers)
-        busy = max((w.summary()["event_loop_busy_share"] or 0.0 for w in workers), default=None)
+        spent = [_seconds(worker.start, worker.end) for worker in workers]
+        process_s += sum(process for _, process, _ in spent)
+        loop_s = sum(loop for _, _, loop in spent)
+        busy = max(_share(loop, wall) or 0.0 for wall, _, loop in spent)
     tokens = sum(r.streamed_tokens for r in records)
     gaps = [g for g in map(loadgen_ttft_gap_ns, records) if g is not None]
     check = {

@@ -171,7 +171,7 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
                            limits_ms=(judged_limits.ttft_ms, judged_limits.tpot_ms)
                            if judged_limits else (None, None), message=progress)
     drive = run_event_loop(_drive(config, bodies, settings, retokenize, len(samples), progress,
-                             warmup_bodies, breach_rule, observer))
+                                  warmup_bodies, breach_rule, observer))
     bridge = drive.bridge
     progress(f"LoadGen {'finished' if drive.loadgen_finished else 'still running'} after "
              f"{time.monotonic() - started:.1f} s; writing results")
