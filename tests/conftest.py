@@ -80,6 +80,32 @@ def run_cli(tmp_path):
     return run
 
 
+@pytest.fixture
+def start_run():
+    """`client-sut run` in its own process with its output piped, for a test that acts on it
+    mid-run (`stop_run`); any still running when the test ends is killed."""
+    started: list[subprocess.Popen] = []
+
+    def start(*args: str) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "client_sut", "run", *args], cwd=REPO,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+def stop_run(process: subprocess.Popen, sig: int, timeout_s: float = 60) -> tuple[str, str]:
+    """Sends the signal and waits for the run to end: its stdout and stderr."""
+    process.send_signal(sig)
+    return process.communicate(timeout=timeout_s)
+
+
 def wait_for_requests(emitter, count: int, deadline_s: float = 60.0) -> None:
     """Until the emitter has received `count` streaming requests (bounded in time)."""
     end = time.monotonic() + deadline_s

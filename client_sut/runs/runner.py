@@ -85,8 +85,7 @@ class RunOutcome:
 
 @dataclass
 class _Drive:
-    bridge: LoadGenBridge
-    client: LoadGenSut
+    client: LoadGenSut  # its bridge has what LoadGen was told
     probe: LoopLagProbe
     cpu_start: CpuSample
     cpu_end: CpuSample | None = None
@@ -172,7 +171,7 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
                            if judged_limits else (None, None), message=progress)
     drive = run_event_loop(_drive(config, bodies, settings, retokenize, len(samples), progress,
                                   warmup_bodies, breach_rule, observer))
-    bridge = drive.bridge
+    bridge = drive.client.bridge
     progress(f"LoadGen {'finished' if drive.loadgen_finished else 'still running'} after "
              f"{time.monotonic() - started:.1f} s; writing results")
     loadgen = loadgen_summary(read_detail_log(config.output_dir))
@@ -256,7 +255,7 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
         audit = [str(audit_config_path(config.audit))] if config.audit else []
         observer.start(loop, bridge)  # after the warm-up: its baseline scrape opens the window
         freezer = HeapFreezer(loop)  # a full collection mid-run sent queries in late bursts
-        drive = _Drive(bridge, client, LoopLagProbe(loop), CpuSample.now(), warmup=warmup)
+        drive = _Drive(client, LoopLagProbe(loop), CpuSample.now(), warmup=warmup)
         drive.probe.start()
         loadgen = _start_loadgen(loop, sut, qsl, settings, log_settings, *audit)
         interrupt = asyncio.Event()

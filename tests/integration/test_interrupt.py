@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -17,7 +14,7 @@ from client_sut.measure import sut
 from client_sut.measure.dispatch import EndpointPool
 from client_sut.records import ErrorKind
 from client_sut.request import Api, GenerationParams, Timeouts, request_body
-from tests.conftest import REPO, SHARED_DATA, wait_for_requests
+from tests.conftest import SHARED_DATA, stop_run, wait_for_requests
 
 # Slow streams (about 3 s each), so that many are in flight when the signal comes.
 SLOW_EMITTER = ("--first-token-ms", "200", "--gap-ms", "50", "--output-tokens", "64")
@@ -31,24 +28,18 @@ EXIT_DEADLINE_S = 5.0
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_interrupt_writes_what_was_measured_and_exits_130(start_emitter, demo_tokenizer,
-                                                          tmp_path, scenario, sig):
+def test_interrupt_writes_what_was_measured_and_exits_130(start_emitter, start_run,
+                                                          demo_tokenizer, tmp_path, scenario,
+                                                          sig):
     emitter = start_emitter(*SLOW_EMITTER)
     output_dir = tmp_path / "run"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "client_sut", "run", "--endpoint", emitter.url, "--tokenizer",
-         str(demo_tokenizer), "--dataset", str(SHARED_DATA), "--total-sample-count", "50",
-         "--output-dir", str(output_dir), *SCENARIOS[scenario]],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    try:
-        wait_for_requests(emitter, 12)
-        sent_at = time.monotonic()
-        process.send_signal(sig)
-        stdout, stderr = process.communicate(timeout=60)
-        took = time.monotonic() - sent_at
-    finally:
-        process.kill()
+    process = start_run("--endpoint", emitter.url, "--tokenizer", str(demo_tokenizer),
+                        "--dataset", str(SHARED_DATA), "--total-sample-count", "50",
+                        "--output-dir", str(output_dir), *SCENARIOS[scenario])
+    wait_for_requests(emitter, 12)
+    sent_at = time.monotonic()
+    stdout, stderr = stop_run(process, sig)
+    took = time.monotonic() - sent_at
     assert process.returncode == 130, stdout + stderr
     assert took < EXIT_DEADLINE_S, f"took {took:.1f} s to stop"
     results = json.loads((output_dir / "results.json").read_text())
@@ -64,26 +55,19 @@ def test_interrupt_writes_what_was_measured_and_exits_130(start_emitter, demo_to
     assert "INTERRUPTED" in stdout
 
 
-def test_interrupt_after_loadgen_ended_still_writes_the_run(start_emitter, demo_tokenizer,
-                                                            tmp_path):
+def test_interrupt_after_loadgen_ended_still_writes_the_run(start_emitter, start_run,
+                                                            demo_tokenizer, tmp_path):
     """An interrupt while accuracy is scored (LoadGen has ended, the event loop is closed) stops
     the scoring, and the run is still written, marked interrupted, exit 130."""
     emitter = start_emitter("--first-token-ms", "1", "--gap-ms", "0.1", "--output-tokens", "32")
     output_dir = tmp_path / "run"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "client_sut", "run", "--endpoint", emitter.url, "--tokenizer",
-         str(demo_tokenizer), "--dataset", str(SHARED_DATA), "--mode", "accuracy",
-         "--no-report", "--output-dir", str(output_dir)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    try:
-        for line in process.stderr:
-            if "scoring accuracy" in line:
-                break
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=120)
-    finally:
-        process.kill()
+    process = start_run("--endpoint", emitter.url, "--tokenizer", str(demo_tokenizer),
+                        "--dataset", str(SHARED_DATA), "--mode", "accuracy", "--no-report",
+                        "--output-dir", str(output_dir))
+    for line in process.stderr:
+        if "scoring accuracy" in line:
+            break
+    stdout, stderr = stop_run(process, signal.SIGINT, timeout_s=120)
     assert process.returncode == 130, stdout + stderr
     results = json.loads((output_dir / "results.json").read_text())
     assert results["interrupted"] is True and "accuracy" not in results

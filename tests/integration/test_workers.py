@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import REPO, SHARED_DATA, wait_for_requests
+from tests.conftest import SHARED_DATA, stop_run, wait_for_requests
 
 STREAMS = ("--first-token-ms", "20", "--gap-ms", "2", "--output-tokens", "32")
 # About 3 s a stream: many are in flight when something happens to the run.
@@ -48,13 +46,10 @@ def test_server_run_over_two_workers_is_valid_and_counts_every_process(start_emi
     assert results["warmup"]["requests"] == 2 * results["warmup"]["requests_per_endpoint"]
 
 
-def _start_run(emitter, tokenizer, output_dir: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "client_sut", "run", "--endpoint", emitter.url, "--tokenizer",
-         str(tokenizer), "--dataset", str(SHARED_DATA), "--total-sample-count", "50",
-         "--output-dir", str(output_dir), "--no-report", "--workers", "2", *extra],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"})
+def _run_args(emitter, tokenizer, output_dir: Path) -> tuple[str, ...]:
+    return ("--endpoint", emitter.url, "--tokenizer", str(tokenizer), "--dataset",
+            str(SHARED_DATA), "--total-sample-count", "50", "--output-dir", str(output_dir),
+            "--no-report", "--workers", "2")
 
 
 def _worker_pids(parent: int) -> list[int]:
@@ -71,19 +66,16 @@ def _worker_pids(parent: int) -> list[int]:
 
 
 def test_a_worker_that_dies_fails_what_it_held_and_the_others_finish_the_run(
-        start_emitter, demo_tokenizer, tmp_path):
+        start_emitter, start_run, demo_tokenizer, tmp_path):
     emitter = start_emitter("--first-token-ms", "200", "--gap-ms", "50", "--output-tokens", "24")
     output_dir = tmp_path / "run"
-    process = _start_run(emitter, demo_tokenizer, output_dir, "--scenario", "Offline",
-                         "--duration", "1", "--min-query-count", "48", "--max-concurrency", "16")
-    try:
-        wait_for_requests(emitter, 20)  # warm-ups, then both workers' first streams
-        workers = _worker_pids(process.pid)
-        assert len(workers) == 2
-        os.kill(workers[0], signal.SIGKILL)
-        stdout, stderr = process.communicate(timeout=120)
-    finally:
-        process.kill()
+    process = start_run(*_run_args(emitter, demo_tokenizer, output_dir), "--scenario", "Offline",
+                        "--duration", "1", "--min-query-count", "48", "--max-concurrency", "16")
+    wait_for_requests(emitter, 20)  # warm-ups, then both workers' first streams
+    workers = _worker_pids(process.pid)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+    stdout, stderr = process.communicate(timeout=120)
     results = json.loads((output_dir / "results.json").read_text())
     client = results["client"]
     assert client["issued"] == client["requests"] >= 48, stderr  # none left to LoadGen
@@ -96,18 +88,14 @@ def test_a_worker_that_dies_fails_what_it_held_and_the_others_finish_the_run(
     assert (output_dir / "mlperf_log_summary.txt").is_file()  # LoadGen finished
 
 
-def test_an_interrupt_completes_every_sample_the_workers_hold(start_emitter, demo_tokenizer,
-                                                              tmp_path):
+def test_an_interrupt_completes_every_sample_the_workers_hold(start_emitter, start_run,
+                                                              demo_tokenizer, tmp_path):
     emitter = start_emitter(*SLOW_STREAMS)
     output_dir = tmp_path / "run"
-    process = _start_run(emitter, demo_tokenizer, output_dir, "--scenario", "Server",
-                         "--target-qps", "10", "--duration", "120")
-    try:
-        wait_for_requests(emitter, 20)
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
+    process = start_run(*_run_args(emitter, demo_tokenizer, output_dir), "--scenario", "Server",
+                        "--target-qps", "10", "--duration", "120")
+    wait_for_requests(emitter, 20)
+    stdout, stderr = stop_run(process, signal.SIGINT)
     assert process.returncode == 130, stdout + stderr
     results = json.loads((output_dir / "results.json").read_text())
     assert results["interrupted"] is True
