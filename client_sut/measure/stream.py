@@ -1,7 +1,8 @@
 """One streamed request -> one RequestRecord.
 
-The transport stamps every read with the monotonic clock as it arrives, before any parsing, and
-hands the body here at once. An event carries tokens when it has output token ids (vLLM's
+The transport stamps every read with the monotonic clock as it arrives, before any parsing (up
+to the first token with the kernel's own arrival stamp, where it can), and hands the body here
+at once. An event carries tokens when it has output token ids (vLLM's
 `return_token_ids`) or, from a server that sends text only, non-empty text; a role-only or
 usage-only chunk carries none. Each event is stamped with the read that completed it.
 

@@ -10,6 +10,19 @@ begins, not checked on every read). This is where a general client spends most o
 token, and why the client does not use one here (see bench/bench_capacity.py and
 bench/bench_read_path.py for the figures).
 
+Until a response's first token, reads are taken differently where the kernel can stamp them
+(plain TCP on Linux): the transport stops reading, and a `recvmsg` on a duplicate of its socket
+takes each read with the time the kernel received its last packet (`SO_TIMESTAMPNS`). The first
+byte and the first token, which TTFT is computed from, are then stamped when they arrived, not
+when a busy event loop got round to them: at 256 streams a read can wait behind a few hundred
+others. That costs a few system calls per request (the socket duplicated, the reader moved and
+back), not per token. From the first token on, reads are the transport's again and stamped in
+its callback: a `recvmsg` costs more than a plain read (about 3 us here), and TPOT, a mean over
+the whole answer, is hardly moved by the wait of its last read.
+The kernel stamps with the wall clock; each stamp is put on the monotonic clock with the offset
+between the two taken as the read is handled, and is used only if it falls between the
+request's write and that moment (a step of the wall clock in between is caught by it).
+
 Connections are kept alive and reused, most recently used first, and never after they have been
 idle for `keepalive` seconds (a server closing an idle connection as a request is written into
 it is a failure the user did not cause).
@@ -18,9 +31,15 @@ it is a failure the user did not cause).
 from __future__ import annotations
 
 import asyncio
+import os
+import platform
+import socket
 import ssl
+import struct
+import sys
 import time
 from dataclasses import dataclass
+from functools import cache
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -28,6 +47,14 @@ import httptools
 
 USER_AGENT = "client-sut"
 _clock = time.perf_counter_ns
+_wall_clock = time.time_ns
+
+# Linux's SO_TIMESTAMPNS, also the type of the control message it adds (the socket module does
+# not name it); its value and the 64-bit timespec it carries hold on these machines.
+_SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("@qq")
+_STAMPED_READ_BYTES = 65536
+_CONTROL_BYTES = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
 
 
 class ResponseSink(Protocol):
@@ -36,6 +63,9 @@ class ResponseSink(Protocol):
     def on_headers(self, now_ns: int, status: int, content_type: str) -> None: ...
 
     def on_body(self, now_ns: int, data: bytes) -> None: ...
+
+    # True once the response's first token has arrived: later reads need no kernel stamp.
+    first_reported: bool
 
 
 class ConnectionLost(Exception):
@@ -76,6 +106,38 @@ def client_ssl_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
     return context
 
 
+@cache
+def kernel_stamps_supported() -> bool:
+    """Whether the kernel stamps this machine's TCP reads (asked once per process)."""
+    if sys.platform != "linux" or platform.machine() not in ("x86_64", "aarch64"):
+        return False
+    try:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
+def kernel_stamped(url: str) -> bool:
+    """Whether the reads up to a response's first token from this endpoint are stamped by the
+    kernel (else in the transport's callback). Under TLS the bytes on the socket are records
+    only the transport can decrypt."""
+    return not Origin.from_url(url).tls and kernel_stamps_supported()
+
+
+def _arrival_ns(control: list[tuple[int, int, bytes]], read_ns: int, written_ns: int) -> int:
+    """When the kernel received the read's last packet, on the monotonic clock; `read_ns` where
+    it gave no stamp, or one outside [the request's write, the read]."""
+    for level, kind, data in control:
+        if kind == _SO_TIMESTAMPNS and level == socket.SOL_SOCKET and len(data) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            arrived_ns = seconds * 1_000_000_000 + nanoseconds - _wall_clock() + read_ns
+            if written_ns <= arrived_ns <= read_ns:
+                return arrived_ns
+    return read_ns
+
+
 class Connection(asyncio.Protocol):
     """One keep-alive connection carrying one exchange at a time."""
 
@@ -91,6 +153,9 @@ class Connection(asyncio.Protocol):
         self._content_type = ""
         self._sized = False  # Content-Length or chunked: the body ends by itself
         self._delimited_by_close = False
+        self.kernel_stamps = False  # set by the pool once the socket stamps its packets
+        self._stamped: socket.socket | None = None  # the reading socket until the first token
+        self._written_ns = 0
 
     # --- the exchange ----------------------------------------------------------------------------
 
@@ -102,11 +167,15 @@ class Connection(asyncio.Protocol):
         self._content_type = ""
         self._sized = False
         self._delimited_by_close = False
+        self._written_ns = _clock()
         self.transport.write(request)
+        if self.kernel_stamps and not self.transport.is_closing():
+            self._start_stamped_reads()
         return self._done
 
     def abort(self) -> None:
         """Drops the connection, mid-exchange or idle (a timeout, an interrupted run)."""
+        self._stop_stamped_reads()
         done, self._sink, self._done = self._done, None, None
         if done is not None and not done.done():
             done.cancel()
@@ -115,6 +184,7 @@ class Connection(asyncio.Protocol):
             self.transport.abort()
 
     def _finish(self, error: BaseException | None) -> None:
+        self._stop_stamped_reads()
         done, self._sink, self._done = self._done, None, None
         if error is not None:
             self.abort()
@@ -124,6 +194,48 @@ class Connection(asyncio.Protocol):
             else:
                 done.set_exception(error)
 
+    # --- reads stamped by the kernel, until the first token (module docstring) ------------------
+
+    def _start_stamped_reads(self) -> None:
+        pseudo = self.transport.get_extra_info("socket")
+        try:  # where this fails (out of descriptors), this response is stamped in the callback
+            stamped = socket.socket(pseudo.family, pseudo.type, 0, os.dup(pseudo.fileno()))
+        except OSError:
+            return
+        try:
+            self._pool.loop.add_reader(stamped.fileno(), self._stamped_read)
+        except (OSError, RuntimeError):
+            stamped.close()
+            return
+        self.transport.pause_reading()  # nothing is read in between: this is one callback
+        self._stamped = stamped
+
+    def _stop_stamped_reads(self) -> None:
+        stamped, self._stamped = self._stamped, None
+        if stamped is None:
+            return
+        self._pool.loop.remove_reader(stamped.fileno())
+        stamped.close()  # the duplicate only: the connection's socket stays open
+        if not self.closed:
+            self.transport.resume_reading()
+
+    def _stamped_read(self) -> None:
+        try:
+            data, control, _, _ = self._stamped.recvmsg(_STAMPED_READ_BYTES, _CONTROL_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._finish(ConnectionLost(f"connection closed mid-response: {exc}"))
+            return
+        read_ns = _clock()
+        if not data:  # the server closed: the transport finds out, as it would have
+            self._stop_stamped_reads()
+            return
+        self._now_ns = _arrival_ns(control, read_ns, self._written_ns)
+        self._feed(data)
+        if self._stamped is not None and (self._sink is None or self._sink.first_reported):
+            self._stop_stamped_reads()
+
     # --- asyncio.Protocol ------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:
@@ -132,6 +244,9 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         # Per read only this: the stamp, before anything else touches the bytes, and the parser.
         self._now_ns = _clock()
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:  # raised by a callback: its verdict
@@ -141,6 +256,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._stop_stamped_reads()
         self._pool.forget(self)
         if self._done is None:
             return
@@ -188,6 +304,7 @@ class ConnectionPool:
         self.origin = Origin.from_url(url)
         self.loop = asyncio.get_running_loop()
         self._ssl = client_ssl_context(ssl_verify) if self.origin.tls else None
+        self.kernel_stamps = kernel_stamped(url)
         self._keepalive_s = keepalive_s
         self.connect_timeout_s = connect_timeout_s
         self._idle: list[Connection] = []
@@ -218,6 +335,13 @@ class ConnectionPool:
                                         ssl=self._ssl,
                                         server_hostname=origin.host if self._ssl else None),
             self.connect_timeout_s)
+        if self.kernel_stamps:
+            try:
+                connection.transport.get_extra_info("socket").setsockopt(
+                    socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+                connection.kernel_stamps = True
+            except OSError:  # stamped as every later read is, in the transport's callback
+                pass
         self._all.add(connection)
         return connection
 

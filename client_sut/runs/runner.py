@@ -51,6 +51,7 @@ from client_sut.measure.selfcheck import (
     self_check,
 )
 from client_sut.measure.sut import ClientSut, LoadGenBridge, LoadGenSut
+from client_sut.measure.transport import kernel_stamped
 from client_sut.measure.warmup import warm_up, warmup_samples
 from client_sut.measure.worker import WorkerSpec
 from client_sut.measure.workers import WorkerSut, concurrency_shares
@@ -179,6 +180,8 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
                        calibration, queued_by_design=config.scenario is Scenario.OFFLINE,
                        workers=drive.client.worker_stats)
     check["core_plan"] = drive.client.core_plan.to_json()
+    check["first_token_stamps"] = {url: "kernel" if kernel_stamped(url) else "read"
+                                   for url in config.endpoints}
     results = build_results(config, model=model, sample_count=len(samples), notes=notes,
                             loadgen=loadgen, records=bridge.records, issued=bridge.issued,
                             self_check=check, limits=judged_limits, warmup=drive.warmup,
