@@ -72,6 +72,7 @@ def test_server_run_is_valid_and_matches_the_emitters_timing(start_emitter, demo
     gap = check["loadgen_minus_client_ttft_ms"]
     assert 0 < gap["p50"] <= gap["p99"] <= gap["max"]
     assert gap["p50"] >= check["issue_lag_ms"]["p50"]
+    assert 0 <= check["first_token_report_lag_ms"]["p50"] <= gap["p50"]  # a part of the gap
     assert check["event_loop_lag_ms"]["p50"] is not None and check["event_loop_lag_ms"]["p50"] >= 0
     assert check["streamed_tokens"] == TOKENS * len(requests)
     assert 0 < check["client_cpu_s"] and 0 < check["event_loop_busy_share"] < 1.5

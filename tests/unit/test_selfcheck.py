@@ -50,6 +50,7 @@ def test_self_check_figures_and_no_warning_when_quiet():
     assert check["event_loop_busy_share"] == 0.1
     assert check["event_loop_lag_ms"]["p99"] == 0.05
     assert check["loadgen_minus_client_ttft_ms"]["p50"] == pytest.approx(0.2)
+    assert check["first_token_report_lag_ms"]["p50"] == pytest.approx(0.1)
     assert check["warnings"] == []
 
 
@@ -81,6 +82,16 @@ def test_with_workers_the_loop_figures_are_theirs_and_the_cpu_every_process():
         "event_loop_busy_share": 0.18, "event_loop_cpu_us_per_token": 20_000.0,
         "event_loop_lag_ms": None}
     assert any("event-loop lag" in warning for warning in check["warnings"])
+
+
+def test_a_first_token_that_waited_in_the_loop_is_a_report_lag_warned_of():
+    # arrived at 20 ms (the kernel's stamp), LoadGen told at 23 ms: in LoadGen's TTFT only
+    records = [record(0.1, [20, 22], reported_ms=23)] + [record(0.1, [20, 22])]  # one: Offline
+    check = self_check(records, [10_000], cpu(0, 0, 0), cpu(1, 0.01, 0.01))
+    assert check["first_token_report_lag_ms"]["max"] == pytest.approx(3.0)
+    assert check["first_token_report_lag_ms"]["p50"] == pytest.approx(3.0)  # one value only
+    (warning,) = check["warnings"]
+    assert "first-token report lag" in warning and "3.00 ms" in warning
 
 
 def test_offline_queueing_is_not_called_issue_lag():
