@@ -197,16 +197,18 @@ def self_check(records: Sequence[RequestRecord], loop_lags_ns: Sequence[int], st
 
 def _warnings(check: dict, queued_by_design: bool) -> list[str]:
     warnings = []
-    lags = [("event_loop_lag_ms", "event-loop lag"),
+    in_both = "the client's own delay is in the latencies it reports"
+    lags = [("event_loop_lag_ms", "event-loop lag", in_both),
             ("first_token_report_lag_ms", "first-token report lag (a first token's arrival to "
-                                          "LoadGen being told of it)")]
+             "LoadGen being told of it)", "LoadGen's TTFT includes this delay of the client's")]
     if not queued_by_design:
-        lags.insert(0, ("issue_lag_ms", "issue lag (LoadGen's issue to the request written)"))
-    for key, what in lags:
+        lags.insert(0, ("issue_lag_ms", "issue lag (LoadGen's issue to the request written)",
+                        in_both))
+    for key, what, meaning in lags:
         p99 = check[key]["p99"]
         if p99 is not None and p99 > LAG_LIMIT_MS:
             warnings.append(f"client {what} p99 is {p99:.2f} ms, above {LAG_LIMIT_MS:g} ms: "
-                            f"the client's own delay is in the latencies it reports")
+                            f"{meaning}")
     connect = check["connect_ms"]["max"]
     if connect is not None and connect > SLOW_CONNECT_MS:
         warnings.append(f"opening a connection took up to {connect:,.0f} ms: the server was slow "
