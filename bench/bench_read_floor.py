@@ -91,7 +91,7 @@ async def _measure(host: str, port: int, streams: int, requests: int) -> dict:
     tokens = run.responses * OUTPUT_TOKENS
     return {"tokens": tokens, "reads": run.reads, "wall_s": wall,
             "user_s": after.ru_utime - cpu.ru_utime, "system_s": after.ru_stime - cpu.ru_stime,
-            "acks": _segments_sent() - segments - tokens}
+            "extra_segments": _segments_sent() - segments - tokens}
 
 
 def main() -> None:
@@ -116,7 +116,7 @@ def main() -> None:
         per_token = 1e6 / tokens
         print(f"{repeat:>3} {tokens / r['wall_s']:>9,.0f} {r['reads'] / tokens:>9.2f} "
               f"{(r['user_s'] + r['system_s']) * per_token:>7.2f} {r['user_s'] * per_token:>6.2f} "
-              f"{r['system_s'] * per_token:>7.2f} {r['acks'] / tokens:>12.2f}")
+              f"{r['system_s'] * per_token:>7.2f} {r['extra_segments'] / tokens:>12.2f}")
     print("us/tok: this process's CPU (user + kernel) per token; segments/tok: TCP segments "
           "sent on this machine beyond the emitter's events (the client's ACKs, mostly)")
 

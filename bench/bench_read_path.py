@@ -95,7 +95,7 @@ def _per_read_ns(make_sink, first: bytes, reads: list[bytes]) -> tuple[float, li
         connection = Connection(pool)
         connection.connection_made(_Transport())
         sinks.append(make_sink())
-        connection.exchange(b"", sinks[-1])
+        connection.exchange(b"", sinks[-1], 0)
         connection.data_received(first)
         receivers.append(connection.data_received)
     started = time.thread_time_ns()

@@ -29,7 +29,6 @@ from client_sut.analysis.metrics import (
     first_token_ns,
     issue_lag_ns,
     summarize_ms,
-    ttft_ns,
 )
 from client_sut.errors import UsageError
 from client_sut.records import RequestRecord
@@ -136,10 +135,8 @@ def loadgen_ttft_gap_ns(record: RequestRecord) -> int | None:
     """How much later than the client's TTFT the first token reached LoadGen, counted from
     LoadGen's issue: the issue lag, any connection set-up, and the time from the token's
     arrival to its report."""
-    client = ttft_ns(record)
-    if client is None or record.first_reported_ns is None:
-        return None
-    return (record.first_reported_ns - record.issue_ns) - client
+    report_lag = report_lag_ns(record)
+    return None if report_lag is None else report_lag + record.send_ns - record.issue_ns
 
 
 def report_lag_ns(record: RequestRecord) -> int | None:

@@ -297,7 +297,7 @@ class InFlight:
     def write(self, connection: Connection) -> None:
         self.connection = connection
         self.send_ns = time.perf_counter_ns()
-        self.exchange = connection.exchange(self.request, self.acc)
+        self.exchange = connection.exchange(self.request, self.acc, self.send_ns)
 
     def drop(self) -> None:
         """Stops a request cut short (a timeout, an interrupt): its connection is aborted unless

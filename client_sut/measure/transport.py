@@ -153,21 +153,35 @@ class Connection(asyncio.Protocol):
         self._content_type = ""
         self._sized = False  # Content-Length or chunked: the body ends by itself
         self._delimited_by_close = False
-        self.kernel_stamps = False  # set by the pool once the socket stamps its packets
+        self._stampable: socket.socket | None = None  # its socket, once it stamps its packets
         self._stamped: socket.socket | None = None  # the reading socket until the first token
         self._written_ns = 0
 
+    @property
+    def kernel_stamps(self) -> bool:
+        return self._stampable is not None
+
+    def enable_kernel_stamps(self) -> None:
+        """Has the kernel stamp the packets this connection receives; where it refuses, every
+        read is stamped in the transport's callback."""
+        transport_socket = self.transport.get_extra_info("socket")
+        try:
+            transport_socket.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        except OSError:
+            return
+        self._stampable = transport_socket
+
     # --- the exchange ----------------------------------------------------------------------------
 
-    def exchange(self, request: bytes, sink: ResponseSink) -> asyncio.Future:
+    def exchange(self, request: bytes, sink: ResponseSink, written_ns: int) -> asyncio.Future:
         """Writes the request (in one write: one system call); the future completes when the
-        whole response has arrived."""
+        whole response has arrived. `written_ns`: the caller's stamp of this write, before it."""
         self._sink = sink
         self._done = self._pool.loop.create_future()
         self._content_type = ""
         self._sized = False
         self._delimited_by_close = False
-        self._written_ns = _clock()
+        self._written_ns = written_ns
         self.transport.write(request)
         if self.kernel_stamps and not self.transport.is_closing():
             self._start_stamped_reads()
@@ -197,9 +211,9 @@ class Connection(asyncio.Protocol):
     # --- reads stamped by the kernel, until the first token (module docstring) ------------------
 
     def _start_stamped_reads(self) -> None:
-        pseudo = self.transport.get_extra_info("socket")
+        original = self._stampable
         try:  # where this fails (out of descriptors), this response is stamped in the callback
-            stamped = socket.socket(pseudo.family, pseudo.type, 0, os.dup(pseudo.fileno()))
+            stamped = socket.socket(original.family, original.type, 0, os.dup(original.fileno()))
         except OSError:
             return
         try:
@@ -233,7 +247,7 @@ class Connection(asyncio.Protocol):
             return
         self._now_ns = _arrival_ns(control, read_ns, self._written_ns)
         self._feed(data)
-        if self._stamped is not None and (self._sink is None or self._sink.first_reported):
+        if self._stamped is not None and self._sink.first_reported:  # else finished: stopped
             self._stop_stamped_reads()
 
     # --- asyncio.Protocol ------------------------------------------------------------------------
@@ -336,12 +350,7 @@ class ConnectionPool:
                                         server_hostname=origin.host if self._ssl else None),
             self.connect_timeout_s)
         if self.kernel_stamps:
-            try:
-                connection.transport.get_extra_info("socket").setsockopt(
-                    socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-                connection.kernel_stamps = True
-            except OSError:  # stamped as every later read is, in the transport's callback
-                pass
+            connection.enable_kernel_stamps()
         self._all.add(connection)
         return connection
 

@@ -97,7 +97,7 @@ def test_reads_until_the_first_token_carry_the_kernels_arrival_stamp_not_the_bus
                 connection = pool.take_idle() or await pool.connect()
                 assert connection.kernel_stamps
                 sink = _Sink()
-                response = connection.exchange(REQUEST, sink)
+                response = connection.exchange(REQUEST, sink, time.perf_counter_ns())
                 # The loop is held here, as a busy one would be, until the bytes are in the kernel.
                 assert wrote_first.wait(10)
                 wrote_first.clear()
