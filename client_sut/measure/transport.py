@@ -20,8 +20,12 @@ back), not per token. From the first token on, reads are the transport's again a
 its callback: a `recvmsg` costs more than a plain read (about 3 us here), and TPOT, a mean over
 the whole answer, is hardly moved by the wait of its last read.
 The kernel stamps with the wall clock; each stamp is put on the monotonic clock with the offset
-between the two taken as the read is handled, and is used only if it falls between the
-request's write and that moment (a step of the wall clock in between is caught by it).
+between the two taken as the read is handled (the wall clock first, so that a pause between the
+two readings can only make the stamp late, never early), and is used only if it falls between
+the request's write and that moment (a step of the wall clock in between is caught by it).
+Linux stamps packets only while some socket of the machine asks for it, and switches that on a
+moment after the first one asks (from a work queue): each process keeps one such socket open and
+counts on kernel stamps only once a loopback read of its own has come stamped.
 
 Connections are kept alive and reused, most recently used first, and never after they have been
 idle for `keepalive` seconds (a server closing an idle connection as a request is written into
@@ -106,17 +110,45 @@ def client_ssl_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
     return context
 
 
+_STAMPED_PROBE_S = 1.0  # how long a process waits for the kernel's stamping to be switched on
+_stamping_kept_on: list[socket.socket] = []
+
+
 @cache
 def kernel_stamps_supported() -> bool:
-    """Whether the kernel stamps this machine's TCP reads (asked once per process)."""
+    """Whether the kernel stamps this process's TCP reads (found out once per process). A socket
+    that asks for stamps is kept open for the process's life: while none is open the kernel
+    switches stamping off, and on again only a moment after the next one asks, which would leave
+    the first reads of a run unstamped (module docstring)."""
     if sys.platform != "linux" or platform.machine() not in ("x86_64", "aarch64"):
         return False
     try:
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        keeper = socket.socket()
+        keeper.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
     except OSError:
         return False
-    return True
+    _stamping_kept_on.append(keeper)
+    deadline = time.monotonic() + _STAMPED_PROBE_S
+    while time.monotonic() < deadline:
+        if _loopback_read_stamped():
+            return True
+    return False
+
+
+def _loopback_read_stamped() -> bool:
+    """Whether one byte sent over a fresh loopback connection is read with the kernel's stamp."""
+    try:
+        with socket.create_server(("127.0.0.1", 0)) as listener, \
+                socket.create_connection(listener.getsockname(), timeout=1.0) as reader:
+            reader.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            sender, _ = listener.accept()
+            with sender:
+                sender.sendall(b"x")
+                _, control, _, _ = reader.recvmsg(1, _CONTROL_BYTES)
+    except OSError:
+        return False
+    return any(level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS
+               for level, kind, _ in control)
 
 
 def kernel_stamped(url: str) -> bool:
@@ -126,13 +158,15 @@ def kernel_stamped(url: str) -> bool:
     return not Origin.from_url(url).tls and kernel_stamps_supported()
 
 
-def _arrival_ns(control: list[tuple[int, int, bytes]], read_ns: int, written_ns: int) -> int:
-    """When the kernel received the read's last packet, on the monotonic clock; `read_ns` where
+def _arrival_ns(control: list[tuple[int, int, bytes]], read_wall_ns: int, read_ns: int,
+                written_ns: int) -> int:
+    """When the kernel received the read's last packet, on the monotonic clock (`read_wall_ns`
+    and `read_ns`: the read's time on the wall clock, then on the monotonic one); `read_ns` where
     it gave no stamp, or one outside [the request's write, the read]."""
     for level, kind, data in control:
         if kind == _SO_TIMESTAMPNS and level == socket.SOL_SOCKET and len(data) >= _TIMESPEC.size:
             seconds, nanoseconds = _TIMESPEC.unpack_from(data)
-            arrived_ns = seconds * 1_000_000_000 + nanoseconds - _wall_clock() + read_ns
+            arrived_ns = seconds * 1_000_000_000 + nanoseconds - read_wall_ns + read_ns
             if written_ns <= arrived_ns <= read_ns:
                 return arrived_ns
     return read_ns
@@ -241,11 +275,12 @@ class Connection(asyncio.Protocol):
         except OSError as exc:
             self._finish(ConnectionLost(f"connection closed mid-response: {exc}"))
             return
+        read_wall_ns = _wall_clock()
         read_ns = _clock()
         if not data:  # the server closed: the transport finds out, as it would have
             self._stop_stamped_reads()
             return
-        self._now_ns = _arrival_ns(control, read_ns, self._written_ns)
+        self._now_ns = _arrival_ns(control, read_wall_ns, read_ns, self._written_ns)
         self._feed(data)
         if self._stamped is not None and self._sink.first_reported:  # else finished: stopped
             self._stop_stamped_reads()
