@@ -151,7 +151,7 @@ def test_once_a_process_counts_on_kernel_stamps_the_first_read_of_every_connecti
     """The kernel switches its stamping off while no socket asks for it, and on only a moment
     after one asks; a process that counts on stamps keeps a socket that asks open, so no
     connection's first reads go unstamped (with none open, about 4 in 10 of the first reads of
-    fresh loopback connections came unstamped here, and a CI run failed on it)."""
+    fresh loopback connections, 20 ms apart, came unstamped here)."""
     assert kernel_stamps_supported()  # Linux on x86_64: CI's machines and this one
     assert any(kept.fileno() >= 0 and kept.getsockopt(socket.SOL_SOCKET, 35)
                for kept in _stamping_kept_on)
