@@ -30,10 +30,11 @@ from client_sut.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    RunStopped,
     UsageError,
 )
 from client_sut.request import Api, Timeouts
-from client_sut.security import DEFAULT_KEY_ENV, resolve_credentials
+from client_sut.security import DEFAULT_KEY_ENV, Credentials, resolve_credentials
 
 
 class _Parser(argparse.ArgumentParser):
@@ -185,6 +186,10 @@ def _sla_parser(commands) -> None:
                      help="most search probes, repeats included (default %(default)d)")
     sla.add_argument("--start-qps", type=float, metavar="Q",
                      help="first rate to probe (default: 0.75 x a short Offline run's samples/s)")
+    sla.add_argument("--wait-for-server", type=float, metavar="S",
+                     help="when a server stops answering during a probe, wait up to S seconds "
+                          "for it to answer /health again (a restart), then repeat the probe "
+                          "(default: the search stops, exit status 3)")
     sla.add_argument("--output-dir", type=Path, default=Path("results/sla"), metavar="DIR")
     sla.add_argument("--no-report", action="store_true",
                      help="do not write report.html at the end")
@@ -353,19 +358,24 @@ def _passed_on(args: argparse.Namespace) -> tuple[str, ...]:
 
 def _cmd_sla(args: argparse.Namespace) -> int:
     from client_sut.config import validate
+    from client_sut.measure.discovery import discover
     from client_sut.sla.command import SlaPlan, answer_line, run_search
 
     scenario = parse_choice(Scenario, args.scenario, "--scenario")
     limits = _limits(args, scenario)
     # Everything checkable here is checked before any run: flags, credentials, the folder.
-    validate(replace(_deployment_config(args, args.output_dir), scenario=scenario, limits=limits))
+    deployment = validate(replace(_deployment_config(args, args.output_dir), scenario=scenario,
+                                  limits=limits))
+    found = discover(deployment.endpoints, deployment.endpoints_file)
     plan = SlaPlan(scenario=scenario,
                    limits=limits or _official_limits(scenario),
                    official_limits=limits is None or limits == _official_limits(scenario),
                    output_dir=args.output_dir,
                    run_args=_passed_on(args),
                    probe_duration_s=args.probe_duration, confirm_duration_s=args.confirm_duration,
-                   tolerance=args.tolerance, max_probes=args.max_probes, start_qps=args.start_qps)
+                   tolerance=args.tolerance, max_probes=args.max_probes, start_qps=args.start_qps,
+                   endpoints=tuple(endpoint.url for endpoint in found),
+                   credentials=deployment.credentials, wait_for_server_s=args.wait_for_server)
 
     def say(message: str) -> None:
         print(f"[sla] {message}", file=sys.stderr, flush=True)
@@ -465,6 +475,8 @@ def _cmd_submission(args: argparse.Namespace) -> int:
         # The servers to ask for their vLLM version and model (names to resolve are skipped).
         endpoints=tuple(normalise_endpoint(url) for url in run_args.endpoint
                         if url.startswith(("http://", "https://"))) if run_args else (),
+        credentials=_deployment_config(run_args, args.output_dir).credentials if run_args
+        else Credentials(),
         skip_dataset_size_check=args.skip_dataset_size_check)
     outcome = make_submission(config, lambda line: print(line, file=sys.stderr, flush=True))
     print("\n".join(report_lines(outcome.report, args.output_dir / "submission.json")))
@@ -517,6 +529,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"client-sut {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except RunStopped as exc:  # a server gone while a command made its runs (sla keeps its own)
+        print(f"client-sut {args.command}: stopped: {exc.reason}", file=sys.stderr)
+        return exc.exit_status
     except KeyboardInterrupt:  # before the run started (a run handles its own signals)
         print(f"client-sut {args.command}: interrupted before anything was measured",
               file=sys.stderr)

@@ -10,7 +10,8 @@ from enum import Enum
 class ErrorKind(str, Enum):
     """Why a request failed. Each kind is counted apart in results.json."""
 
-    CONNECT = "connect"  # could not open a connection
+    CONNECT = "connect"  # could not open a connection (unreachable, TLS failure)
+    REFUSED = "refused"  # nothing listens at the endpoint: a server down or restarting
     HTTP_STATUS = "http_status"  # the server answered with a non-200 status
     SERVER_ERROR_EVENT = "server_error_event"  # an error object inside the stream
     MALFORMED = "malformed"  # bytes that are not valid SSE/JSON of the dialect
@@ -26,6 +27,24 @@ class TokenIdSource(str, Enum):
     SERVER = "server"  # ids streamed by the server (vLLM's return_token_ids)
     RETOKENIZED = "retokenized"  # the server sent text only: ids from tokenizing that text
     NONE = "none"  # no output at all
+
+
+class Answer(str, Enum):
+    """What an endpoint's health path said when asked."""
+
+    ANSWERED = "answered"  # it answered: the server is up, however busy
+    DOWN = "down"  # refused, reset, unreachable, or not ready (5xx): nobody serves there
+    SLOW = "slow"  # no answer within the check's timeout: a server too busy, or hung
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """One look at an endpoint's health, at t_ns on the client's clock (perf_counter_ns)."""
+
+    endpoint: str
+    t_ns: int
+    answer: Answer
+    detail: str  # what it said: "HTTP 200", "connection refused", "timed out after 2 s"
 
 
 @dataclass(frozen=True, slots=True)

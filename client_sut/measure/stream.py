@@ -358,7 +358,9 @@ async def finish_request(inflight: InFlight, pool: ConnectionPool, endpoint: str
     except asyncio.TimeoutError:
         error = RequestError(ErrorKind.TIMEOUT, f"connect timed out after {pool.connect_timeout_s:g}"
                                                 f" s (--connect-timeout)")
-    except OSError as exc:  # refused, unreachable, TLS failures: before anything was sent
+    except ConnectionRefusedError as exc:  # nobody listens: the server is down or restarting
+        error = RequestError(ErrorKind.REFUSED, f"connection refused by {endpoint}: {exc}")
+    except OSError as exc:  # unreachable, TLS failures: before anything was sent
         error = RequestError(ErrorKind.CONNECT, f"cannot connect to {endpoint}: {exc}")
     finally:
         watchdog.forget(watched)

@@ -1,7 +1,8 @@
 """Everything that watches one run, started just before LoadGen and stopped just after it:
-the scraper process, the progress (live view process or plain lines), and, read once at the
-start, what ran (`system`). At the end it joins what was scraped to the measured window and adds
-`system`, per endpoint `server`, and `server_metrics` to the results.
+the scraper process (server metrics and health checks), the progress (live view process or plain
+lines), and, read once at the start, what ran (`system`). At the end it joins what was scraped
+to the measured window and adds `system`, per endpoint `server` and `health`, and
+`server_metrics` to the results.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from client_sut.analysis.health import endpoint_health
 from client_sut.analysis.metrics import NS_PER_MS
 from client_sut.config import ProgressMode, RunConfig
 from client_sut.observe.join import (
@@ -32,7 +34,7 @@ from client_sut.observe.progress import (
 )
 from client_sut.observe.scraper import SCRAPE_INTERVAL_S, ScraperProcess
 from client_sut.observe.system import nvml_gpus, system_info
-from client_sut.records import RequestRecord
+from client_sut.records import Answer, HealthCheck, RequestRecord
 
 SERVER_METRICS_FILE = "server_metrics.jsonl"
 
@@ -57,12 +59,13 @@ class RunObserver:
         """Scrapes once (the window's baseline) and starts the progress."""
         self.path.unlink(missing_ok=True)
         config = self._config
-        if config.server_metrics:
-            self._scraper = ScraperProcess(config.endpoints, self.path, config.credentials,
-                                           gpu_metrics=config.gpu_metrics, nvml=self._nvml)
-            if not self._scraper.ready:
-                self._message("the metrics scraper did not start in time: the run goes on "
-                              "without its baseline")
+        # Always started: without server metrics it still checks each endpoint's health.
+        self._scraper = ScraperProcess(config.endpoints, self.path, config.credentials,
+                                       gpu_metrics=config.gpu_metrics, nvml=self._nvml,
+                                       metrics=config.server_metrics)
+        if not self._scraper.ready:
+            self._message("the metrics scraper did not start in time: the run goes on "
+                          "without its baseline")
         mode = config.progress.resolve(sys.stderr.isatty())
         if mode is ProgressMode.NONE:
             return
@@ -88,13 +91,20 @@ class RunObserver:
 
     def annotate(self, results: dict, records: Sequence[RequestRecord],
                  prompt_lengths: Sequence[int]) -> None:
-        """Adds `system`, each endpoint's `server` figures and `server_metrics` to results."""
+        """Adds `system`, each endpoint's `server` figures and `health`, and `server_metrics`
+        to results."""
         lines = _read_lines(self.path)
         window = Window(min((r.issue_ns for r in records), default=0),
                         max((r.end_ns for r in records), default=0))
         notes = []
         scrapes = [Scrape.from_json(line) for line in lines if line.get("source") == "server"]
+        checks = [HealthCheck(line["endpoint"], line["t_ns"], Answer(line["answer"]),
+                              line["detail"]) for line in lines if line.get("source") == "health"]
         for endpoint in results["endpoints"]:
+            url = endpoint["url"]
+            endpoint["health"] = endpoint_health([r for r in records if r.endpoint == url],
+                                                 [c for c in checks if c.endpoint == url],
+                                                 window.start_ns)
             mine = [s for s in scrapes if s.endpoint == endpoint["url"]]
             summary = window_summary(mine, window)
             if summary["scraped"]:

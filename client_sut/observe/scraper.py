@@ -9,7 +9,9 @@ every process of the machine, so the stamps line up with the client's own.
 
 Lines: `{"source": "server", "endpoint", "t_ns", "rtt_ns", "gauges", "counters", "histograms"}`
 (or `"error"` for a failed scrape; an endpoint answering 404 has no /metrics and is not asked
-again), `{"source": "nvml"|"dcgm", "t_ns", "gpus": [...]}`.
+again), `{"source": "nvml"|"dcgm", "t_ns", "gpus": [...]}`, and each round, for every endpoint,
+`{"source": "health", "endpoint", "t_ns", "answer", "detail"}`: whether it answered its health
+path (a server that died or restarts mid-run shows there; `--no-metrics` keeps only these).
 
 The parent starts it, waits for its first round (the window's baseline: the scraper prints
 `ready`), and stops it by closing its stdin: it then scrapes once more (the window's end) and
@@ -33,6 +35,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from client_sut.measure.health import check_health
 from client_sut.observe.join import Scrape
 from client_sut.observe.prometheus import parse_dcgm, parse_server_metrics
 from client_sut.security import Credentials
@@ -103,15 +106,21 @@ def _gpu_line(source: str, sample) -> dict:
         return {"source": source, "t_ns": started, "error": f"{type(exc).__name__}: {exc}"}
 
 
+def health_line(endpoint: str, credentials: Credentials) -> dict:
+    check = check_health(endpoint, credentials)
+    return {"source": "health", "endpoint": endpoint, "t_ns": check.t_ns,
+            "answer": check.answer.value, "detail": check.detail}
+
+
 def scrape_forever(endpoints: Sequence[str], output: Path, fetcher: _Fetcher,
-                   gpu_metrics: str | None, nvml: bool, interval_s: float,
-                   stop: threading.Event) -> None:
+                   credentials: Credentials, gpu_metrics: str | None, nvml: bool,
+                   metrics: bool, interval_s: float, stop: threading.Event) -> None:
     gpus = []
     if nvml:
         gpus.append(("nvml", _Nvml().sample))
     if gpu_metrics:
         gpus.append(("dcgm", lambda: parse_dcgm(fetcher.get(gpu_metrics))))
-    active = list(endpoints)
+    active = list(endpoints) if metrics else []
     announced = False
     with output.open("a", encoding="utf-8") as out:
         while True:
@@ -122,6 +131,8 @@ def scrape_forever(endpoints: Sequence[str], output: Path, fetcher: _Fetcher,
                 out.write(json.dumps(scrape.to_json()) + "\n")
                 if scrape.error == "HTTP 404":  # no /metrics here: noted once, not asked again
                     active.remove(endpoint)
+            for endpoint in endpoints:
+                out.write(json.dumps(health_line(endpoint, credentials)) + "\n")
             for source, sample in gpus:
                 out.write(json.dumps(_gpu_line(source, sample)) + "\n")
             out.flush()
@@ -144,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ca-bundle")
     parser.add_argument("--gpu-metrics", metavar="URL")
     parser.add_argument("--nvml", action="store_true")
+    parser.add_argument("--no-metrics", action="store_true", help="the health checks only")
     args = parser.parse_args(argv)
     stop = threading.Event()
 
@@ -152,9 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
 
     threading.Thread(target=wait_for_eof, daemon=True).start()
-    fetcher = _Fetcher(args.insecure, args.ca_bundle, os.environ.get(KEY_ENV))
-    scrape_forever(args.endpoints, args.output, fetcher, args.gpu_metrics, args.nvml,
-                   args.interval, stop)
+    key = os.environ.get(KEY_ENV) or None
+    fetcher = _Fetcher(args.insecure, args.ca_bundle, key)
+    credentials = Credentials(key, not args.insecure,
+                              Path(args.ca_bundle) if args.ca_bundle else None)
+    scrape_forever(args.endpoints, args.output, fetcher, credentials, args.gpu_metrics,
+                   args.nvml, not args.no_metrics, args.interval, stop)
     return 0
 
 
@@ -163,7 +178,7 @@ class ScraperProcess:
     take the closing round and waits for it to exit."""
 
     def __init__(self, endpoints: Sequence[str], output: Path, credentials: Credentials, *,
-                 gpu_metrics: str | None = None, nvml: bool = False,
+                 gpu_metrics: str | None = None, nvml: bool = False, metrics: bool = True,
                  interval_s: float = SCRAPE_INTERVAL_S) -> None:
         command = [sys.executable, "-m", "client_sut.observe.scraper", "--output", str(output),
                    "--interval", str(interval_s), *endpoints]
@@ -175,6 +190,8 @@ class ScraperProcess:
             command += ["--gpu-metrics", gpu_metrics]
         if nvml:
             command.append("--nvml")
+        if not metrics:
+            command.append("--no-metrics")
         env = {**os.environ, KEY_ENV: credentials.api_key or ""}
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         text=True, env=env)

@@ -213,7 +213,7 @@ class SlaPoint:
     ttft_p99_ms: float | None
     tpot_p99_ms: float | None
     tokens_per_s: float | None
-    verdict: str  # pass | fail | undecided
+    verdict: str  # pass | fail | undecided | aborted
     confirmation: bool
 
 

@@ -219,6 +219,7 @@ class PageBuilder:
         confirmed = bool(sla.get("confirmed"))
         answer = sla.get("answer_qps")
         headline = (f"{answer:g} QPS within the limits" if answer is not None
+                    else "no answer: the search stopped" if sla.get("aborted")
                     else "no QPS kept the limits") + ("" if confirmed else " (not confirmed)")
         limits = sla.get("limits", {})
         facts = [f"limits: TTFT p99 {limits.get('ttft_ms')} ms, TPOT p99 {limits.get('tpot_ms')} "
@@ -228,6 +229,8 @@ class PageBuilder:
                  f"goodput: {sla.get('goodput')}"]
         if sla.get("interrupted"):
             facts.append("the search was interrupted")
+        if sla.get("aborted"):
+            facts.append(f"the search stopped: {sla['aborted']['reason']}")
         points = figures.sla_points(sla, folder.probe_tokens_per_s)
         rows = [[_num(p.target_qps, 2), _e(p.verdict), _num(p.ttft_p99_ms, 1),
                  _num(p.tpot_p99_ms, 2), _num(p.tokens_per_s),

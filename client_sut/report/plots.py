@@ -25,7 +25,8 @@ from client_sut.report.figures import (  # noqa: E402
 )
 
 LIMIT_STYLE = {"color": "#c0392b", "linestyle": "--", "linewidth": 1.2}
-VERDICT_COLOURS = {"pass": "#27ae60", "fail": "#c0392b", "undecided": "#7f8c8d"}
+VERDICT_COLOURS = {"pass": "#27ae60", "fail": "#c0392b", "undecided": "#7f8c8d",
+                   "aborted": "#8e44ad"}
 plt.rcParams.update({"svg.fonttype": "path", "font.size": 9, "axes.grid": True,
                      "grid.alpha": 0.3, "figure.dpi": 100, "svg.hashsalt": "client-sut"})
 

@@ -23,6 +23,7 @@ import mlperf_loadgen as lg
 from client_sut.accuracy.audit import audit_config_path, verify_test06
 from client_sut.accuracy.rouge import evaluate_rows, read_accuracy_log, write_accuracy
 from client_sut.analysis.breach import Breach, BreachRule, BreachWatch, most_queries
+from client_sut.analysis.health import lost_endpoints
 from client_sut.analysis.loadgen_logs import loadgen_summary, read_detail_log
 from client_sut.config import (
     LatencyLimits,
@@ -41,6 +42,7 @@ from client_sut.measure.cores import auto_workers, plan_cores
 from client_sut.measure.discovery import discover, endpoint_origins
 from client_sut.measure.dispatch import EndpointPool
 from client_sut.measure.endpoints import probe_endpoints
+from client_sut.measure.health import not_answering
 from client_sut.measure.heap import HeapFreezer
 from client_sut.measure.selfcheck import (
     CAPACITY_SAFE_SHARE,
@@ -56,6 +58,7 @@ from client_sut.measure.warmup import warm_up, warmup_samples
 from client_sut.measure.worker import WorkerSpec
 from client_sut.measure.workers import WorkerSut, concurrency_shares
 from client_sut.observe.observer import RunObserver
+from client_sut.records import Answer
 from client_sut.request import request_body
 from client_sut.runs.results import (
     build_results,
@@ -205,6 +208,8 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
         results["compliance_notes"].append("the run was interrupted")
     _signals_ignored()
     observer.annotate(results, bridge.records, [len(ids) for ids in prompt_ids])
+    for endpoint in lost_endpoints(results["endpoints"]):
+        progress(f"the server at {endpoint['url']} {endpoint['health']['summary']}")
     write_requests(config.output_dir / "requests.jsonl", bridge.records)
     write_results(config.output_dir / "results.json", results)
     _signals_interrupt()
@@ -253,6 +258,7 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
         if warmup["requests"] and warmup["errors"]:
             progress(f"warm-up: {warmup['errors']} of {warmup['requests']} requests failed, "
                      f"e.g. {warmup['first_error']}")
+            _check_still_answering(config)
         sut = lg.ConstructSUT(client.issue_queries, client.flush_queries)
         qsl = lg.ConstructQSL(sample_count, sample_count, _noop, _noop)
         audit = [str(audit_config_path(config.audit))] if config.audit else []
@@ -329,6 +335,16 @@ async def _streams(config: RunConfig, bridge: LoadGenBridge, bodies: list[bytes]
         yield client, warmup
     finally:
         await client.close()
+
+
+def _check_still_answering(config: RunConfig) -> None:
+    """A server that stopped answering during the warm-up is not measured: nothing LoadGen
+    issued has been sent yet, so this is the run's last check before it starts."""
+    silent = [c for c in not_answering(config.endpoints, config.credentials)
+              if c.answer is Answer.DOWN]  # a slow answer is a busy server, not a gone one
+    if silent:
+        raise UsageError("; ".join(f"{c.endpoint} stopped answering during the warm-up "
+                                   f"({c.detail}); nothing was measured" for c in silent))
 
 
 def _breach_rule(settings, limits: LatencyLimits, sample_count: int) -> BreachRule:

@@ -6,10 +6,17 @@ Every probe is a real LoadGen Server run through the same client as `run`, with 
 seeds, so each sees the same arrival pattern scaled to its rate. A probe that cannot be decided
 (too few queries for LoadGen's early stopping, or a p99 too close to its limit) is repeated with
 twice the queries; one whose limits are proven lost mid-run stops there.
+
+A probe during which a server stopped answering (its port refused connections, its health path
+went silent, its streams all broke at once) measured no deployment: it is kept as `aborted`, with
+the reason, and is neither a pass nor a fail. The search then stops, or with --wait-for-server
+waits for every server to answer again and repeats the probe (its run warms the server up
+again first). No run starts against a server that does not answer.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import time
@@ -24,12 +31,15 @@ from client_sut.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    RunStopped,
     UsageError,
 )
 from client_sut.runs.runner import prepare_output_dir
+from client_sut.runs.server_guard import ServerGuard
+from client_sut.security import Credentials
 from client_sut.sla.probe import ChildRun, RunOutput
 from client_sut.sla.search import NextProbe, Probed, bracket, next_probe, round_rate
-from client_sut.sla.verdict import PASS, UNDECIDED, ProbeFigures, judge
+from client_sut.sla.verdict import ABORTED, PASS, UNDECIDED, ProbeFigures, judge
 
 Say = Callable[[str], None]
 # A little over the 459 queries LoadGen's early stopping needs with none over the limits.
@@ -52,6 +62,9 @@ class SlaPlan:
     tolerance: float = 0.03
     max_probes: int = 12
     start_qps: float | None = None
+    endpoints: tuple[str, ...] = ()  # the servers every run is made against, to check between
+    credentials: Credentials = Credentials()
+    wait_for_server_s: float | None = None  # wait this long for a server to come back
 
 
 def check_plan(plan: SlaPlan) -> None:
@@ -69,6 +82,9 @@ def check_plan(plan: SlaPlan) -> None:
     if plan.max_probes < 2:
         raise UsageError(f"--max-probes must be at least 2 (a bracket needs a pass and a fail), "
                          f"got {plan.max_probes}")
+    if plan.wait_for_server_s is not None and not plan.wait_for_server_s > 0:
+        raise UsageError(f"--wait-for-server must be greater than 0 seconds, got "
+                         f"{plan.wait_for_server_s}")
 
 
 @dataclass
@@ -77,6 +93,8 @@ class _State:
     interrupted: bool = False
     child: ChildRun | None = None
     runs: int = 0
+    guard: ServerGuard | None = None
+    history: list[Probed] = field(default_factory=list)  # what measured the deployment
 
 
 def run_search(plan: SlaPlan, say: Say) -> tuple[dict, int]:
@@ -85,6 +103,8 @@ def run_search(plan: SlaPlan, say: Say) -> tuple[dict, int]:
     check_plan(plan)
     prepare_output_dir(plan.output_dir)
     state = _State()
+    state.guard = ServerGuard(plan.endpoints, plan.credentials, plan.wait_for_server_s, say,
+                              lambda: state.interrupted)
     sla = _skeleton(plan)
 
     def on_signal(_signum, _frame) -> None:
@@ -95,6 +115,12 @@ def run_search(plan: SlaPlan, say: Say) -> tuple[dict, int]:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         status = _search(plan, sla, state, say)
+    except RunStopped as stop:  # a server gone: what was measured stands, nothing more is tried
+        sla["aborted"] = {"during": stop.during, "reason": stop.reason}
+        _conclude(sla, state.history)
+        say(f"the search stops (exit {stop.exit_status}); what it measured is in "
+            f"{plan.output_dir / 'sla.json'}")
+        status = stop.exit_status
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -109,15 +135,16 @@ def _search(plan: SlaPlan, sla: dict, state: _State, say: Say) -> int:
     if start is None:
         return EXIT_INTERRUPTED if state.interrupted else EXIT_FAILED
     sla["start"]["qps"] = start
-    history: list[Probed] = []
+    history = state.history
     confirmed_by_probe: dict[float, dict] = {}  # full-size passes: each a confirmation itself
     upcoming, attempt = NextProbe(start, False), 0
-    while upcoming is not None and len(sla["probes"]) < plan.max_probes and not state.interrupted:
+    while (upcoming is not None and _measured(sla["probes"]) < plan.max_probes
+           and not state.interrupted):
         rate, full = round_rate(upcoming.qps), upcoming.full_size
         duration, queries = (_confirmation_size(plan) if full else
                              (plan.probe_duration_s * 2 ** attempt, PROBE_QUERIES * 2 ** attempt))
-        probe = _probe(plan, state, say, f"probe-{len(sla['probes']) + 1:02d}", rate, duration,
-                       queries)
+        probe = _probe(plan, sla, state, say, f"probe-{_measured(sla['probes']) + 1:02d}", rate,
+                       duration, queries, sla["probes"])
         probe["size"] = "confirmation" if full else "short"
         sla["probes"].append(probe)
         _write(plan, sla)
@@ -135,10 +162,7 @@ def _search(plan: SlaPlan, sla: dict, state: _State, say: Say) -> int:
         upcoming, attempt = next_probe(history, start, plan.tolerance), 0
     found = bracket(history)
     proven = bracket(history, full_size_only=True).highest_pass
-    if found.lowest_fail is not None:
-        sla["lowest_failing_qps"] = found.lowest_fail
-        sla["binding_constraint"] = next(p["constraint"] for p in reversed(sla["probes"])
-                                         if p["target_qps"] == found.lowest_fail)
+    _conclude(sla, history)
     if state.interrupted:
         return EXIT_INTERRUPTED
     if found.highest_pass is None:
@@ -149,6 +173,20 @@ def _search(plan: SlaPlan, sla: dict, state: _State, say: Say) -> int:
         say(f"{probe['dir']} ran at the confirmation's size and passed: it is the confirmation")
         return _confirmed(sla, probe)
     return _confirm(plan, sla, state, say, found.highest_pass)
+
+
+def _measured(probes: list[dict]) -> int:
+    return sum(1 for probe in probes if probe["verdict"] != ABORTED)
+
+
+def _conclude(sla: dict, history: list[Probed]) -> None:
+    """The lowest failing rate and what failed it, from the probes that measured the deployment
+    (a probe aborted by a server gone measured nothing, and names no rate)."""
+    lowest_fail = bracket(history).lowest_fail
+    sla["lowest_failing_qps"] = lowest_fail
+    sla["binding_constraint"] = None if lowest_fail is None else next(
+        (p["constraint"] for p in reversed(sla["probes"] + sla["confirmation_attempts"])
+         if p["target_qps"] == lowest_fail and p["verdict"] not in (PASS, ABORTED)), None)
 
 
 def _confirmation_size(plan: SlaPlan) -> tuple[float, int | None]:
@@ -169,41 +207,57 @@ def _confirm(plan: SlaPlan, sla: dict, state: _State, say: Say, highest_pass: fl
     one step lower when that fails."""
     for number, rate in enumerate((highest_pass, round_rate(highest_pass / (1 + plan.tolerance))),
                                   start=1):
-        confirmation = _probe(plan, state, say, f"confirm-{number}", rate,
-                              *_confirmation_size(plan))
+        confirmation = _probe(plan, sla, state, say, f"confirm-{number}", rate,
+                              *_confirmation_size(plan), sla["confirmation_attempts"])
         sla["confirmation_attempts"].append(confirmation)
         sla["confirmation"] = confirmation
+        if not confirmation["interrupted"]:  # a confirmation is a full-size probe
+            state.history.append(Probed(rate, confirmation["verdict"] == PASS, True))
+        _conclude(sla, state.history)
         _write(plan, sla)
         if state.interrupted:
             return EXIT_INTERRUPTED
         if confirmation["verdict"] == PASS:
             return _confirmed(sla, confirmation)
-        sla["lowest_failing_qps"] = min(rate, sla["lowest_failing_qps"] or rate)
     say("no confirmation run was VALID: no confirmed answer")
     return EXIT_FAILED
 
 
 def _start_rate(plan: SlaPlan, sla: dict, state: _State, say: Say) -> float | None:
-    say(f"start rate: a short Offline run ({START_RUN_QUERIES} queries) measures the deployment")
-    output = _launch(plan, state, plan.output_dir / "start-offline",
-                     ["--scenario", "Offline", "--duration", "1", "--no-report",
-                      "--min-query-count", str(START_RUN_QUERIES)])
-    samples_per_second = ((output.results or {}).get("loadgen") or {}).get("samples_per_second")
-    sla["start"] = {"qps": None, "offline_samples_per_second": samples_per_second,
-                    "dir": "start-offline",
-                    "rule": f"{START_SHARE_OF_OFFLINE:g} x the Offline run's samples/s"}
+    sla["start"] = {"qps": None, "offline_samples_per_second": None, "dir": None,
+                    "rule": f"{START_SHARE_OF_OFFLINE:g} x the Offline run's samples/s",
+                    "aborted": []}
+
+    def attempt(name: str) -> dict:
+        output = _launch(plan, state, plan.output_dir / name, name,
+                         ["--scenario", "Offline", "--duration", "1", "--no-report",
+                          "--min-query-count", str(START_RUN_QUERIES)],
+                         lambda: say(f"{name}: a short Offline run ({START_RUN_QUERIES} queries) "
+                                     f"for the start rate"))
+        loadgen = (output.results or {}).get("loadgen") or {}
+        run = {"dir": name, "offline_samples_per_second": loadgen.get("samples_per_second"),
+               **_aborted_or_measured(state, output, name)}
+        if run["verdict"] == ABORTED:
+            say(f"{name}: ABORTED in {output.wall_s:g} s: {run['reason']}")
+        return run
+
+    run = _until_measured(plan, sla, state, "start-offline", sla["start"]["aborted"], attempt)
+    samples_per_second = run["offline_samples_per_second"]
+    sla["start"].update(dir=run["dir"], offline_samples_per_second=samples_per_second)
     if not samples_per_second:
         if not state.interrupted:
-            say(f"the Offline start run measured nothing (exit {output.exit_status}); see "
-                f"{plan.output_dir / 'start-offline' / 'run.log'}, or give --start-qps")
+            say(f"the Offline start run measured nothing; see "
+                f"{plan.output_dir / run['dir'] / 'run.log'}, or give --start-qps")
         return None
     start = round_rate(START_SHARE_OF_OFFLINE * samples_per_second)
     say(f"start rate: {start:g} QPS (Offline served {samples_per_second:,.2f} samples/s)")
     return start
 
 
-def _probe(plan: SlaPlan, state: _State, say: Say, name: str, rate: float, duration_s: float,
-           queries: int | None) -> dict:
+def _probe(plan: SlaPlan, sla: dict, state: _State, say: Say, name: str, rate: float,
+           duration_s: float, queries: int | None, kept: list[dict]) -> dict:
+    """One probe that measured the deployment (its repeats, when a server was lost, named
+    NAME-repeatN; the aborted ones are kept in `kept`)."""
     # Each probe's figures are drawn in the search's own report.
     args = ["--scenario", plan.scenario.value, "--target-qps", f"{rate:g}",
             "--stop-when-sla-fails", "--no-report"]
@@ -216,20 +270,64 @@ def _probe(plan: SlaPlan, state: _State, say: Say, name: str, rate: float, durat
     if not plan.official_limits:
         args += ["--ttft-limit-ms", f"{plan.limits.ttft_ms:g}",
                  "--tpot-limit-ms", f"{plan.limits.tpot_ms:g}"]
-    folder = f"{name}-{rate:g}qps"
-    say(f"{name}: {rate:g} QPS for at least {duration_s:g} s"
-        + (f" and {queries} queries" if queries else ""))
-    output = _launch(plan, state, plan.output_dir / folder, args)
-    probe = _probe_record(output, rate, duration_s, folder)
-    if state.interrupted:  # whatever the run wrote, the search stopped during it
-        probe.update(interrupted=True, verdict=UNDECIDED, reason="interrupted")
-    say(f"{name}: {probe['verdict'].upper()} in {output.wall_s:g} s: {probe['reason']}")
-    return probe
+
+    def attempt(label: str) -> dict:
+        folder = f"{label}-{rate:g}qps"
+        output = _launch(plan, state, plan.output_dir / folder, label, args,
+                         lambda: say(f"{label}: {rate:g} QPS for at least {duration_s:g} s"
+                                     + (f" and {queries} queries" if queries else "")))
+        probe = _probe_record(output, rate, duration_s, folder)
+        if state.interrupted:  # whatever the run wrote, the search stopped during it
+            probe.update(interrupted=True, verdict=UNDECIDED, reason="interrupted")
+        else:
+            probe.update(_aborted_or_measured(state, output, label, probe))
+        say(f"{label}: {probe['verdict'].upper()} in {output.wall_s:g} s: {probe['reason']}")
+        return probe
+
+    return _until_measured(plan, sla, state, name, kept, attempt)
 
 
-def _launch(plan: SlaPlan, state: _State, output_dir: Path, args: list[str]) -> RunOutput:
+def _aborted_or_measured(state: _State, output: RunOutput, name: str,
+                         measured: dict | None = None) -> dict:
+    """A run's verdict as far as the servers go: `aborted` with the reason when a server was
+    lost during it or it wrote nothing; else what it measured (`measured`) stands."""
+    lost = state.guard.lost(output.results, output.exit_status, name)
+    if lost is not None:
+        return {"verdict": ABORTED, "reason": lost, "server_lost": True, "constraint": None}
+    if output.results is None and output.exit_status != EXIT_INTERRUPTED:
+        return {"verdict": ABORTED, "server_lost": False, "constraint": None,
+                "reason": f"{name} wrote no results (exit {output.exit_status}; see its "
+                          f"run.log)"}
+    return {"verdict": (measured or {}).get("verdict"), "server_lost": False,
+            **({"reason": measured["reason"]} if measured else {})}
+
+
+def _until_measured(plan: SlaPlan, sla: dict, state: _State, name: str, kept: list[dict],
+                    attempt: Callable[[str], dict]) -> dict:
+    """`attempt` until a run measures the deployment. An aborted one is kept in `kept`; then
+    the search stops (RunStopped) or, with --wait-for-server, repeats it once the servers
+    answer again."""
+    label = name
+    for repeat in itertools.count(1):
+        record = attempt(label)
+        if record["verdict"] != ABORTED or state.interrupted:
+            return record
+        kept.append(record)
+        _write(plan, sla)
+        if not record["server_lost"]:
+            raise RunStopped(f"{record['reason']}: the search stops", label, EXIT_FAILED)
+        state.guard.may_repeat(record["reason"], label)
+        label = f"{name}-repeat{repeat}"
+    raise AssertionError("unreachable")
+
+
+def _launch(plan: SlaPlan, state: _State, output_dir: Path, name: str, args: list[str],
+            announce: Callable[[], None]) -> RunOutput:
     if state.interrupted:  # the signal came before this run started: it never starts
         return RunOutput(EXIT_INTERRUPTED, None, 0.0, None)
+    if state.runs:  # the first run's own checks say best what is wrong with an endpoint
+        state.guard.before(name)
+    announce()
     state.child = ChildRun([*plan.run_args, *args, "--token-cache",
                             str(plan.output_dir / TOKEN_CACHE)], output_dir)
     if state.interrupted:  # it came while the run was being started
@@ -294,13 +392,15 @@ def _skeleton(plan: SlaPlan) -> dict:
         "compliance_notes": notes,
         "search": {"tolerance": plan.tolerance, "probe_duration_s": plan.probe_duration_s,
                    "probe_queries": PROBE_QUERIES, "confirm_duration_s": plan.confirm_duration_s,
-                   "max_probes": plan.max_probes, "attempts_per_rate": ATTEMPTS_PER_RATE},
+                   "max_probes": plan.max_probes, "attempts_per_rate": ATTEMPTS_PER_RATE,
+                   "wait_for_server_s": plan.wait_for_server_s},
         "start": {"qps": plan.start_qps, "rule": "--start-qps"},
         "probes": [],
         "confirmation": None,
         "confirmation_attempts": [],
         "self_check": None,
         "interrupted": False,
+        "aborted": None,  # {"during", "reason"}: a server stopped answering and the search too
     }
 
 
@@ -320,4 +420,6 @@ def answer_line(sla: dict) -> str:
                 f"confirmed VALID")
     if sla["interrupted"]:
         return f"interrupted: no confirmed answer yet for {sla_words}"
+    if sla["aborted"]:
+        return f"{sla['aborted']['reason']}; no answer for {sla_words}"
     return f"no rate was confirmed VALID within {sla_words}"

@@ -18,6 +18,9 @@ from client_sut.analysis.early_stopping import (
 )
 
 PASS, FAIL, UNDECIDED = "pass", "fail", "undecided"
+# Neither a pass nor a fail: a server stopped answering during the run, which measured nothing
+# of the deployment (decided from the run's endpoints[].health, not from its latencies).
+ABORTED = "aborted"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@
 Every input is checked before a run is made or a file is copied: the division and scenarios,
 the checker's checkout, the user's system file (with what the tool sees, every required field
 must have an answer), the user.conf, the run options. Exit status: 0 when MLCommons' checker
-accepts the folder and every extra check passes, 1 when either does not, 2 on bad input.
+accepts the folder and every extra check passes, 1 when either does not, 2 on bad input, 3
+when a server stopped answering while the runs were made (they stop; those made are kept).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pathlib import Path
 
 from client_sut.config import Scenario, parse_choice
 from client_sut.errors import EXIT_FAILED, EXIT_OK, UsageError
+from client_sut.runs.server_guard import ServerGuard
 from client_sut.runs.settings import check_user_conf, default_user_conf
+from client_sut.security import Credentials
 from client_sut.submission import probe
 from client_sut.submission.assemble import assemble
 from client_sut.submission.checker import run_checker, tools_dir
@@ -50,6 +53,7 @@ class SubmissionConfig:
     user_conf: Path | None = None
     run_args: tuple[str, ...] = ()  # given: make the runs with these `client-sut run` options
     endpoints: tuple[str, ...] = ()  # the servers the runs are made against (from run_args)
+    credentials: Credentials = Credentials()  # how to reach them (from run_args)
     skip_dataset_size_check: bool = False
 
 
@@ -106,7 +110,7 @@ def make_submission(config: SubmissionConfig, progress: Progress) -> SubmissionO
         raise UsageError(f"submitter {system['submitter']!r} names a folder: drop the '/'")
 
     specs = plan_runs(scenarios, runs, config.run_args, user_confs) if making else []
-    make_runs(specs, progress)
+    make_runs(specs, progress, ServerGuard(config.endpoints, config.credentials, None, progress))
     if missing := incomplete_runs(runs, scenarios):
         raise UsageError(f"the runs left {len(missing)} things missing, e.g. {missing[0]}")
 

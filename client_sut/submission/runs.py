@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from client_sut.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from client_sut.errors import EXIT_INTERRUPTED, EXIT_USAGE, RunStopped, UsageError
+from client_sut.runs.server_guard import ServerGuard
 from client_sut.submission.layout import RUN_KINDS, run_dir
 
 # The submission sets these itself, per run.
@@ -60,18 +61,30 @@ def plan_runs(scenarios: Sequence[str], runs: Path, run_args: Sequence[str],
             for scenario in scenarios for kind in RUN_KINDS]
 
 
-def make_runs(specs: Sequence[RunSpec], progress: Callable[[str], None]) -> None:
+def make_runs(specs: Sequence[RunSpec], progress: Callable[[str], None],
+              guard: ServerGuard) -> None:
     """Each run in turn. A run that finishes INVALID or failing is kept (the checks judge it);
-    bad input stops everything, as does an interrupt."""
+    bad input stops everything, as does an interrupt, and so does a server that stopped
+    answering (RunStopped: before the next run, the runs made so far kept)."""
     for number, spec in enumerate(specs, start=1):
+        during = f"run {number}/{len(specs)} ({spec.scenario} {spec.kind})"
+        if number > 1:  # the first run's own checks say best what is wrong with an endpoint
+            guard.before(during)
         progress(f"run {number}/{len(specs)}: {spec.scenario} {spec.kind}")
-        status = subprocess.run(spec.command(), stdout=sys.stderr).returncode
+        status = subprocess.run(spec.command(), check=False, stdout=sys.stderr).returncode
         if status == EXIT_USAGE:
             raise UsageError(f"`{spec.shown()}` was refused (exit 2): fix the run options "
                              f"after `--`")
         if status == EXIT_INTERRUPTED:
             raise KeyboardInterrupt
-        if not (spec.output_dir / "results.json").is_file():
+        results_path = spec.output_dir / "results.json"
+        results = json.loads(results_path.read_text(encoding="utf-8")) \
+            if results_path.is_file() else None
+        lost = guard.lost(results, status, during)
+        if lost is not None:
+            raise RunStopped(f"{lost}; the submission stops, the runs made so far are kept in "
+                             f"{spec.output_dir.parent.parent}", during)
+        if results is None:
             raise UsageError(f"`{spec.shown()}` ended with status {status} and wrote no "
                              f"results.json: see its messages above")
 

@@ -79,6 +79,9 @@ def test_server_killed_mid_run(start_emitter, demo_tokenizer, run_cli, scenario)
     client = run.results["client"]
     assert client["issued"] == client["requests"]
     # Streams open at the kill break; requests after it find nobody listening.
-    assert set(client["errors_by_kind"]) <= {"disconnected", "connect"}
+    assert set(client["errors_by_kind"]) <= {"disconnected", "refused"}
     assert client["errors_by_kind"].get("disconnected", 0) + \
-        client["errors_by_kind"].get("connect", 0) >= client["requests"] - 5
+        client["errors_by_kind"].get("refused", 0) >= client["requests"] - 5
+    [endpoint] = run.results["endpoints"]
+    assert endpoint["health"]["state"] == "stopped"
+    assert "it did not come back" in run.stderr
