@@ -16,8 +16,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,8 @@ from urllib.parse import urlsplit
 
 from client_sut.config import normalise_endpoint
 from client_sut.errors import UsageError
+from client_sut.measure.health import check_health
+from client_sut.records import Answer
 
 DNS_PREFIX = "dns+"
 # How an endpoint is reached: a replica directly, or a URL used as given (which may stand for a
@@ -122,14 +122,6 @@ def endpoint_origins(found: Sequence[Endpoint]) -> dict[str, dict]:
             for e in found}
 
 
-def answers_health(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=HEALTH_TIMEOUT_S) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
 def wait_for_endpoints(endpoints: Sequence[str], endpoints_file: Path | None, expect: int,
                        wait_s: float, progress: Callable[[str], None]) -> tuple[Endpoint, ...]:
     """Discover until `expect` servers are found and each answers /health, or `wait_s` passes
@@ -139,7 +131,8 @@ def wait_for_endpoints(endpoints: Sequence[str], endpoints_file: Path | None, ex
     while True:
         try:
             found = discover(endpoints, endpoints_file)
-            healthy = [e for e in found if answers_health(e.url)]
+            healthy = [e for e in found
+                       if check_health(e.url, timeout_s=HEALTH_TIMEOUT_S).answer is Answer.ANSWERED]
             state = f"{len(healthy)} of {len(found)} servers found answer /health, {expect} expected"
             if len(healthy) == len(found) >= expect:
                 progress(f"{state}: {', '.join(e.url for e in found)}")

@@ -237,7 +237,7 @@ def _start_rate(plan: SlaPlan, sla: dict, state: _State, say: Say) -> float | No
         loadgen = (output.results or {}).get("loadgen") or {}
         run = {"dir": name, "offline_samples_per_second": loadgen.get("samples_per_second"),
                **_aborted_or_measured(state, output, name)}
-        if run["verdict"] == ABORTED:
+        if run.get("verdict") == ABORTED:
             say(f"{name}: ABORTED in {output.wall_s:g} s: {run['reason']}")
         return run
 
@@ -280,17 +280,16 @@ def _probe(plan: SlaPlan, sla: dict, state: _State, say: Say, name: str, rate: f
         if state.interrupted:  # whatever the run wrote, the search stopped during it
             probe.update(interrupted=True, verdict=UNDECIDED, reason="interrupted")
         else:
-            probe.update(_aborted_or_measured(state, output, label, probe))
+            probe.update(_aborted_or_measured(state, output, label))
         say(f"{label}: {probe['verdict'].upper()} in {output.wall_s:g} s: {probe['reason']}")
         return probe
 
     return _until_measured(plan, sla, state, name, kept, attempt)
 
 
-def _aborted_or_measured(state: _State, output: RunOutput, name: str,
-                         measured: dict | None = None) -> dict:
+def _aborted_or_measured(state: _State, output: RunOutput, name: str) -> dict:
     """A run's verdict as far as the servers go: `aborted` with the reason when a server was
-    lost during it or it wrote nothing; else what it measured (`measured`) stands."""
+    lost during it or it wrote nothing; else nothing to change in what it measured."""
     lost = state.guard.lost(output.results, output.exit_status, name)
     if lost is not None:
         return {"verdict": ABORTED, "reason": lost, "server_lost": True, "constraint": None}
@@ -298,8 +297,7 @@ def _aborted_or_measured(state: _State, output: RunOutput, name: str,
         return {"verdict": ABORTED, "server_lost": False, "constraint": None,
                 "reason": f"{name} wrote no results (exit {output.exit_status}; see its "
                           f"run.log)"}
-    return {"verdict": (measured or {}).get("verdict"), "server_lost": False,
-            **({"reason": measured["reason"]} if measured else {})}
+    return {"server_lost": False}
 
 
 def _until_measured(plan: SlaPlan, sla: dict, state: _State, name: str, kept: list[dict],
@@ -310,7 +308,7 @@ def _until_measured(plan: SlaPlan, sla: dict, state: _State, name: str, kept: li
     label = name
     for repeat in itertools.count(1):
         record = attempt(label)
-        if record["verdict"] != ABORTED or state.interrupted:
+        if record.get("verdict") != ABORTED or state.interrupted:
             return record
         kept.append(record)
         _write(plan, sla)

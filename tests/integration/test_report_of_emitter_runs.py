@@ -81,8 +81,14 @@ def test_scraped_metrics_are_joined_to_the_run_and_token_counts_agree(server_run
     # The emitter's own histogram holds its truth (20 ms and a little): in its 20-40 ms bucket.
     assert ttft["bucket_ms"]["p50"] == [20.0, 40.0]
     assert server["itl_ms"] is None  # the emitter exposes none: left out, not an error
-    lines = [json.loads(line) for line in (output / "server_metrics.jsonl").read_text().splitlines()]
-    assert lines and all(line["source"] == "server" and "error" not in line for line in lines)
+    scraped = (output / "server_metrics.jsonl").read_text().splitlines()
+    every = [json.loads(line) for line in scraped]
+    lines = [line for line in every if line["source"] == "server"]
+    assert lines and all("error" not in line for line in lines)
+    # Each round also asks the health path: the emitter answered every time.
+    health = [line for line in every if line["source"] == "health"]
+    assert len(health) == len(lines) and {line["answer"] for line in health} == {"answered"}
+    assert endpoint["health"]["state"] == "answering"
     times = [line["t_ns"] for line in lines]
     window = results["server_metrics"]["window_ms"]
     assert times[0] < window[0] * 1e6 and times[-1] > window[1] * 1e6  # around the window
