@@ -238,11 +238,12 @@ class StreamAccumulator:
             return
         chunk = _decode_chunk(payload)
         if chunk.error is not None or chunk.object == "error":
-            detail = chunk.error if chunk.error is not None else chunk.message
-            raise _StreamError(ErrorKind.SERVER_ERROR_EVENT, f"server error in stream: {detail}")
+            raise _StreamError(ErrorKind.SERVER_ERROR_EVENT,
+                               f"server error in stream: {_error_message(chunk)}")
         if self.response_id is None:
             self.response_id = chunk.id
-        if chunk.usage is not None and chunk.usage.completion_tokens is not None:
+        # The last count above zero: Ollama puts a zero usage on every chunk before the real one.
+        if chunk.usage is not None and chunk.usage.completion_tokens:
             self.usage_tokens = chunk.usage.completion_tokens
         n_tokens = 0
         ids: list[int] | None = None
@@ -253,7 +254,7 @@ class StreamAccumulator:
                 text += piece
             if choice.token_ids:
                 ids = choice.token_ids if ids is None else ids + choice.token_ids
-            if choice.finish_reason is not None:
+            if choice.finish_reason:  # TGI sends "" on every chunk before the last
                 self.finish_reason = choice.finish_reason
         if ids:
             self.saw_ids = True
@@ -273,6 +274,20 @@ class StreamAccumulator:
         if self.saw_ids:  # where a server gives ids for some events only, those are what it gave
             return TokenIdSource.SERVER
         return TokenIdSource.RETOKENIZED if self.texts else TokenIdSource.NONE
+
+
+def _error_message(chunk: _Chunk) -> str:
+    """The server's own words, from each shape an error takes inside a 200 stream: vLLM's and
+    SGLang's `{"error": {"message", "type", "code"}}` (or the chunk itself with `object: error`),
+    llama.cpp's `{"error": {"code", "message", "type"}}`, TGI's `{"error": {"message",
+    "http_status_code"}}` and TensorRT-LLM's `{"error": "text"}`."""
+    error = chunk.error if chunk.error is not None else chunk.message
+    if isinstance(error, dict):
+        message = error.get("message")
+        code = error.get("code", error.get("http_status_code"))
+        if isinstance(message, str):
+            return f"{message} (code {code})" if code is not None else message
+    return str(error)
 
 
 class _StreamError(Exception):

@@ -186,3 +186,52 @@ def test_vllms_own_middle_chunks_are_read_in_bulk(middle):
     token = int(middle.rsplit(b"[", 1)[1].split(b"]")[0])
     assert list(acc.token_ids) == [7, token, 8, token]
     assert list(acc.event_tokens) == [1, 1, 2] and list(acc.event_ns) == [0, 50, 60]
+
+
+def test_tgis_empty_finish_reason_is_none_until_the_last_chunk():
+    acc, _ = run([completion(" a", finish=""), completion(" b", finish=""),
+                  completion("", finish="length"), b"[DONE]"])
+    assert acc.finish_reason == "length"
+    acc, _ = run([completion(" a", finish=""), b"[DONE]"])
+    assert acc.finish_reason is None
+
+
+def test_the_last_usage_above_zero_counts_as_ollama_sends_zeros_on_every_chunk():
+    zero = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    events = [event(choices=[{"index": 0, "text": t, "finish_reason": None}], usage=zero)
+              for t in ("a", "b")]
+    acc, _ = run([*events, USAGE, event(choices=[], usage=zero), b"[DONE]"])
+    assert acc.usage_tokens == 3
+
+
+def test_usage_inline_on_the_finish_chunk_counts_as_tgi_and_llama_cpp_send_it():
+    last = event(choices=[{"index": 0, "text": " c", "finish_reason": "length"}],
+                 usage={"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12})
+    acc, _ = run([completion(" a"), completion(" b"), last, b"[DONE]"])
+    assert acc.usage_tokens == 3 and list(acc.event_tokens) == [1, 1, 1]
+
+
+@pytest.mark.parametrize("error, message", [
+    ({"message": "boom", "type": "BadRequestError", "param": None, "code": 400},
+     "boom (code 400)"),  # vLLM, SGLang
+    ({"code": 500, "message": "boom", "type": "server_error"}, "boom (code 500)"),  # llama.cpp
+    ({"message": "boom", "http_status_code": 422}, "boom (code 422)"),  # TGI
+    ("boom: 1 validation error", "boom: 1 validation error"),  # TensorRT-LLM
+])
+def test_every_error_shape_in_a_200_stream_fails_the_request_with_the_servers_words(error,
+                                                                                   message):
+    with pytest.raises(_StreamError) as raised:
+        run([completion(" a"), event(error=error)])  # after a token, with no [DONE] after it
+    assert str(raised.value) == f"server error in stream: {message}"
+
+
+def test_comments_crlf_and_a_trailing_space_are_read_as_the_sse_spec_says():
+    acc, _ = accumulator()
+    acc.on_headers(0, 200, "text/event-stream")
+    for t, piece in enumerate([b": ping\r\n\r\n", b"data:" + completion(" a") + b" \r\n\r\n",
+                               b":\n\n", b"data: " + completion(" b") + b" \n\n",
+                               b"data: " + USAGE + b"\n\ndata: [DONE]\n\n"]):
+        acc.on_body(t * 10, piece)
+    acc.read_stored()
+    assert list(acc.event_ns) == [10, 30, 40] and list(acc.event_tokens) == [1, 1, 0]
+    assert acc.done and acc.usage_tokens == 3
