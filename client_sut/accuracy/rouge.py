@@ -180,8 +180,9 @@ def judge(scores: dict, targets: Targets) -> dict:
     if partial:
         notes.append(f"{scores['gen_num']} of the benchmark's {targets.gen_num} samples: "
                      f"gen_len judged against a target scaled to {gen_len_target:,.0f}")
+    judged = {**asdict(targets), "gen_len": round(gen_len_target)}
     return {"passed": all(checks.values()) and scores["gen_num"] > 0, "checks": checks,
-            "partial": partial, "notes": notes}
+            "partial": partial, "notes": notes, "judged_targets": judged}
 
 
 def evaluate_rows(rows: Sequence[dict], references: Sequence[str], tokenizer, *,

@@ -150,7 +150,8 @@ class PageBuilder:
         accuracy = results.get("accuracy")
         if not accuracy:
             return ""
-        rows = [[key, _num(accuracy.get(key), 4), _num(accuracy["targets"].get(key), 4),
+        judged = accuracy.get("judged_targets", accuracy["targets"])  # gen_len scaled to size
+        rows = [[key, _num(accuracy.get(key), 4), _num(judged.get(key), 4),
                  "yes" if accuracy["checks"].get(key) else "NO"]
                 for key in ("rouge1", "rouge2", "rougeL", "rougeLsum", "gen_len")]
         return (f"<h3>Accuracy: {'PASSED' if accuracy['passed'] else 'FAILED'}</h3>"

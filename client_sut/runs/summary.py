@@ -72,7 +72,9 @@ def print_run_summary(results: dict, output_dir: Path) -> None:
 
 
 def accuracy_lines(accuracy: dict) -> list[str]:
-    targets, checks = accuracy["targets"], accuracy["checks"]
+    # What the run was judged by: a partial set's gen_len target is scaled to its size.
+    targets = accuracy.get("judged_targets", accuracy["targets"])
+    checks = accuracy["checks"]
     lines = [f"  {'metric':<10} {'score':>12} {'target':>12}  ok"]
     for key in ("rouge1", "rouge2", "rougeL", "rougeLsum", "gen_len"):
         lines.append(f"  {key:<10} {accuracy[key]:>12,} {targets[key]:>12,}  "

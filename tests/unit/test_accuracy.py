@@ -1,6 +1,7 @@
 """Accuracy as MLPerf scores it: ROUGE by hand, agreement with rouge_score, pass/fail edges."""
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from client_sut.accuracy.rouge import (
     sentence_splitter,
 )
 from client_sut.errors import UsageError
+from client_sut.runs.summary import accuracy_lines
 from tests.conftest import SHARED_DATA
 
 DC = TARGETS["datacenter"]
@@ -101,6 +103,12 @@ def test_partial_set_scales_gen_len_and_says_so():
     verdict = judge(scores, DC)
     assert verdict["passed"] and verdict["partial"]
     assert "100 of the benchmark's 13368 samples" in verdict["notes"][0]
+    # What it was judged by, and what the table shows: the scaled gen_len target.
+    assert verdict["judged_targets"]["gen_len"] == round(DC.gen_len * 100 / DC.gen_num) == 61098
+    assert verdict["judged_targets"]["rouge1"] == DC.rouge1
+    lines = accuracy_lines({**scores, **verdict, "targets": asdict(DC), "category": "datacenter"})
+    gen_len_row = next(line for line in lines if line.strip().startswith("gen_len"))
+    assert "61,098" in gen_len_row and f"{DC.gen_len:,}" not in gen_len_row
 
 
 def test_dedupe_keeps_the_first_row_per_sample():
