@@ -22,6 +22,7 @@ from client_sut.config import (
     PromptForm,
     RunConfig,
     Scenario,
+    check_dialect,
     normalise_endpoint,
     parse_choice,
 )
@@ -69,6 +70,10 @@ def _deployment_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     group.add_argument("--prompt-form",
                        help="tokens|text: the prompt as token ids or as text (default: tokens for "
                             "completions, text for chat)")
+    group.add_argument("--dialect", metavar="NAME",
+                       help="the servers' kind (vllm, sglang, trtllm, tgi, openai, ollama, "
+                            "llamacpp): what they accept and ignore, where a probe cannot tell "
+                            "(default: probed before the run)")
     group.add_argument("--max-concurrency", type=int, default=512, metavar="N",
                        help="requests in flight per endpoint (default 512)")
     group.add_argument("--workers", type=_workers, default=0, metavar="N|auto",
@@ -224,6 +229,19 @@ def _endpoints_parser(commands) -> None:
                            help="wait until N servers are found and every one answers /health")
     endpoints.add_argument("--wait", type=float, default=900.0, metavar="SECONDS",
                            help="with --expect: how long to wait for them (default 900)")
+    endpoints.add_argument("--describe", action="store_true",
+                           help="probe each server (one short request): its kind, what it "
+                                "accepts of the client's request and where it puts ids and usage")
+    endpoints.add_argument("--model", help="with --describe: the served model (default: the "
+                                           "first of GET /v1/models)")
+    endpoints.add_argument("--api", default="completions", help="with --describe: "
+                                                                "completions|chat")
+    endpoints.add_argument("--dialect", metavar="NAME",
+                           help="with --describe: the servers' kind, as a run would be told")
+    endpoints.add_argument("--api-key-env", metavar="NAME")
+    endpoints.add_argument("--api-key-file", type=Path, metavar="PATH")
+    endpoints.add_argument("--insecure", action="store_true")
+    endpoints.add_argument("--ca-bundle", type=Path, metavar="PATH")
 
 
 def _cmd_endpoints(args: argparse.Namespace) -> int:
@@ -239,8 +257,17 @@ def _cmd_endpoints(args: argparse.Namespace) -> int:
     else:
         found = wait_for_endpoints(specs, args.endpoints_file, args.expect, args.wait,
                                    lambda message: print(message, file=sys.stderr, flush=True))
-    for url, origin in endpoint_origins(found).items():
-        print(f"{url}\t{origin['found_by']}\t{origin['reached']}")
+    if not args.describe:
+        for url, origin in endpoint_origins(found).items():
+            print(f"{url}\t{origin['found_by']}\t{origin['reached']}")
+        return EXIT_OK
+    from client_sut.measure.dialect_probe import describe_endpoints
+
+    credentials = resolve_credentials(key_env=args.api_key_env, key_file=args.api_key_file,
+                                      insecure=args.insecure, ca_bundle=args.ca_bundle)
+    print("\n".join(describe_endpoints(
+        tuple(e.url for e in found), args.model, parse_choice(Api, args.api, "--api"),
+        credentials, check_dialect(args.dialect))))
     return EXIT_OK
 
 
@@ -303,6 +330,7 @@ def _deployment_config(args: argparse.Namespace, output_dir: Path) -> RunConfig:
                                         insecure=args.insecure, ca_bundle=args.ca_bundle),
         calibration=args.calibration,
         gpu_metrics=args.gpu_metrics,
+        dialect=args.dialect,
     )
 
 

@@ -8,6 +8,7 @@ from enum import Enum
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from client_sut.dialect import KNOWN
 from client_sut.errors import UsageError
 from client_sut.request import Api, GenerationParams, Timeouts
 from client_sut.security import Credentials
@@ -120,6 +121,7 @@ class RunConfig:
     gpu_metrics: str | None = None  # a DCGM exporter's /metrics URL: GPUs on another host
     server_metrics: bool = True  # scrape each endpoint's /metrics during the run
     endpoints_file: Path | None = None  # more endpoints, one URL per line (server.launch)
+    dialect: str | None = None  # the servers' kind, as the user names it (None: probed)
 
 
 def parse_choice(enum_type: type[Enum], value: str, flag: str):
@@ -185,6 +187,7 @@ def validate(config: RunConfig) -> RunConfig:
     if config.api is Api.CHAT and config.prompt_form is PromptForm.TOKENS:
         raise UsageError("--api chat sends the prompt as text (the server applies its chat "
                          "template); drop --prompt-form tokens or use --api completions")
+    config = replace(config, dialect=check_dialect(config.dialect))
     if config.prompt_form is None:
         default = PromptForm.TEXT if config.api is Api.CHAT else PromptForm.TOKENS
         config = replace(config, prompt_form=default)
@@ -195,6 +198,13 @@ def validate(config: RunConfig) -> RunConfig:
                 name, f"--{name.replace('_', '-')}-timeout")
             raise UsageError(f"{flag} must be a number of seconds greater than 0, got {value}")
     return config
+
+
+def check_dialect(name: str | None) -> str | None:
+    """A kind of server the client knows (`--dialect`), in lower case; None stays None."""
+    if name is not None and name.lower() not in KNOWN:
+        raise UsageError(f"--dialect {name!r} is not one of: {', '.join(KNOWN)}")
+    return name.lower() if name is not None else None
 
 
 def _check_workers(config: RunConfig) -> None:

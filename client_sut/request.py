@@ -33,8 +33,10 @@ class GenerationParams:
 
 
 def request_body(api: Api, model: str, params: GenerationParams, *,
-                 prompt_ids: tuple[int, ...] | None, prompt_text: str) -> bytes:
-    """The JSON body for one sample; built once per sample, before the run."""
+                 prompt_ids: tuple[int, ...] | None, prompt_text: str,
+                 omit: tuple[str, ...] = ()) -> bytes:
+    """The JSON body for one sample; built once per sample, before the run. `omit`: the
+    fields the server refuses (its dialect's), left out."""
     body: dict = {
         "model": model,
         "max_tokens": params.max_tokens,
@@ -51,6 +53,8 @@ def request_body(api: Api, model: str, params: GenerationParams, *,
         body["messages"] = [{"role": "user", "content": prompt_text}]
     else:
         body["prompt"] = list(prompt_ids) if prompt_ids is not None else prompt_text
+    for name in omit:
+        body.pop(name, None)
     return msgspec.json.encode(body)
 
 

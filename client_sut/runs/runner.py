@@ -36,9 +36,11 @@ from client_sut.config import (
 from client_sut.data.dataset import Sample, load_samples, tokenize_prompts
 from client_sut.data.token_cache import cache_key, cached_prompt_ids
 from client_sut.data.tokenization import load_tokenizer
+from client_sut.dialect import Capabilities, Dialect, describe, dialect_notes
 from client_sut.errors import EXIT_INTERRUPTED, UsageError
 from client_sut.eventloop import run_event_loop
 from client_sut.measure.cores import auto_workers, plan_cores
+from client_sut.measure.dialect_probe import one_request_shape, probe_dialects
 from client_sut.measure.discovery import discover, endpoint_origins
 from client_sut.measure.dispatch import EndpointPool
 from client_sut.measure.endpoints import probe_endpoints
@@ -129,11 +131,28 @@ def check_prompt_lengths(prompt_ids: list[tuple[int, ...]], max_model_len: int |
 
 
 def _request_bodies(config: RunConfig, model: str, samples: list[Sample],
-                    prompt_ids: list[tuple[int, ...]]) -> list[bytes]:
-    send_ids = config.prompt_form is PromptForm.TOKENS
+                    prompt_ids: list[tuple[int, ...]], shape: Capabilities) -> list[bytes]:
+    """What each sample asks, in the shape the servers take (their dialect)."""
+    send_ids = config.prompt_form is PromptForm.TOKENS and shape.token_prompt
     return [request_body(config.api, model, config.generation,
-                         prompt_ids=ids if send_ids else None, prompt_text=sample.prompt)
+                         prompt_ids=ids if send_ids else None, prompt_text=sample.prompt,
+                         omit=shape.refused)
             for sample, ids in zip(samples, prompt_ids)]
+
+
+def _probe_dialects(config: RunConfig, model: str, tokenizer,
+                    progress: Progress) -> dict[str, Dialect]:
+    """Each endpoint's dialect, from a short request whose prompt is the warm-up's (no dataset
+    sample: no prefix cache is primed for the measured ones)."""
+    [sample] = warmup_samples(1)
+    [ids] = tokenize_prompts(tokenizer, [sample])
+    dialects = asyncio.run(probe_dialects(
+        config.endpoints, model, config.api, config.generation,
+        ids if config.prompt_form is PromptForm.TOKENS else None, sample.prompt,
+        config.credentials, config.dialect))
+    for url, dialect in dialects.items():
+        progress(f"{url}: {describe(dialect)}")
+    return dialects
 
 
 def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
@@ -156,11 +175,15 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     settings = build_test_settings(config, len(samples))
     config = _resolve_workers(config, settings, calibration, progress)
     limits = latency_limits(settings)
-    notes = compliance_notes(config, len(samples), model, limits)
+    dialects = _probe_dialects(config, model, tokenizer, progress)
+    shape = one_request_shape(dialects)
+    notes = compliance_notes(config, len(samples), model, limits) + dialect_notes(
+        dialects, token_prompt_asked=config.prompt_form is PromptForm.TOKENS)
     judged_limits = limits if config.scenario.loadgen_name == "Server" else None
-    bodies = _request_bodies(config, model, samples, prompt_ids)
+    bodies = _request_bodies(config, model, samples, prompt_ids, shape)
     warmups = warmup_samples(config.warmup)
-    warmup_bodies = _request_bodies(config, model, warmups, tokenize_prompts(tokenizer, warmups))
+    warmup_bodies = _request_bodies(config, model, warmups, tokenize_prompts(tokenizer, warmups),
+                                    shape)
     breach_rule = (_breach_rule(settings, limits, len(samples)) if config.stop_when_sla_fails
                    else None)
 
@@ -190,6 +213,9 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
                             self_check=check, limits=judged_limits, warmup=drive.warmup,
                             interrupted=drive.interrupted, stopped_early=drive.stopped_early,
                             origins=endpoint_origins(found))
+    for endpoint in results["endpoints"]:
+        dialect = dialects[endpoint["url"]]
+        endpoint.update(dialect=dialect.to_json(), capabilities=dialect.capabilities.to_json())
     finished = not drive.interrupted and drive.stopped_early is None
     try:  # scoring can take minutes: an interrupt stops it, and the run is written without it
         _signals_interrupt()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import selectors
@@ -46,6 +47,7 @@ import httptools
 
 from client_sut.eventloop import run_event_loop
 from client_sut.measure.heap import HeapFreezer
+from client_sut.servers.emitter_dialects import DIALECTS, OWNED_BY, DialectStream, refusal
 from client_sut.servers.emitter_metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from client_sut.servers.emitter_metrics import EmitterMetrics
 
@@ -78,6 +80,7 @@ class EmitterConfig:
     # steps every this many seconds and writes each running stream's next event on its own; the
     # gap is then the step, and a stream joins the steps once its first-token delay has passed.
     engine_step_s: float | None = None
+    dialect: str = "vllm"  # another server's dialect (emitter_dialects.DIALECTS)
 
 
 # What each fault does; tests check the client classifies each one.
@@ -236,7 +239,8 @@ class Emitter:
 
     def models(self) -> bytes:
         return _json_response(200, {"object": "list", "data": [
-            {"id": self.config.model, "object": "model", "owned_by": "client_sut",
+            {"id": self.config.model, "object": "model",
+             "owned_by": OWNED_BY.get(self.config.dialect, "client_sut"),
              "max_model_len": self.config.max_model_len}]})
 
     def log_json(self) -> bytes:
@@ -556,6 +560,9 @@ class _Connection(asyncio.Protocol):
             body = json.loads(request.body)
         except ValueError:
             return self._reply(_json_response(400, {"error": {"message": "body is not JSON"}}))
+        refused = None if config.dialect == "vllm" else refusal(config.dialect, kind, body)
+        if refused is not None:
+            return self._reply(_response(refused.status, refused.body, refused.content_type))
         prompt = body.get("messages") if kind == "chat" else body.get("prompt")
         count = config.output_tokens or int(body.get("max_tokens", 16))
         response_id = f"cmpl-emitter-{number}"
@@ -572,7 +579,7 @@ class _Connection(asyncio.Protocol):
             prompt, list) else b"null"
         middle = _middle_event_template(head, kind)
 
-        def event(n: int) -> bytes:
+        def vllm_event(n: int) -> bytes:
             first, finish = n * step, "length" if n == events - 1 else None
             if 0 < n and finish is None and not config.text_only:
                 if step == 1:
@@ -594,6 +601,15 @@ class _Connection(asyncio.Protocol):
         prompt_tokens = len(prompt) if isinstance(prompt, list) else 1
         tail = b"" if fault == "no_done" else _chunked(
             _usage_event(response_id, config.model, prompt_tokens, count) + DONE_EVENT)
+        before_first = _chunked(_role_event(head)) if kind == "chat" else b""
+        event = vllm_event
+        if config.dialect != "vllm":  # another server's framing, event by event
+            spoken = DialectStream(config.dialect, kind, response_id, config.model, body, ids,
+                                   step, prompt_tokens)
+            first = spoken.before_first_token()
+            before_first = _chunked(first) if first else b""
+            tail = b"" if fault == "no_done" else _chunked(spoken.tail())
+            event = functools.partial(_spoken_event, spoken)
         writes = array("q")
         emitter.log.append({"arrival_ns": request.arrival_ns, "response_id": response_id,
                             "write_ns": writes, "token_ids": ids,
@@ -605,8 +621,8 @@ class _Connection(asyncio.Protocol):
                 emitter.metrics.dropped(number)
                 return False  # the client went away before its stream began
             response_head = [STREAM_HEAD]
-            if kind == "chat":  # no token: a client must not take it as the first
-                response_head.append(_chunked(_role_event(head)))
+            if before_first:  # no token: a client must not take it as the first
+                response_head.append(before_first)
             stream = _Stream(self, response_head, event, events, tail + LAST_CHUNK,
                              time.monotonic() + config.first_token_delay_s, config.token_gap_s,
                              writes, fault, number)
@@ -621,6 +637,10 @@ class _Connection(asyncio.Protocol):
             self.active = self.loop.call_later(config.stall_s, emitter.admit, begin)
         else:
             emitter.admit(begin)
+
+
+def _spoken_event(spoken: DialectStream, n: int) -> bytes:
+    return _chunked(spoken.token_event(n))
 
 
 class _Busy:
@@ -680,11 +700,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="stream as vLLM does: an engine steps every S ms (0: as fast as it "
                              "can) and each running stream gets its next event as a write of "
                              "its own, round-robin; --gap-ms is then ignored")
+    parser.add_argument("--dialect", choices=DIALECTS, default="vllm",
+                        help="answer as this server does (its refusals and stream framing; "
+                             "see client_sut/servers/emitter_dialects.py)")
     parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate")
     parser.add_argument("--tls-key", help="the certificate's PEM private key")
     args = parser.parse_args(argv)
     if args.engine_step_ms is not None and (args.fault or args.engine_step_ms < 0):
         parser.error("--engine-step-ms takes a step of 0 ms or more, and no --fault")
+    if args.dialect != "vllm" and (args.text_only or args.engine_step_ms is not None):
+        parser.error("--dialect speaks another server: no --text-only or --engine-step-ms")
     tls = None
     if args.tls_cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -695,7 +720,7 @@ def main(argv: list[str] | None = None) -> int:
                            die_after=args.die_after, api_key=args.api_key,
                            max_model_len=args.max_model_len, max_running=args.max_running,
                            engine_step_s=None if args.engine_step_ms is None
-                           else args.engine_step_ms / 1000)
+                           else args.engine_step_ms / 1000, dialect=args.dialect)
 
     async def run() -> None:
         server, url = await serve(config, args.host, args.port, tls)

@@ -95,7 +95,8 @@ def test_scraped_metrics_are_joined_to_the_run_and_token_counts_agree(server_run
     assert results["system"]["client_host"]["cpu_cores"] >= 1
     assert results["system"]["servers"][0]["max_model_len"] == 8192
     assert results["system"]["servers"][0]["version"] is None  # the emitter has no /version
-    assert len(log) == results["client"]["requests"] + 4  # the warm-up's 4 were not counted
+    # Neither the dialect probe's one request nor the warm-up's 4 were counted.
+    assert len(log) == results["client"]["requests"] + 1 + 4
 
 
 def test_the_report_of_a_run_renders_offline_in_chromium(server_run):

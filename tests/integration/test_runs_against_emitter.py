@@ -22,6 +22,7 @@ FIRST_TOKEN_MS, GAP_MS, TOKENS = 20.0, 2.0, 32
 EMITTER_ARGS = ("--first-token-ms", str(FIRST_TOKEN_MS), "--gap-ms", str(GAP_MS),
                 "--output-tokens", str(TOKENS))
 SUMMARY_KEYS = {"p50", "p90", "p99", "mean", "max"}
+PROBED = 1  # the dialect probe's one request per endpoint, before the warm-up
 
 
 def common_args(emitter, tokenizer, samples: int = 100) -> list[str]:
@@ -123,9 +124,12 @@ def test_offline_run_is_valid_and_counts_every_token(start_emitter, demo_tokeniz
     # LoadGen counts the same tokens over a span that starts before the first send and ends
     # after the last completion it is told of: its rate can never be the higher one.
     assert results["loadgen"]["tokens_per_second"] <= results["client"]["output_tokens_per_second"]
-    # Every measured request, and the untimed warm-up before LoadGen started.
+    # Every measured request, the untimed warm-up before LoadGen started, and before it the
+    # one request of the dialect probe.
     assert results["warmup"]["requests"] == 4 and results["warmup"]["errors"] == 0
-    assert len(emitter.log()) == results["client"]["requests"] + results["warmup"]["requests"]
+    assert results["endpoints"][0]["dialect"]["probe_requests"] == PROBED
+    assert len(emitter.log()) == results["client"]["requests"] + results["warmup"]["requests"] \
+        + PROBED
     # Offline reports no first tokens to LoadGen: there is no LoadGen TTFT to compare with.
     assert results["self_check"]["loadgen_minus_client_ttft_ms"]["p50"] is None
     assert all(r["first_reported_ns"] is None for r in requests)
@@ -140,9 +144,9 @@ def test_client_stamps_events_after_the_emitter_wrote_them(start_emitter, demo_t
     assert run.results["client"]["errors"] == 0, run.stderr
     writes = {e["response_id"]: e["write_ns"] for e in emitter.log()}
     requests = run.requests()
-    # Each response is told apart; the emitter also answered the untimed warm-up.
+    # Each response is told apart; the emitter also answered the untimed warm-up and probe.
     assert {r["response_id"] for r in requests} <= set(writes)
-    assert len(writes) == len(requests) + run.results["warmup"]["requests"]
+    assert len(writes) == len(requests) + run.results["warmup"]["requests"] + PROBED
     for r in requests:
         stamps = [t for t, n in zip(r["event_ns"], r["event_tokens"]) if n]
         assert len(stamps) == len(writes[r["response_id"]]) == TOKENS
@@ -197,8 +201,9 @@ def test_two_endpoints_share_the_load(start_emitter, demo_tokenizer, run_cli):
     assert set(endpoints) == {first.url, second.url}
     counts = [endpoints[first.url]["requests"], endpoints[second.url]["requests"]]
     assert sum(counts) == run.results["client"]["requests"]
-    warmup = run.results["warmup"]["requests_per_endpoint"]  # every endpoint is warmed up
-    assert counts == [len(first.log()) - warmup, len(second.log()) - warmup]
+    # Every endpoint is probed and warmed up.
+    untimed = run.results["warmup"]["requests_per_endpoint"] + PROBED
+    assert counts == [len(first.log()) - untimed, len(second.log()) - untimed]
     # Least-outstanding balancing over equal servers: neither takes less than a third.
     assert min(counts) > sum(counts) / 3
 

@@ -1,0 +1,95 @@
+"""Other servers' dialects, spoken by the emitter as each server's source has them: before the
+run a probe finds what each accepts of the client's request, every request is sent as the server
+takes it, and the stream is read exactly, with every deviation from MLPerf named."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, SHARED_DATA
+
+TOKENS, SAMPLES = 8, 24
+FAST = ("--output-tokens", str(TOKENS), "--first-token-ms", "2", "--gap-ms", "1")
+# What the probe must find of each: its kind, the prompt form, what it refuses, ids and usage.
+EXPECTED = {
+    "sglang": ("sglang", True, [], "streamed", "chunk"),
+    "trtllm": ("trtllm", True, ["return_token_ids"], "none", "chunk"),
+    "tgi": ("tgi", False, [], "none", "inline"),
+    "openai": ("openai", True, ["top_k", "min_tokens", "return_token_ids"], "none", "chunk"),
+    "ollama": ("ollama", False, [], "none", "every_chunk"),
+}
+NOTED = {"trtllm": [], "sglang": [],
+         "tgi": ["ignores MLPerf's min_tokens 1", "ignores MLPerf's top_k 1 (greedy)",
+                 "refuses a prompt of token ids"],
+         "openai": ["refuses MLPerf's min_tokens 1", "refuses MLPerf's top_k 1 (greedy)"],
+         "ollama": ["ignores MLPerf's min_tokens 1", "refuses a prompt of token ids"]}
+
+
+@pytest.mark.parametrize("dialect", sorted(EXPECTED))
+def test_a_run_with_default_flags_serves_every_request_of_each_dialect(start_emitter,
+                                                                       demo_tokenizer,
+                                                                       run_cli, dialect):
+    emitter = start_emitter("--dialect", dialect, *FAST)
+    run = run_cli("--endpoint", emitter.url, "--tokenizer", str(demo_tokenizer), "--dataset",
+                  str(SHARED_DATA), "--total-sample-count", str(SAMPLES), "--duration", "1",
+                  "--min-query-count", str(SAMPLES), "--no-report", "--progress", "none")
+    results = run.results
+    client = results["client"]
+    assert client["errors"] == 0 and client["requests"] == SAMPLES, run.stderr[-2000:]
+    assert client["output_tokens"] == SAMPLES * TOKENS  # the server's count, however it came
+    [endpoint] = results["endpoints"]
+    name, token_prompt, refused, ids, usage = EXPECTED[dialect]
+    assert endpoint["dialect"]["name"] == name and endpoint["dialect"]["found_by"] == "probe"
+    capabilities = endpoint["capabilities"]
+    assert capabilities["token_prompt"] is token_prompt
+    assert capabilities["refused"] == refused
+    assert (capabilities["ids"], capabilities["usage"]) == (ids, usage)
+    notes = " | ".join(results["compliance_notes"])
+    for words in NOTED[dialect]:
+        assert words in notes
+    # Every measured request was sent as the server takes it: none refused, each streamed.
+    served = [entry for entry in emitter.log() if entry["response_id"]]
+    assert len(served) >= SAMPLES + results["warmup"]["requests"]
+    assert f"{emitter.url}: {name} (probe)" in run.stderr
+
+
+def test_endpoints_describe_prints_what_each_server_takes(start_emitter):
+    tgi = start_emitter("--dialect", "tgi")
+    openai = start_emitter("--dialect", "openai")
+    done = subprocess.run([sys.executable, "-m", "client_sut", "endpoints", "--endpoint",
+                           tgi.url, "--endpoint", openai.url, "--describe"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    header, *rows = done.stdout.strip().splitlines()
+    assert header.split()[:6] == ["endpoint", "kind", "version", "prompt", "ids", "usage"]
+    assert rows[0].split()[:7] == [tgi.url, "tgi", "(probe)", "-", "text", "none", "inline"]
+    assert rows[1].split()[:7] == [openai.url, "openai", "(probe)", "-", "token", "ids", "none"]
+    assert "top_k, min_tokens, return_token_ids" in rows[1]
+
+
+def test_a_named_dialect_is_taken_without_a_probe_request(start_emitter, demo_tokenizer,
+                                                          run_cli):
+    emitter = start_emitter("--dialect", "tgi", *FAST)
+    run = run_cli("--endpoint", emitter.url, "--tokenizer", str(demo_tokenizer), "--dataset",
+                  str(SHARED_DATA), "--total-sample-count", str(SAMPLES), "--duration", "1",
+                  "--min-query-count", str(SAMPLES), "--no-report", "--progress", "none",
+                  "--dialect", "TGI", "--warmup", "0")
+    results = run.results
+    assert results["client"]["errors"] == 0, run.stderr[-2000:]
+    assert results["endpoints"][0]["dialect"]["found_by"] == "--dialect"
+    assert len(emitter.log()) == SAMPLES  # the measured requests only: nothing was probed
+
+
+def test_servers_that_take_different_requests_are_not_mixed_in_one_run(start_emitter,
+                                                                        demo_tokenizer, run_cli):
+    tgi = start_emitter("--dialect", "tgi")
+    sglang = start_emitter("--dialect", "sglang")
+    run = run_cli("--endpoint", tgi.url, "--endpoint", sglang.url, "--tokenizer",
+                  str(demo_tokenizer), "--dataset", str(SHARED_DATA))
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1].endswith(
+        "benchmark each kind of server in a run of its own")
+    assert not (run.output_dir / "results.json").exists()
