@@ -51,13 +51,26 @@ class Dialect:
     name: str  # the server family: vllm, sglang, trtllm, tgi, openai, ollama, llamacpp, unknown
     capabilities: Capabilities
     version: str | None = None
-    found_by: str = "probe"  # "probe", or "--dialect" when the user named it
+    found_by: str = "probe"  # "probe", "assumed" (the probe learnt nothing), or "--dialect"
     evidence: tuple[str, ...] = field(default=())  # what the probe saw, in order
     probe_requests: int = 0  # sent by the probe, refused ones included (untimed, uncounted)
+    warnings: tuple[str, ...] = ()  # why its figures may not mean what they say
 
     def to_json(self) -> dict:
         return {"name": self.name, "version": self.version, "found_by": self.found_by,
-                "evidence": list(self.evidence), "probe_requests": self.probe_requests}
+                "evidence": list(self.evidence), "probe_requests": self.probe_requests,
+                "warnings": list(self.warnings)}
+
+
+@dataclass(frozen=True, slots=True)
+class SelfDescription:
+    """What a server says of itself, before any request of ours."""
+
+    owned_by: str | None = None  # its model's entry in /v1/models
+    server: str | None = None  # the Server header
+    version: str | None = None  # /version
+    header_names: tuple[str, ...] = ()  # /v1/models' response headers, lower case
+    model_keys: tuple[str, ...] = ()  # the keys of its model's entry in /v1/models
 
 
 # What each server family is known to do with our request (../shared/dialects.md): for
@@ -72,6 +85,42 @@ KNOWN = {
     "ollama": Capabilities(token_prompt=False, ignored=("min_tokens", "top_k"), ids=IDS_NONE,
                            usage=USAGE_EVERY_CHUNK),
     "llamacpp": Capabilities(ignored=("min_tokens",), ids=IDS_NONE, usage=USAGE_INLINE),
+    "llama-cpp-python": Capabilities(token_prompt=False, ids=IDS_NONE, usage=USAGE_NONE),
+    "litellm": Capabilities(ids=IDS_NONE),  # its re-chunker drops token_ids
+    "nim": Capabilities(),  # NIM for LLMs 2.x: vLLM inside
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ServerPaths:
+    metrics: str | None  # its Prometheus exposition; None: it has none
+    health: str | None  # None: /health, else /v1/models (measure/health.py)
+
+
+# Where each kind keeps its Prometheus metrics and its health (../shared/dialects.md): TRT-LLM's
+# /metrics is JSON, its exposition is at /prometheus/metrics; a LiteLLM proxy's /health calls
+# every model behind it, so it is never asked; Ollama, OpenAI and llama-cpp-python have none.
+SERVER_PATHS = {
+    "trtllm": ServerPaths("/prometheus/metrics", "/health"),
+    "nim": ServerPaths("/v1/metrics", "/v1/health/ready"),
+    "litellm": ServerPaths("/metrics", "/health/liveliness"),
+    "ollama": ServerPaths(None, "/"),
+    "openai": ServerPaths(None, "/v1/models"),
+    "llama-cpp-python": ServerPaths(None, "/v1/models"),
+}
+DEFAULT_PATHS = ServerPaths("/metrics", None)
+
+
+def server_paths(name: str) -> ServerPaths:
+    return SERVER_PATHS.get(name, DEFAULT_PATHS)
+# Systems whose figures cannot mean what a benchmark says they mean: measured, with a warning.
+NOT_HONEST = {
+    "llama-cpp-python": "llama-cpp-python's server runs one request at a time (a global lock): "
+                        "at any concurrency its latencies measure its queue",
+    "litellm": "a LiteLLM proxy re-chunks the stream: chunk timing (TTFT, TPOT) is the proxy's, "
+               "not the engine's, and the proxy's own latency is in every figure",
+    "openai": "OpenAI refuses min_tokens and top_k: the output length and the greedy decoding "
+              "MLPerf asks for cannot be pinned",
 }
 
 
@@ -116,10 +165,14 @@ def refuses_token_prompt(message: str) -> bool:
     return any(words in lowered for words in _PROMPT_REFUSALS)
 
 
-def family(owned_by: str | None, server_header: str | None, version: str | None) -> str | None:
-    """The server family where the server says it: `/v1/models` owned_by, the Server header,
-    `/version`. None when nothing says."""
-    said = " ".join(s.lower() for s in (owned_by, server_header) if s)
+def family(description: SelfDescription) -> str | None:
+    """The server family where the server says it: `/v1/models` owned_by (and the shape of its
+    entry), the Server header, a LiteLLM proxy's own headers. None when nothing says."""
+    if any(name.startswith("x-litellm") for name in description.header_names):
+        return "litellm"
+    if description.owned_by == "me" and "permissions" in description.model_keys:
+        return "llama-cpp-python"
+    said = " ".join(s.lower() for s in (description.owned_by, description.server) if s)
     for name, words in (("vllm", ("vllm",)), ("sglang", ("sglang",)),
                         ("trtllm", ("tensorrt", "trtllm", "trt-llm")),
                         ("tgi", ("text-generation", "tgi")), ("ollama", ("ollama",)),
@@ -128,6 +181,20 @@ def family(owned_by: str | None, server_header: str | None, version: str | None)
         if any(word in said for word in words):
             return name
     return None
+
+
+def dialect_warnings(name: str, prompt_sent: int | None, prompt_counted: int | None) -> tuple[str,
+                                                                                          ...]:
+    """Why a server's figures may not mean what they say: a system that cannot be benchmarked
+    honestly, or a prompt the server counted otherwise than it was sent (a chat template wrapped
+    around it, as Ollama does on /v1/completions), beyond the one BOS a server may add."""
+    warnings = [NOT_HONEST[name]] if name in NOT_HONEST else []
+    if prompt_sent is not None and prompt_counted is not None \
+            and abs(prompt_counted - prompt_sent) > 1:
+        warnings.append(f"the server counted {prompt_counted} prompt tokens for a prompt of "
+                        f"{prompt_sent}: it templates or tokenizes the prompt otherwise, so it "
+                        f"does not measure the prompt that was sent")
+    return tuple(warnings)
 
 
 def dialect_notes(dialects: dict[str, Dialect], token_prompt_asked: bool) -> list[str]:
@@ -213,3 +280,11 @@ def table_lines(dialects: dict[str, Dialect]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
             for row in rows]
+
+
+def counted_prompt_tokens(chunks: list[dict]) -> int | None:
+    """The server's own count of the prompt: the last usage's prompt_tokens above zero."""
+    counts = [chunk["usage"].get("prompt_tokens") for chunk in chunks
+              if isinstance(chunk.get("usage"), dict)]
+    counts = [count for count in counts if isinstance(count, int) and count > 0]
+    return counts[-1] if counts else None

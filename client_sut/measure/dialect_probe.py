@@ -22,6 +22,9 @@ from client_sut.dialect import (
     OPTIONAL_FIELDS,
     Capabilities,
     Dialect,
+    SelfDescription,
+    counted_prompt_tokens,
+    dialect_warnings,
     family,
     guess_family,
     refusal_message,
@@ -44,28 +47,29 @@ PROBE_TIMEOUT_S = 60.0  # a cold server compiles on its first request
 MESSAGE_CHARS = 300
 
 
-async def _get_json(session: aiohttp.ClientSession, url: str) -> tuple[dict | None, str | None]:
-    """A small JSON document and the Server header, or None where there is none."""
+async def _get_json(session: aiohttp.ClientSession,
+                    url: str) -> tuple[dict | None, dict[str, str]]:
+    """A small JSON document and the response's headers (None, {} where there is none)."""
     try:
         async with session.get(url) as response:
+            headers = {name.lower(): value for name, value in response.headers.items()}
             if response.status != 200:
-                return None, response.headers.get("Server")
-            return await response.json(content_type=None), response.headers.get("Server")
+                return None, headers
+            return await response.json(content_type=None), headers
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
-        return None, None
+        return None, {}
 
 
 async def _self_description(session: aiohttp.ClientSession, endpoint: str,
-                            model: str) -> tuple[str | None, str | None, list[str]]:
-    """The family and version where the server says them, and what said so."""
+                            model: str) -> SelfDescription:
     versions, _ = await _get_json(session, f"{endpoint}/version")
-    models, server = await _get_json(session, f"{endpoint}/v1/models")
-    owned_by = next((m.get("owned_by") for m in (models or {}).get("data", [])
-                     if isinstance(m, dict) and m.get("id") == model), None)
+    models, headers = await _get_json(session, f"{endpoint}/v1/models")
+    entry = next((m for m in (models or {}).get("data", [])
+                  if isinstance(m, dict) and m.get("id") == model), {})
     version = versions.get("version") if isinstance(versions, dict) else None
-    said = [f"{name}: {value}" for name, value in (("owned_by", owned_by), ("Server", server),
-                                                   ("version", version)) if value]
-    return family(owned_by, server, None), version, said
+    return SelfDescription(entry.get("owned_by"), headers.get("server"),
+                           version if isinstance(version, str) else None,
+                           tuple(headers), tuple(entry))
 
 
 class _Unanswered(Exception):
@@ -101,10 +105,15 @@ def _chunks(text: str) -> list[dict]:
 
 async def _probe_one(session: aiohttp.ClientSession, endpoint: str, model: str, api: Api,
                      params: GenerationParams, prompt_ids: tuple[int, ...] | None,
-                     prompt_text: str, named: str | None) -> Dialect:
-    said_family, version, evidence = await _self_description(session, endpoint, model)
+                     prompt_text: str, prompt_length: int | None, named: str | None) -> Dialect:
+    said = await _self_description(session, endpoint, model)
+    said_family, version = family(said), said.version
+    evidence = [f"{name}: {value}" for name, value in (("owned_by", said.owned_by),
+                                                       ("Server", said.server),
+                                                       ("version", version)) if value]
     if named is not None:
-        return Dialect(named, KNOWN[named], version, "--dialect", tuple(evidence))
+        return Dialect(named, KNOWN[named], version, "--dialect", tuple(evidence),
+                       warnings=dialect_warnings(named, None, None))
     refused: list[str] = []
     refusals: list[str] = []
     token_prompt = api is Api.COMPLETIONS and prompt_ids is not None
@@ -144,27 +153,33 @@ async def _probe_one(session: aiohttp.ClientSession, endpoint: str, model: str, 
         assumed = replace(known, refused=tuple(dict.fromkeys((*known.refused, *refused))),
                           token_prompt=known.token_prompt and token_prompt)
         return Dialect(name, assumed, version, "assumed",
-                       (*evidence, f"{exc}: what a {name} server takes is assumed"), sent)
+                       (*evidence, f"{exc}: what a {name} server takes is assumed"), sent,
+                       dialect_warnings(name, None, None))
     ids, usage, role_chunk = stream_capabilities(chunks)
     name = said_family or guess_family(tuple(refusals)) or "unknown"
     ignored = KNOWN[name].ignored if name in KNOWN else ()
+    warnings = dialect_warnings(name, prompt_length if api is Api.COMPLETIONS else None,
+                                counted_prompt_tokens(chunks))
     return Dialect(name, Capabilities(token_prompt, tuple(refused), ignored, ids, usage,
-                                      role_chunk), version, "probe", tuple(evidence), sent)
+                                      role_chunk), version, "probe", tuple(evidence), sent,
+                   warnings)
 
 
 async def probe_dialects(endpoints: Sequence[str], model: str, api: Api,
                          params: GenerationParams, prompt_ids: tuple[int, ...] | None,
-                         prompt_text: str, credentials: Credentials,
-                         named: str | None = None) -> dict[str, Dialect]:
+                         prompt_text: str, credentials: Credentials, named: str | None = None,
+                         prompt_length: int | None = None) -> dict[str, Dialect]:
     """Each endpoint's dialect (`named`: the user's --dialect, then only the server's own words
-    are read)."""
+    are read). `prompt_length`: the prompt's tokens as the reference tokenizer counts them (BOS
+    included), to tell a server that counts it otherwise."""
     timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
     connector = aiohttp.TCPConnector(ssl=credentials.ssl_context())
     async with aiohttp.ClientSession(timeout=timeout, connector=connector,
                                      headers=credentials.headers) as session:
         try:
             found = await asyncio.gather(*(
-                _probe_one(session, url, model, api, params, prompt_ids, prompt_text, named)
+                _probe_one(session, url, model, api, params, prompt_ids, prompt_text,
+                           prompt_length, named)
                 for url in endpoints))
         except UsageError as exc:  # the server's words may echo the key
             raise UsageError(credentials.redact(str(exc))) from None

@@ -6,7 +6,10 @@ waits for a server to come back (`--wait-for-server`). Blocking, on purpose: it 
 runs or in a process of its own, never on a measuring event loop.
 
 `/health` answers 200 once vLLM (and SGLang, TGI, llama.cpp) can serve; a server without it
-(404) is asked `/v1/models` instead, which every OpenAI-compatible server has.
+(404) is asked `/v1/models` instead, which every OpenAI-compatible server has. A server whose
+kind keeps its health elsewhere is asked there alone (`dialect.SERVER_PATHS`: NIM's
+`/v1/health/ready`, a LiteLLM proxy's `/health/liveliness`, since its `/health` calls every
+model behind it).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from client_sut.records import Answer, HealthCheck
 from client_sut.security import Credentials
@@ -37,9 +40,9 @@ class _Checker:
             self._context = verify if isinstance(verify, ssl.SSLContext) else \
                 ssl.create_default_context()
 
-    def ask(self, url: str) -> tuple[Answer, str] | None:
+    def ask(self, url: str, paths: tuple[str, ...]) -> tuple[Answer, str] | None:
         """The health paths in turn; None when the server has none of them (404)."""
-        for path in HEALTH_PATHS:
+        for path in paths:
             request = urllib.request.Request(url + path, headers=self._headers)
             context = self._context if url.startswith("https") else None
             try:
@@ -71,31 +74,36 @@ def _unanswered(exc: BaseException, timeout_s: float) -> tuple[Answer, str]:
 
 
 def check_health(url: str, credentials: Credentials | None = None,
-                 timeout_s: float = CHECK_TIMEOUT_S) -> HealthCheck:
+                 timeout_s: float = CHECK_TIMEOUT_S, path: str | None = None) -> HealthCheck:
+    """`path`: where this server's kind keeps its health; None: /health, else /v1/models."""
     t_ns = time.perf_counter_ns()
-    said = _Checker(credentials, timeout_s).ask(url)
+    said = _Checker(credentials, timeout_s).ask(url, (path,) if path else HEALTH_PATHS)
     answer, detail = said if said is not None else (Answer.ANSWERED, "no health path (404)")
     return HealthCheck(url, t_ns, answer, detail)
 
 
 def not_answering(urls: Sequence[str], credentials: Credentials | None = None,
-                  timeout_s: float = CHECK_TIMEOUT_S) -> list[HealthCheck]:
-    """The checks of the endpoints that do not answer now (slow or down), in order."""
-    checks = [check_health(url, credentials, timeout_s) for url in urls]
+                  timeout_s: float = CHECK_TIMEOUT_S,
+                  paths: Mapping[str, str | None] | None = None) -> list[HealthCheck]:
+    """The checks of the endpoints that do not answer now (slow or down), in order. `paths`:
+    each endpoint's health path, where its kind is known."""
+    paths = paths or {}
+    checks = [check_health(url, credentials, timeout_s, paths.get(url)) for url in urls]
     return [check for check in checks if check.answer is not Answer.ANSWERED]
 
 
 def wait_until_answering(urls: Sequence[str], credentials: Credentials | None, wait_s: float,
                          say: Callable[[str], None],
-                         interrupted: Callable[[], bool] = lambda: False) -> list[HealthCheck]:
+                         interrupted: Callable[[], bool] = lambda: False,
+                         paths: Mapping[str, str | None] | None = None) -> list[HealthCheck]:
     """Asks every WAIT_POLL_S until each endpoint answers, for at most wait_s (or until
     `interrupted`): the checks of those that still do not answer (empty: all answer)."""
     deadline = time.monotonic() + wait_s
-    silent = not_answering(urls, credentials)
+    silent = not_answering(urls, credentials, paths=paths)
     if silent:
         say(f"waiting up to {wait_s:g} s for {', '.join(c.endpoint for c in silent)} to answer "
             f"({silent[0].detail})")
     while silent and time.monotonic() < deadline and not interrupted():
         time.sleep(min(WAIT_POLL_S, max(0.0, deadline - time.monotonic())))
-        silent = not_answering([c.endpoint for c in silent], credentials)
+        silent = not_answering([c.endpoint for c in silent], credentials, paths=paths)
     return silent

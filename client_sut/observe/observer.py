@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from client_sut.analysis.health import endpoint_health
 from client_sut.analysis.metrics import NS_PER_MS
 from client_sut.config import ProgressMode, RunConfig
+from client_sut.dialect import ServerPaths
 from client_sut.observe.join import (
     Scrape,
     Window,
@@ -42,8 +43,10 @@ SERVER_METRICS_FILE = "server_metrics.jsonl"
 class RunObserver:
     def __init__(self, config: RunConfig, model: str, *, min_duration_s: float,
                  limits_ms: tuple[float | None, float | None],
-                 message: Callable[[str], None]) -> None:
+                 message: Callable[[str], None],
+                 paths: Mapping[str, ServerPaths] | None = None) -> None:
         self._config = config
+        self._paths = paths  # where each endpoint's kind keeps its metrics and health
         self._min_duration_s = min_duration_s
         self._limits_ms = limits_ms
         self._message = message
@@ -62,7 +65,7 @@ class RunObserver:
         # Always started: without server metrics it still checks each endpoint's health.
         self._scraper = ScraperProcess(config.endpoints, self.path, config.credentials,
                                        gpu_metrics=config.gpu_metrics, nvml=self._nvml,
-                                       metrics=config.server_metrics)
+                                       metrics=config.server_metrics, paths=self._paths)
         if not self._scraper.ready:
             self._message("the metrics scraper did not start in time: the run goes on "
                           "without its baseline")

@@ -1,9 +1,12 @@
-"""A server's Prometheus exposition, reduced to the vLLM metrics a run is judged beside.
+"""A server's Prometheus exposition, reduced to the figures a run is judged beside.
 
 vLLM 0.32's names are matched first; older and newer vLLMs rename some (`gpu_cache_usage_perc`,
-`time_per_output_token_seconds`, a `gpu_` prefix on the prefix cache), so each figure lists
-the names it accepts, `_total` is optional on counters, and what a server does not expose is
-left out. Several label sets (engines, models) are added up; KV-cache use takes the fullest.
+`time_per_output_token_seconds`, a `gpu_` prefix on the prefix cache), and the other servers
+have names of their own (SGLang `sglang:`, TensorRT-LLM `trtllm_`, llama.cpp `llamacpp:`, TGI
+`tgi_`, NIM's unprefixed ones), so each figure lists the names it accepts, `_total` is optional
+on counters, and what a server does not expose is left out. TGI counts tokens only as the
+`_sum` of its per-request histograms, which is read as the counter. Several label sets
+(engines, models) are added up; KV-cache use takes the fullest.
 
 Histograms keep their cumulative buckets, so a window's percentiles can be taken from the
 difference of two scrapes, as Prometheus' `histogram_quantile` does.
@@ -17,22 +20,37 @@ from dataclasses import dataclass, field
 from prometheus_client.parser import text_string_to_metric_families
 
 GAUGES = {
-    "running": ("vllm:num_requests_running",),
-    "waiting": ("vllm:num_requests_waiting",),
+    "running": ("vllm:num_requests_running", "sglang:num_running_reqs",
+                "llamacpp:requests_processing", "tgi_batch_current_size",
+                "num_requests_running"),
+    "waiting": ("vllm:num_requests_waiting", "sglang:num_queue_reqs",
+                "llamacpp:requests_deferred", "tgi_queue_size", "num_requests_waiting"),
     "kv_cache_usage": ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc",
-                       "vllm:cpu_cache_usage_perc"),
+                       "vllm:cpu_cache_usage_perc", "sglang:token_usage",
+                       "llamacpp:kv_cache_usage_ratio", "gpu_cache_usage_perc"),
 }
 COUNTERS = {
     "preemptions": ("vllm:num_preemptions",),
-    "prompt_tokens": ("vllm:prompt_tokens",),
-    "generation_tokens": ("vllm:generation_tokens",),
+    "prompt_tokens": ("vllm:prompt_tokens", "sglang:prompt_tokens", "llamacpp:prompt_tokens",
+                      "trtllm_prompt_tokens", "prompt_tokens"),
+    "generation_tokens": ("vllm:generation_tokens", "sglang:generation_tokens",
+                          "llamacpp:tokens_predicted", "trtllm_generation_tokens",
+                          "generation_tokens"),
     "prefix_cache_queries": ("vllm:prefix_cache_queries", "vllm:gpu_prefix_cache_queries"),
     "prefix_cache_hits": ("vllm:prefix_cache_hits", "vllm:gpu_prefix_cache_hits"),
 }
+# Counters a server keeps only as the _sum of a per-request histogram (TGI).
+COUNTERS_FROM_SUMS = {
+    "prompt_tokens": ("tgi_request_input_length",),
+    "generation_tokens": ("tgi_request_generated_tokens",),
+}
 HISTOGRAMS = {
-    "ttft": ("vllm:time_to_first_token_seconds",),
-    "itl": ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"),
-    "queue_time": ("vllm:request_queue_time_seconds",),
+    "ttft": ("vllm:time_to_first_token_seconds", "sglang:time_to_first_token_seconds",
+             "trtllm_time_to_first_token_seconds", "time_to_first_token_seconds"),
+    "itl": ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds",
+            "sglang:inter_token_latency_seconds", "sglang:time_per_output_token_seconds",
+            "trtllm_time_per_output_token_seconds", "time_per_output_token_seconds"),
+    "queue_time": ("vllm:request_queue_time_seconds", "sglang:queue_time_seconds"),
 }
 # A gauge that several engines report is added up, except the cache: its fullest engine counts.
 _GAUGE_COMBINE = {"kv_cache_usage": max}
@@ -88,6 +106,7 @@ def _ours(table: dict[str, tuple[str, ...]]) -> dict[str, str]:
 
 
 _GAUGE_NAMES, _COUNTER_NAMES, _HISTOGRAM_NAMES = _ours(GAUGES), _ours(COUNTERS), _ours(HISTOGRAMS)
+_SUM_COUNTER_NAMES = _ours(COUNTERS_FROM_SUMS)
 
 
 def _counter_name(sample_name: str) -> str:
@@ -95,7 +114,7 @@ def _counter_name(sample_name: str) -> str:
 
 
 def parse_server_metrics(text: str) -> ServerMetrics:
-    """The vLLM figures in a Prometheus text exposition. Raises ValueError on malformed text."""
+    """Our figures in a Prometheus text exposition. Raises ValueError on malformed text."""
     gauges: dict[str, list[float]] = {}
     counters: dict[str, float] = {}
     buckets: dict[str, dict[float, float]] = {}
@@ -111,6 +130,10 @@ def parse_server_metrics(text: str) -> ServerMetrics:
                 counters[ours] = counters.get(ours, 0.0) + value
             else:
                 base, _, suffix = name.rpartition("_")
+                if suffix == "sum" and base in _SUM_COUNTER_NAMES:
+                    ours = _SUM_COUNTER_NAMES[base]
+                    counters[ours] = counters.get(ours, 0.0) + value
+                    continue
                 ours = _HISTOGRAM_NAMES.get(base)
                 if ours is None:
                     continue

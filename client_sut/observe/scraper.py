@@ -32,9 +32,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from client_sut.dialect import DEFAULT_PATHS, ServerPaths
 from client_sut.measure.health import check_health
 from client_sut.observe.join import Scrape
 from client_sut.observe.prometheus import parse_dcgm, parse_server_metrics
@@ -66,10 +67,10 @@ class _Fetcher:
             return answer.read().decode("utf-8", errors="replace")
 
 
-def scrape_endpoint(fetcher: _Fetcher, endpoint: str) -> Scrape:
+def scrape_endpoint(fetcher: _Fetcher, endpoint: str, path: str = "/metrics") -> Scrape:
     started = time.perf_counter_ns()
     try:
-        metrics = parse_server_metrics(fetcher.get(f"{endpoint}/metrics"))
+        metrics = parse_server_metrics(fetcher.get(f"{endpoint}{path}"))
         error = None
     except urllib.error.HTTPError as exc:
         metrics, error = None, f"HTTP {exc.code}"
@@ -106,33 +107,39 @@ def _gpu_line(source: str, sample) -> dict:
         return {"source": source, "t_ns": started, "error": f"{type(exc).__name__}: {exc}"}
 
 
-def health_line(endpoint: str, credentials: Credentials) -> dict:
-    check = check_health(endpoint, credentials)
+def health_line(endpoint: str, credentials: Credentials, path: str | None) -> dict:
+    check = check_health(endpoint, credentials, path=path)
     return {"source": "health", "endpoint": endpoint, "t_ns": check.t_ns,
             "answer": check.answer.value, "detail": check.detail}
 
 
 def scrape_forever(endpoints: Sequence[str], output: Path, fetcher: _Fetcher,
                    credentials: Credentials, gpu_metrics: str | None, nvml: bool,
-                   metrics: bool, interval_s: float, stop: threading.Event) -> None:
+                   metrics: bool, interval_s: float, stop: threading.Event,
+                   paths: Mapping[str, ServerPaths]) -> None:
     gpus = []
     if nvml:
         gpus.append(("nvml", _Nvml().sample))
     if gpu_metrics:
         gpus.append(("dcgm", lambda: parse_dcgm(fetcher.get(gpu_metrics))))
-    active = list(endpoints) if metrics else []
+    def paths_of(endpoint: str) -> ServerPaths:
+        return paths.get(endpoint, DEFAULT_PATHS)
+
+    # Servers whose kind has no exposition are not asked for one.
+    active = [e for e in endpoints if paths_of(e).metrics] if metrics else []
     announced = False
     with output.open("a", encoding="utf-8") as out:
         while True:
             tick = time.monotonic()
             last_round = stop.is_set()
             for endpoint in list(active):
-                scrape = scrape_endpoint(fetcher, endpoint)
+                scrape = scrape_endpoint(fetcher, endpoint, paths_of(endpoint).metrics)
                 out.write(json.dumps(scrape.to_json()) + "\n")
                 if scrape.error == "HTTP 404":  # no /metrics here: noted once, not asked again
                     active.remove(endpoint)
             for endpoint in endpoints:
-                out.write(json.dumps(health_line(endpoint, credentials)) + "\n")
+                out.write(json.dumps(health_line(endpoint, credentials,
+                                                 paths_of(endpoint).health)) + "\n")
             for source, sample in gpus:
                 out.write(json.dumps(_gpu_line(source, sample)) + "\n")
             out.flush()
@@ -156,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu-metrics", metavar="URL")
     parser.add_argument("--nvml", action="store_true")
     parser.add_argument("--no-metrics", action="store_true", help="the health checks only")
+    parser.add_argument("--paths", default="{}", metavar="JSON",
+                        help="per endpoint, where its kind keeps [metrics, health] (null: none "
+                             "for metrics, the default for health)")
     args = parser.parse_args(argv)
     stop = threading.Event()
 
@@ -168,8 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     fetcher = _Fetcher(args.insecure, args.ca_bundle, key)
     credentials = Credentials(key, not args.insecure,
                               Path(args.ca_bundle) if args.ca_bundle else None)
+    paths = {url: ServerPaths(*where) for url, where in json.loads(args.paths).items()}
     scrape_forever(args.endpoints, args.output, fetcher, credentials, args.gpu_metrics,
-                   args.nvml, not args.no_metrics, args.interval, stop)
+                   args.nvml, not args.no_metrics, args.interval, stop, paths)
     return 0
 
 
@@ -179,7 +190,8 @@ class ScraperProcess:
 
     def __init__(self, endpoints: Sequence[str], output: Path, credentials: Credentials, *,
                  gpu_metrics: str | None = None, nvml: bool = False, metrics: bool = True,
-                 interval_s: float = SCRAPE_INTERVAL_S) -> None:
+                 interval_s: float = SCRAPE_INTERVAL_S,
+                 paths: Mapping[str, ServerPaths] | None = None) -> None:
         command = [sys.executable, "-m", "client_sut.observe.scraper", "--output", str(output),
                    "--interval", str(interval_s), *endpoints]
         if not credentials.verify_tls:
@@ -192,6 +204,9 @@ class ScraperProcess:
             command.append("--nvml")
         if not metrics:
             command.append("--no-metrics")
+        if paths:
+            command += ["--paths", json.dumps({url: [p.metrics, p.health]
+                                               for url, p in paths.items()})]
         env = {**os.environ, KEY_ENV: credentials.api_key or ""}
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         text=True, env=env)

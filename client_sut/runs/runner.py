@@ -36,7 +36,7 @@ from client_sut.config import (
 from client_sut.data.dataset import Sample, load_samples, tokenize_prompts
 from client_sut.data.token_cache import cache_key, cached_prompt_ids
 from client_sut.data.tokenization import load_tokenizer
-from client_sut.dialect import Capabilities, Dialect, describe, dialect_notes
+from client_sut.dialect import Capabilities, Dialect, describe, dialect_notes, server_paths
 from client_sut.errors import EXIT_INTERRUPTED, UsageError
 from client_sut.eventloop import run_event_loop
 from client_sut.measure.cores import auto_workers, plan_cores
@@ -149,9 +149,11 @@ def _probe_dialects(config: RunConfig, model: str, tokenizer,
     dialects = asyncio.run(probe_dialects(
         config.endpoints, model, config.api, config.generation,
         ids if config.prompt_form is PromptForm.TOKENS else None, sample.prompt,
-        config.credentials, config.dialect))
+        config.credentials, config.dialect, prompt_length=len(ids)))
     for url, dialect in dialects.items():
         progress(f"{url}: {describe(dialect)}")
+        for warning in dialect.warnings:
+            progress(f"WARNING: {url}: {warning}")
     return dialects
 
 
@@ -195,7 +197,8 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     started = time.monotonic()
     observer = RunObserver(config, model, min_duration_s=settings.min_duration_ms / 1000,
                            limits_ms=(judged_limits.ttft_ms, judged_limits.tpot_ms)
-                           if judged_limits else (None, None), message=progress)
+                           if judged_limits else (None, None), message=progress,
+                           paths={url: server_paths(d.name) for url, d in dialects.items()})
     drive = run_event_loop(_drive(config, bodies, settings, retokenize, len(samples), progress,
                                   warmup_bodies, breach_rule, observer))
     bridge = drive.client.bridge
@@ -215,7 +218,10 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
                             origins=endpoint_origins(found))
     for endpoint in results["endpoints"]:
         dialect = dialects[endpoint["url"]]
-        endpoint.update(dialect=dialect.to_json(), capabilities=dialect.capabilities.to_json())
+        paths = server_paths(dialect.name)
+        endpoint.update(dialect={**dialect.to_json(), "metrics_path": paths.metrics,
+                                 "health_path": paths.health},
+                        capabilities=dialect.capabilities.to_json())
     finished = not drive.interrupted and drive.stopped_early is None
     try:  # scoring can take minutes: an interrupt stops it, and the run is written without it
         _signals_interrupt()

@@ -31,14 +31,19 @@ class ServerGuard:
     say: Callable[[str], None]
     interrupted: Callable[[], bool] = lambda: False
     repeats: int = field(default=0)
+    # Each endpoint's health path, as its last run found its kind (a LiteLLM proxy's /health
+    # calls every model behind it: it is never asked).
+    health_paths: dict[str, str | None] = field(default_factory=dict)
 
     def before(self, during: str) -> None:
         """Returns once every server answers; raises RunStopped when one does not (after
         waiting for it, when allowed)."""
-        silent = not_answering(self.endpoints, self.credentials, BEFORE_RUN_TIMEOUT_S)
+        silent = not_answering(self.endpoints, self.credentials, BEFORE_RUN_TIMEOUT_S,
+                               self.health_paths)
         if silent and self.wait_s is not None:
             silent = wait_until_answering([c.endpoint for c in silent], self.credentials,
-                                          self.wait_s, self.say, self.interrupted)
+                                          self.wait_s, self.say, self.interrupted,
+                                          self.health_paths)
             if not silent and not self.interrupted():
                 self.say(f"every server answers again: {during} starts")
         if silent and not self.interrupted():
@@ -51,10 +56,13 @@ class ServerGuard:
     def lost(self, results: dict | None, exit_status: int, during: str) -> str | None:
         """Why the run `during` measured no deployment because a server was gone, or None."""
         if results is not None:
+            self.health_paths.update({e["url"]: e["dialect"]["health_path"]
+                                      for e in results.get("endpoints", []) if "dialect" in e})
             return lost_reason(results.get("endpoints", []), during)
         if exit_status == EXIT_INTERRUPTED:
             return None
-        silent = not_answering(self.endpoints, self.credentials, BEFORE_RUN_TIMEOUT_S)
+        silent = not_answering(self.endpoints, self.credentials, BEFORE_RUN_TIMEOUT_S,
+                               self.health_paths)
         return "; ".join(f"the server at {c.endpoint} stopped answering during {during} "
                          f"({c.detail}); the run wrote no results" for c in silent) or None
 

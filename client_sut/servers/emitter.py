@@ -47,7 +47,13 @@ import httptools
 
 from client_sut.eventloop import run_event_loop
 from client_sut.measure.heap import HeapFreezer
-from client_sut.servers.emitter_dialects import DIALECTS, OWNED_BY, DialectStream, refusal
+from client_sut.servers.emitter_dialects import (
+    DIALECTS,
+    METRICS_PATHS,
+    OWNED_BY,
+    DialectStream,
+    refusal,
+)
 from client_sut.servers.emitter_metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from client_sut.servers.emitter_metrics import EmitterMetrics
 
@@ -524,9 +530,11 @@ class _Connection(asyncio.Protocol):
             return self._reply(_response(200, b""))
         if route == (b"GET", b"/emitter/log"):
             return self._reply(emitter.log_json())
-        if route == (b"GET", b"/metrics"):
+        if route == (b"GET", METRICS_PATHS.get(emitter.config.dialect, b"/metrics")):
             return self._reply(_response(200, emitter.metrics.exposition(),
                                          METRICS_CONTENT_TYPE))
+        if route == (b"GET", b"/metrics") and emitter.config.dialect == "trtllm":
+            return self._reply(_json_response(200, []))  # TRT-LLM's iteration stats are JSON
         if route == (b"GET", b"/v1/models"):
             return self._reply(emitter.unauthorized(request) or emitter.models())
         kinds = {b"/v1/completions": "completions", b"/v1/chat/completions": "chat"}
@@ -604,8 +612,9 @@ class _Connection(asyncio.Protocol):
         before_first = _chunked(_role_event(head)) if kind == "chat" else b""
         event = vllm_event
         if config.dialect != "vllm":  # another server's framing, event by event
+            # A text prompt's tokens are the server's to count: this emitter has no tokenizer.
             spoken = DialectStream(config.dialect, kind, response_id, config.model, body, ids,
-                                   step, prompt_tokens)
+                                   step, prompt_tokens if isinstance(prompt, list) else None)
             first = spoken.before_first_token()
             before_first = _chunked(first) if first else b""
             tail = b"" if fault == "no_done" else _chunked(spoken.tail())

@@ -21,6 +21,8 @@ import json
 from dataclasses import dataclass
 
 DIALECTS = ("vllm", "sglang", "trtllm", "tgi", "openai", "ollama")
+# Where each keeps its Prometheus exposition (Ollama and OpenAI have none).
+METRICS_PATHS = {"trtllm": b"/prometheus/metrics", "ollama": None, "openai": None}
 # What each says of itself in /v1/models (Ollama's "library" names no server: its refusals do).
 OWNED_BY = {"sglang": "sglang", "trtllm": "tensorrt_llm", "tgi": "tgi", "openai": "system",
             "ollama": "library"}
@@ -79,7 +81,7 @@ class DialectStream:
     and what ends the stream. Each is the bytes of whole SSE events."""
 
     def __init__(self, dialect: str, kind: str, response_id: str, model: str, request: dict,
-                 ids: list[int], step: int, prompt_tokens: int) -> None:
+                 ids: list[int], step: int, prompt_tokens: int | None) -> None:
         self.dialect, self.kind, self.ids, self.step = dialect, kind, ids, step
         self.events = -(-len(ids) // step)
         self.prompt_tokens = prompt_tokens
@@ -101,7 +103,7 @@ class DialectStream:
 
     def _usage(self, completion_tokens: int) -> dict:
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": completion_tokens,
-                "total_tokens": self.prompt_tokens + completion_tokens}
+                "total_tokens": (self.prompt_tokens or 0) + completion_tokens}
 
     def _choice(self, text: str, finish: str | None, ids: list[int] | None) -> dict:
         if self.kind == "chat":

@@ -54,6 +54,13 @@ def test_a_run_with_default_flags_serves_every_request_of_each_dialect(start_emi
     served = [entry for entry in emitter.log() if entry["response_id"]]
     assert len(served) >= SAMPLES + results["warmup"]["requests"]
     assert f"{emitter.url}: {name} (probe)" in run.stderr
+    # Its metrics where its kind keeps them (TRT-LLM's at /prometheus/metrics), or none.
+    server = endpoint["server"]
+    if dialect in ("ollama", "openai"):
+        assert not server["scraped"] and endpoint["dialect"]["metrics_path"] is None
+    else:
+        assert server["scraped"], server
+        assert server["server_generation_tokens"] == client["output_tokens"]
 
 
 def test_endpoints_describe_prints_what_each_server_takes(start_emitter):

@@ -13,7 +13,11 @@ from client_sut.dialect import (
     USAGE_NONE,
     Capabilities,
     Dialect,
+    SelfDescription,
+    counted_prompt_tokens,
     dialect_notes,
+    dialect_warnings,
+    family,
     guess_family,
     refusal_message,
     refused_field,
@@ -112,3 +116,34 @@ def test_a_body_leaves_out_what_the_server_refuses():
                                    prompt_text="x", omit=("return_token_ids", "top_k")))
     assert "return_token_ids" not in body and "top_k" not in body
     assert body["prompt"] == [1, 2] and body["min_tokens"] == 1
+
+
+@pytest.mark.parametrize("description, kind", [
+    (SelfDescription(owned_by="vllm", server="uvicorn"), "vllm"),
+    (SelfDescription(owned_by="sglang"), "sglang"),
+    (SelfDescription(owned_by="tensorrt_llm"), "trtllm"),
+    (SelfDescription(server="llama.cpp"), "llamacpp"),
+    (SelfDescription(owned_by="me", model_keys=("id", "object", "owned_by", "permissions")),
+     "llama-cpp-python"),
+    (SelfDescription(owned_by="openai", header_names=("content-type", "x-litellm-version")),
+     "litellm"),
+    (SelfDescription(owned_by="library"), None),
+])
+def test_the_kind_a_server_says_it_is(description, kind):
+    assert family(description) == kind
+
+
+def test_systems_that_cannot_be_benchmarked_honestly_are_warned_of_not_refused():
+    assert "one request at a time" in dialect_warnings("llama-cpp-python", None, None)[0]
+    assert "chunk timing" in dialect_warnings("litellm", None, None)[0]
+    assert "cannot be pinned" in dialect_warnings("openai", None, None)[0]
+    assert dialect_warnings("vllm", None, None) == ()
+
+
+def test_a_prompt_counted_otherwise_than_sent_is_named_beyond_one_bos():
+    assert dialect_warnings("vllm", 180, 181) == ()  # a BOS added to a text prompt
+    [warning] = dialect_warnings("ollama", 180, 203)  # Ollama's chat template around it
+    assert warning.startswith("the server counted 203 prompt tokens for a prompt of 180")
+    assert counted_prompt_tokens([{"usage": {"prompt_tokens": 0}},
+                                  {"usage": {"prompt_tokens": 203, "completion_tokens": 2}},
+                                  {"choices": []}]) == 203

@@ -87,6 +87,66 @@ def test_older_names_are_matched_too():
     assert metrics.histograms["itl"].count == 4.0
 
 
+# The other servers' names, as their sources register them (../shared/dialects.md).
+OTHER_SERVERS = {
+    "sglang": """\
+# TYPE sglang:num_running_reqs gauge
+sglang:num_running_reqs{model_name="m"} 4.0
+# TYPE sglang:num_queue_reqs gauge
+sglang:num_queue_reqs{model_name="m"} 2.0
+# TYPE sglang:token_usage gauge
+sglang:token_usage{model_name="m"} 0.3
+# TYPE sglang:prompt_tokens_total counter
+sglang:prompt_tokens_total{model_name="m"} 900.0
+# TYPE sglang:generation_tokens_total counter
+sglang:generation_tokens_total{model_name="m"} 300.0
+# TYPE sglang:time_to_first_token_seconds histogram
+sglang:time_to_first_token_seconds_bucket{le="0.1",model_name="m"} 6.0
+sglang:time_to_first_token_seconds_bucket{le="+Inf",model_name="m"} 6.0
+sglang:time_to_first_token_seconds_sum{model_name="m"} 0.3
+sglang:time_to_first_token_seconds_count{model_name="m"} 6.0
+""",
+    "llamacpp": """\
+# TYPE llamacpp:prompt_tokens_total counter
+llamacpp:prompt_tokens_total 900
+# TYPE llamacpp:tokens_predicted_total counter
+llamacpp:tokens_predicted_total 300
+# TYPE llamacpp:requests_processing gauge
+llamacpp:requests_processing 4
+# TYPE llamacpp:requests_deferred gauge
+llamacpp:requests_deferred 2
+""",
+    "tgi": """\
+# TYPE tgi_queue_size gauge
+tgi_queue_size 2
+# TYPE tgi_batch_current_size gauge
+tgi_batch_current_size 4
+# TYPE tgi_request_input_length histogram
+tgi_request_input_length_bucket{le="1000"} 6
+tgi_request_input_length_bucket{le="+Inf"} 6
+tgi_request_input_length_sum 900
+tgi_request_input_length_count 6
+# TYPE tgi_request_generated_tokens histogram
+tgi_request_generated_tokens_bucket{le="1000"} 6
+tgi_request_generated_tokens_bucket{le="+Inf"} 6
+tgi_request_generated_tokens_sum 300
+tgi_request_generated_tokens_count 6
+""",
+}
+
+
+@pytest.mark.parametrize("server", sorted(OTHER_SERVERS))
+def test_other_servers_names_give_the_same_figures(server):
+    metrics = parse_server_metrics(OTHER_SERVERS[server])
+    assert metrics.counters == {"prompt_tokens": 900.0, "generation_tokens": 300.0}
+    assert metrics.gauges["running"] == 4.0 and metrics.gauges["waiting"] == 2.0
+    if server == "sglang":
+        assert metrics.histograms["ttft"].count == 6.0
+        assert metrics.gauges["kv_cache_usage"] == 0.3
+    else:  # llama.cpp and TGI keep no TTFT histogram
+        assert metrics.histograms == {}
+
+
 def test_malformed_exposition_is_an_error():
     with pytest.raises(ValueError):
         parse_server_metrics("vllm:num_requests_running{engine=0 oops\n")
