@@ -25,6 +25,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from client_sut.analysis.token_accounting import token_accounting
 from client_sut.records import RequestRecord
 
 NS_PER_MS = 1_000_000
@@ -176,6 +177,7 @@ def client_summary(records: Sequence[RequestRecord]) -> dict:
             and r.server_completion_tokens != r.streamed_tokens
         ),
         "token_id_sources": dict(Counter(r.token_id_source.value for r in records)),
+        "token_accounting": token_accounting(records),
         "percentile_method": "linear interpolation between closest ranks",
     }
 

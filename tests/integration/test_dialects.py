@@ -40,6 +40,13 @@ def test_a_run_with_default_flags_serves_every_request_of_each_dialect(start_emi
     client = results["client"]
     assert client["errors"] == 0 and client["requests"] == SAMPLES, run.stderr[-2000:]
     assert client["output_tokens"] == SAMPLES * TOKENS  # the server's count, however it came
+    accounting = client["token_accounting"]
+    assert accounting["requests"]["with_usage"] == SAMPLES
+    with_ids = EXPECTED[dialect][3] == "streamed"
+    assert accounting["requests"]["with_server_ids"] == (SAMPLES if with_ids else 0)
+    assert accounting["requests"]["reference_tokenizer"] == (0 if with_ids else SAMPLES)
+    if with_ids:
+        assert accounting["disagreements"]["usage_vs_server_ids"]["disagreed"] == 0
     [endpoint] = results["endpoints"]
     name, token_prompt, refused, ids, usage = EXPECTED[dialect]
     assert endpoint["dialect"]["name"] == name and endpoint["dialect"]["found_by"] == "probe"
