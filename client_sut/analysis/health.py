@@ -68,17 +68,20 @@ def _signals(records: Sequence[RequestRecord], checks: Sequence[HealthCheck]) ->
 
 
 def _bursts(records: Sequence[RequestRecord]) -> list[int]:
-    """When every request in flight (two or more) broke within BURST_NS: the burst's start."""
+    """When every request in flight (two or more) broke within BURST_NS: the burst's start.
+    Requests sent after the first break are no part of it: one after another failing alike is
+    not a burst."""
     broken = sorted((r for r in records if r.error is not None and r.error.kind in LOST_KINDS),
                     key=lambda r: r.end_ns)
     starts, i = [], 0
     while i < len(broken):
         first = broken[i].end_ns
-        group = [r for r in broken[i:] if r.end_ns - first <= BURST_NS]
+        window = [r for r in broken[i:] if r.end_ns - first <= BURST_NS]
+        together = [r for r in window if r.send_ns < first]
         in_flight = sum(1 for r in records if r.send_ns < first <= r.end_ns)
-        if len(group) >= 2 and len(group) >= in_flight:
+        if len(together) >= 2 and len(together) >= in_flight:
             starts.append(first)
-        i += len(group)
+        i += len(window)
     return starts
 
 

@@ -314,6 +314,11 @@ class InFlight:
         self.send_ns = time.perf_counter_ns()
         self.exchange = connection.exchange(self.request, self.acc, self.send_ns)
 
+    def written_into_a_closed_connection(self) -> bool:
+        """Its connection was a reused one and not one byte of a response came back on it."""
+        return (self.connection is not None and self.connection.exchanges > 1
+                and self.acc.status is None and not self.acc.event_ns)
+
     def drop(self) -> None:
         """Stops a request cut short (a timeout, an interrupt): its connection is aborted unless
         the whole response had already arrived, when the connection may be back in the pool
@@ -358,7 +363,16 @@ async def finish_request(inflight: InFlight, pool: ConnectionPool, endpoint: str
         if inflight.exchange is None:
             inflight.connect_ns = clock()  # waiting for this task's first step was our delay
             inflight.write(await pool.connect())
-        await inflight.exchange
+        try:
+            await inflight.exchange
+        except ConnectionLost:
+            if not inflight.written_into_a_closed_connection():
+                raise
+            # The server had closed this kept-alive connection before our request reached it:
+            # no server failed it, so it goes once more, on a new connection.
+            pool.closes_after_response = True
+            inflight.write(await pool.connect())
+            await inflight.exchange
     except asyncio.CancelledError:
         # The watchdog (a timeout) or an interrupted run: either way, keep what arrived.
         inflight.drop()

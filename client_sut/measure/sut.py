@@ -22,8 +22,9 @@ import asyncio
 import os
 import time
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from types import MappingProxyType
 
 import mlperf_loadgen as lg
 
@@ -107,6 +108,9 @@ class LoadGenSut:
     bridge and handed on to the streams (`_hand_over`, on the loop)."""
 
     worker_stats: Sequence = ()  # what worker processes measured of themselves (none here)
+    # Per endpoint, whether it closed each connection after a response, so that every request
+    # took a new one (known where the streams ran on this process's loop).
+    connection_per_request: Mapping[str, bool] = MappingProxyType({})
 
     def __init__(self, loop: asyncio.AbstractEventLoop, bridge: LoadGenBridge) -> None:
         self._loop = loop

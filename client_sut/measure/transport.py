@@ -172,6 +172,11 @@ def _arrival_ns(control: list[tuple[int, int, bytes]], read_wall_ns: int, read_n
     return read_ns
 
 
+# A kept-alive connection the server closes within this long of a response was closed because
+# of it (servers that keep connections alive close idle ones after seconds: vLLM 5 s).
+CLOSED_SOON_S = 0.5
+
+
 class Connection(asyncio.Protocol):
     """One keep-alive connection carrying one exchange at a time."""
 
@@ -181,6 +186,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
+        self.exchanges = 0  # requests written on it: past one, it was kept alive and reused
         self._sink: ResponseSink | None = None
         self._done: asyncio.Future | None = None
         self._now_ns = 0
@@ -216,6 +222,7 @@ class Connection(asyncio.Protocol):
         self._sized = False
         self._delimited_by_close = False
         self._written_ns = written_ns
+        self.exchanges += 1
         self.transport.write(request)
         if self.kernel_stamps and not self.transport.is_closing():
             self._start_stamped_reads()
@@ -304,6 +311,10 @@ class Connection(asyncio.Protocol):
             self._finish(MalformedResponse(f"malformed HTTP response: {exc}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if (self._done is None and exc is None and not self.closed and self.exchanges
+                and time.monotonic() - self.idle_since < CLOSED_SOON_S):
+            # The server closed it just after a response, though it said keep-alive.
+            self._pool.closes_after_response = True
         self.closed = True
         self._stop_stamped_reads()
         self._pool.forget(self)
@@ -337,11 +348,13 @@ class Connection(asyncio.Protocol):
         self._sink.on_body(self._now_ns, body)
 
     def on_message_complete(self) -> None:
-        reusable = self._parser.should_keep_alive() and not self.closed
+        reusable = (self._parser.should_keep_alive() and not self.closed
+                    and not self._pool.closes_after_response)
         self._finish(None)
         if reusable:
             self._pool.release(self)
         elif self.transport is not None:
+            self.closed = True  # closed by us: not a server closing it
             self.transport.close()
 
 
@@ -354,6 +367,9 @@ class ConnectionPool:
         self.loop = asyncio.get_running_loop()
         self._ssl = client_ssl_context(ssl_verify) if self.origin.tls else None
         self.kernel_stamps = kernel_stamped(url)
+        # Learnt from the server: it closes each connection after one response (llama.cpp's
+        # server does, while its headers say Keep-Alive), so every request gets a new one.
+        self.closes_after_response = False
         self._keepalive_s = keepalive_s
         self.connect_timeout_s = connect_timeout_s
         self._idle: list[Connection] = []
@@ -399,5 +415,6 @@ class ConnectionPool:
     def close(self) -> None:
         for connection in list(self._all):
             if connection.transport is not None:
+                connection.closed = True
                 connection.transport.close()
         self._idle.clear()

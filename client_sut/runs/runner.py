@@ -36,7 +36,13 @@ from client_sut.config import (
 from client_sut.data.dataset import Sample, load_samples, tokenize_prompts
 from client_sut.data.token_cache import cache_key, cached_prompt_ids
 from client_sut.data.tokenization import load_tokenizer
-from client_sut.dialect import Capabilities, Dialect, describe, dialect_notes, server_paths
+from client_sut.dialect import (
+    Capabilities,
+    Dialect,
+    describe,
+    dialect_notes,
+    server_paths,
+)
 from client_sut.errors import EXIT_INTERRUPTED, UsageError
 from client_sut.eventloop import run_event_loop
 from client_sut.measure.cores import auto_workers, plan_cores
@@ -221,7 +227,9 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
         paths = server_paths(dialect.name)
         endpoint.update(dialect={**dialect.to_json(), "metrics_path": paths.metrics,
                                  "health_path": paths.health},
-                        capabilities=dialect.capabilities.to_json())
+                        capabilities=dialect.capabilities.to_json(),
+                        connection_per_request=drive.client.connection_per_request.get(
+                            endpoint["url"]))
     finished = not drive.interrupted and drive.stopped_early is None
     try:  # scoring can take minutes: an interrupt stops it, and the run is written without it
         _signals_interrupt()
@@ -354,7 +362,10 @@ async def _streams(config: RunConfig, bridge: LoadGenBridge, bodies: list[bytes]
             warmup = {"requests": 0}
             if warmup_bodies:
                 warmup = await warm_up(pool, config.api, warmup_bodies, credentials.redact)
-            yield ClientSut(asyncio.get_running_loop(), pool, config.api, bodies, bridge), warmup
+            client = ClientSut(asyncio.get_running_loop(), pool, config.api, bodies, bridge)
+            yield client, warmup
+            client.connection_per_request = {url: connections.closes_after_response
+                                             for url, connections in pool.connection_pools()}
         return
     plan = plan_cores(config.client_workers, os.sched_getaffinity(0))
     specs = [WorkerSpec(index, config.endpoints, share, config.timeouts, credentials,

@@ -87,6 +87,9 @@ class EmitterConfig:
     # gap is then the step, and a stream joins the steps once its first-token delay has passed.
     engine_step_s: float | None = None
     dialect: str = "vllm"  # another server's dialect (emitter_dialects.DIALECTS)
+    # Close the connection after each streamed response while saying keep-alive, as llama.cpp's
+    # server does: a client that reuses it writes its next request into a closed connection.
+    close_after_response: bool = False
 
 
 # What each fault does; tests check the client classifies each one.
@@ -313,7 +316,7 @@ class _Stream:
             self.handle = connection.loop.call_later(wait, self.step)
             return
         self._release_slot()
-        connection.finished()
+        connection.finished(streamed=True)
 
     def advance(self) -> bool:
         """One engine step: the next event in a write of its own (with the response head before
@@ -339,7 +342,7 @@ class _Stream:
         transport.write(data)
         if finished:
             self._release_slot()
-            connection.finished()
+            connection.finished(streamed=True)
         return not finished
 
     def _flush(self, tail: bytes = b"") -> None:
@@ -508,12 +511,12 @@ class _Connection(asyncio.Protocol):
             self.keep_alive = request.keep_alive
             self._answer(request)
 
-    def finished(self) -> None:
+    def finished(self, streamed: bool = False) -> None:
         """The response in progress is complete: on to the next request, or close."""
         self.active = None
         if self.transport is None:
             return
-        if not self.keep_alive:
+        if not self.keep_alive or (streamed and self.emitter.config.close_after_response):
             self.transport.close()
             return
         self._next()
@@ -712,6 +715,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dialect", choices=DIALECTS, default="vllm",
                         help="answer as this server does (its refusals and stream framing; "
                              "see client_sut/servers/emitter_dialects.py)")
+    parser.add_argument("--close-after-response", action="store_true",
+                        help="close each connection after its streamed response, though the "
+                             "response said keep-alive (as llama.cpp's server does)")
     parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate")
     parser.add_argument("--tls-key", help="the certificate's PEM private key")
     args = parser.parse_args(argv)
@@ -729,7 +735,8 @@ def main(argv: list[str] | None = None) -> int:
                            die_after=args.die_after, api_key=args.api_key,
                            max_model_len=args.max_model_len, max_running=args.max_running,
                            engine_step_s=None if args.engine_step_ms is None
-                           else args.engine_step_ms / 1000, dialect=args.dialect)
+                           else args.engine_step_ms / 1000, dialect=args.dialect,
+                           close_after_response=args.close_after_response)
 
     async def run() -> None:
         server, url = await serve(config, args.host, args.port, tls)

@@ -107,3 +107,19 @@ def test_servers_that_take_different_requests_are_not_mixed_in_one_run(start_emi
     assert run.stderr.strip().splitlines()[-1].endswith(
         "benchmark each kind of server in a run of its own")
     assert not (run.output_dir / "results.json").exists()
+
+
+def test_a_server_that_closes_each_connection_after_a_response_fails_no_request(
+        start_emitter, demo_tokenizer, run_cli):
+    # As llama.cpp's server does, though its headers say keep-alive: one request at a time, as
+    # an accuracy run may be made, wrote every second request into a closed connection.
+    emitter = start_emitter("--close-after-response", *FAST)
+    run = run_cli("--endpoint", emitter.url, "--tokenizer", str(demo_tokenizer), "--dataset",
+                  str(SHARED_DATA), "--total-sample-count", "40", "--duration", "1",
+                  "--min-query-count", "40", "--max-concurrency", "1", "--no-report",
+                  "--progress", "none")
+    results = run.results
+    assert results["client"]["errors"] == 0, results["client"]["errors_by_kind"]
+    [endpoint] = results["endpoints"]
+    assert endpoint["connection_per_request"] is True
+    assert endpoint["health"]["state"] == "answering"

@@ -105,3 +105,10 @@ def test_the_reason_names_the_dead_server_and_with_several_a_lost_replica():
     assert both.startswith(f"the deployment lost a replica: the server at {URL} stopped "
                            f"answering during probe-02")
     assert both.endswith("while 1 other kept answering")
+
+
+def test_requests_failing_one_after_another_are_no_burst():
+    # One at a time, every second one broken on a connection the server had closed.
+    records = [record(i * 10, i * 10 + (2 if i % 2 else 8),
+                      ErrorKind.DISCONNECTED if i % 2 else None) for i in range(10)]
+    assert outages(records, []) == []
