@@ -21,6 +21,7 @@ MLPERF_SETTINGS = {"min_tokens": "min_tokens 1", "top_k": "top_k 1 (greedy)", "s
 
 # Where the generated ids come from.
 IDS_STREAMED = "streamed"  # token_ids in each chunk (vLLM, SGLang with return_token_ids)
+IDS_LOGPROBS = "logprobs"  # logprobs.content[].id in each chunk (llama.cpp, asked with n_probs)
 IDS_NONE = "none"  # text only: the reference tokenizer counts the concatenated text
 # Where the usage comes.
 USAGE_CHUNK = "chunk"  # a chunk of its own with no choices (vLLM, SGLang, TRT-LLM, OpenAI)
@@ -39,11 +40,12 @@ class Capabilities:
     ids: str = IDS_STREAMED
     usage: str = USAGE_CHUNK
     role_chunk: bool = False  # a chunk with no token before the first one (chat)
+    extra: tuple[tuple[str, int], ...] = ()  # fields of its own that make it give its ids
 
     def to_json(self) -> dict:
         return {"token_prompt": self.token_prompt, "refused": list(self.refused),
                 "ignored": list(self.ignored), "ids": self.ids, "usage": self.usage,
-                "role_chunk": self.role_chunk}
+                "role_chunk": self.role_chunk, "extra": dict(self.extra)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +86,8 @@ KNOWN = {
     "openai": Capabilities(refused=("return_token_ids", "min_tokens", "top_k"), ids=IDS_NONE),
     "ollama": Capabilities(token_prompt=False, ignored=("min_tokens", "top_k"), ids=IDS_NONE,
                            usage=USAGE_EVERY_CHUNK),
-    "llamacpp": Capabilities(ignored=("min_tokens",), ids=IDS_NONE, usage=USAGE_INLINE),
+    "llamacpp": Capabilities(ignored=("min_tokens",), ids=IDS_LOGPROBS, usage=USAGE_INLINE,
+                             extra=(("n_probs", 1),)),
     "llama-cpp-python": Capabilities(token_prompt=False, ids=IDS_NONE, usage=USAGE_NONE),
     "litellm": Capabilities(ids=IDS_NONE),  # its re-chunker drops token_ids
     "nim": Capabilities(),  # NIM for LLMs 2.x: vLLM inside
@@ -222,7 +225,14 @@ def stream_capabilities(chunks: list[dict]) -> tuple[str, str, bool]:
     """Where a stream put its ids and its usage, and whether a chunk with no token came first:
     read from the decoded chunks of one probe response."""
     choices = [c for chunk in chunks for c in chunk.get("choices") or []]
-    ids = IDS_STREAMED if any(c.get("token_ids") for c in choices) else IDS_NONE
+    if any(c.get("token_ids") for c in choices):
+        ids = IDS_STREAMED
+    elif any(isinstance(c.get("logprobs"), dict) and any(
+            isinstance(entry, dict) and isinstance(entry.get("id"), int)
+            for entry in c["logprobs"].get("content") or []) for c in choices):
+        ids = IDS_LOGPROBS
+    else:
+        ids = IDS_NONE
     with_usage = [chunk for chunk in chunks if isinstance(chunk.get("usage"), dict)]
     counted = [chunk for chunk in with_usage if chunk["usage"].get("completion_tokens")]
     if not counted:
@@ -258,7 +268,8 @@ def guess_family(refusals: tuple[str, ...]) -> str | None:
 def describe(dialect: Dialect) -> str:
     """One line: what the server is and how the client speaks to it."""
     caps = dialect.capabilities
-    ids = "streamed" if caps.ids == IDS_STREAMED else "none (the reference tokenizer counts)"
+    ids = {IDS_STREAMED: "streamed", IDS_LOGPROBS: "streamed in logprobs"}.get(
+        caps.ids, "none (the reference tokenizer counts)")
     parts = [f"prompt as {'token ids' if caps.token_prompt else 'text'}", f"ids {ids}",
              f"usage {caps.usage}"]
     if caps.refused:

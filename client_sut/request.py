@@ -34,9 +34,10 @@ class GenerationParams:
 
 def request_body(api: Api, model: str, params: GenerationParams, *,
                  prompt_ids: tuple[int, ...] | None, prompt_text: str,
-                 omit: tuple[str, ...] = ()) -> bytes:
+                 omit: tuple[str, ...] = (), extra: tuple[tuple[str, int], ...] = ()) -> bytes:
     """The JSON body for one sample; built once per sample, before the run. `omit`: the
-    fields the server refuses (its dialect's), left out."""
+    fields the server refuses (its dialect's), left out; `extra`: fields of its own that make
+    it give its ids (llama.cpp's n_probs)."""
     body: dict = {
         "model": model,
         "max_tokens": params.max_tokens,
@@ -55,6 +56,7 @@ def request_body(api: Api, model: str, params: GenerationParams, *,
         body["prompt"] = list(prompt_ids) if prompt_ids is not None else prompt_text
     for name in omit:
         body.pop(name, None)
+    body.update(extra)
     return msgspec.json.encode(body)
 
 

@@ -18,6 +18,7 @@ from dataclasses import replace
 import aiohttp
 
 from client_sut.dialect import (
+    IDS_LOGPROBS,
     KNOWN,
     OPTIONAL_FIELDS,
     Capabilities,
@@ -118,12 +119,13 @@ async def _probe_one(session: aiohttp.ClientSession, endpoint: str, model: str, 
     refusals: list[str] = []
     token_prompt = api is Api.COMPLETIONS and prompt_ids is not None
     short = replace(params, max_tokens=PROBE_TOKENS)
+    extra = KNOWN[said_family].extra if said_family in KNOWN else ()
     sent = 0
     try:
         for sent in range(1, len(OPTIONAL_FIELDS) + 3):
             body = request_body(api, model, short,
                                 prompt_ids=prompt_ids if token_prompt else None,
-                                prompt_text=prompt_text, omit=tuple(refused))
+                                prompt_text=prompt_text, omit=tuple(refused), extra=extra)
             status, text = await _post(session, endpoint + api.path, body)
             if status == 200:
                 chunks = _chunks(text)
@@ -161,8 +163,8 @@ async def _probe_one(session: aiohttp.ClientSession, endpoint: str, model: str, 
     warnings = dialect_warnings(name, prompt_length if api is Api.COMPLETIONS else None,
                                 counted_prompt_tokens(chunks))
     return Dialect(name, Capabilities(token_prompt, tuple(refused), ignored, ids, usage,
-                                      role_chunk), version, "probe", tuple(evidence), sent,
-                   warnings)
+                                      role_chunk, extra if ids == IDS_LOGPROBS else ()),
+                   version, "probe", tuple(evidence), sent, warnings)
 
 
 async def probe_dialects(endpoints: Sequence[str], model: str, api: Api,
@@ -189,7 +191,7 @@ async def probe_dialects(endpoints: Sequence[str], model: str, api: Api,
 def one_request_shape(dialects: dict[str, Dialect]) -> Capabilities:
     """The capabilities every endpoint shares: one run sends one request shape (a deployment's
     replicas are one kind of server)."""
-    shapes = {url: (d.capabilities.token_prompt, d.capabilities.refused)
+    shapes = {url: (d.capabilities.token_prompt, d.capabilities.refused, d.capabilities.extra)
               for url, d in dialects.items()}
     if len(set(shapes.values())) > 1:
         raise UsageError("the endpoints take different requests ("

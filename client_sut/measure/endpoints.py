@@ -19,7 +19,7 @@ PROBE_TIMEOUT_S = 15.0
 @dataclass(frozen=True, slots=True)
 class ServedModel:
     name: str
-    max_model_len: int | None  # vLLM reports it; other servers may not
+    max_model_len: int | None  # vLLM reports it, llama.cpp at /props; other servers may not
 
 
 async def _models(session: aiohttp.ClientSession, endpoint: str) -> list[ServedModel]:
@@ -48,7 +48,25 @@ async def _models(session: aiohttp.ClientSession, endpoint: str) -> list[ServedM
     if not isinstance(data, list) or not all(isinstance(m, dict) and "id" in m for m in data):
         raise UsageError(f"{url} did not return an OpenAI model list; is {endpoint} an "
                          f"OpenAI-compatible server?")
-    return [ServedModel(m["id"], m.get("max_model_len")) for m in data]
+    context = None
+    if not any(m.get("max_model_len") for m in data):
+        context = await _props_context(session, endpoint)
+    return [ServedModel(m["id"], m.get("max_model_len") or context) for m in data]
+
+
+async def _props_context(session: aiohttp.ClientSession, endpoint: str) -> int | None:
+    """llama-server's context per request (one slot's: the whole context over its slots) from
+    /props, where /v1/models does not say it; None where the server has no /props."""
+    try:
+        async with session.get(f"{endpoint}/props") as response:
+            if response.status != 200:
+                return None
+            props = await response.json(content_type=None)
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        return None
+    settings = props.get("default_generation_settings") if isinstance(props, dict) else None
+    n_ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
+    return n_ctx if isinstance(n_ctx, int) and n_ctx > 0 else None
 
 
 async def probe_endpoints(endpoints: tuple[str, ...], model: str | None,

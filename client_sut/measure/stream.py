@@ -61,11 +61,21 @@ class _Delta(msgspec.Struct):
     content: str | None = None
 
 
+class _LogprobEntry(msgspec.Struct):
+    id: int | None = None
+
+
+class _Logprobs(msgspec.Struct):
+    content: list[_LogprobEntry] | None = None  # llama.cpp (asked with n_probs); OpenAI's
+    # completions logprobs have other fields, read as no ids
+
+
 class _Choice(msgspec.Struct):
     text: str | None = None
     delta: _Delta | None = None
     token_ids: list[int] | None = None
     finish_reason: str | None = None
+    logprobs: _Logprobs | None = None
 
 
 class _Usage(msgspec.Struct):
@@ -252,8 +262,9 @@ class StreamAccumulator:
             piece = choice.text if choice.delta is None else choice.delta.content
             if piece:
                 text += piece
-            if choice.token_ids:
-                ids = choice.token_ids if ids is None else ids + choice.token_ids
+            given = choice.token_ids or _logprob_ids(choice)
+            if given:
+                ids = given if ids is None else ids + given
             if choice.finish_reason:  # TGI sends "" on every chunk before the last
                 self.finish_reason = choice.finish_reason
         if ids:
@@ -274,6 +285,14 @@ class StreamAccumulator:
         if self.saw_ids:  # where a server gives ids for some events only, those are what it gave
             return TokenIdSource.SERVER
         return TokenIdSource.RETOKENIZED if self.texts else TokenIdSource.NONE
+
+
+def _logprob_ids(choice: _Choice) -> list[int] | None:
+    """llama.cpp's generated ids: one logprobs entry per token of the chunk."""
+    if choice.logprobs is None or not choice.logprobs.content:
+        return None
+    ids = [entry.id for entry in choice.logprobs.content]
+    return None if None in ids else ids
 
 
 def _error_message(chunk: _Chunk) -> str:

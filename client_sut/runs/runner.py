@@ -142,7 +142,7 @@ def _request_bodies(config: RunConfig, model: str, samples: list[Sample],
     send_ids = config.prompt_form is PromptForm.TOKENS and shape.token_prompt
     return [request_body(config.api, model, config.generation,
                          prompt_ids=ids if send_ids else None, prompt_text=sample.prompt,
-                         omit=shape.refused)
+                         omit=shape.refused, extra=shape.extra)
             for sample, ids in zip(samples, prompt_ids)]
 
 

@@ -247,10 +247,17 @@ class Emitter:
                                               "code": 401}})
 
     def models(self) -> bytes:
-        return _json_response(200, {"object": "list", "data": [
-            {"id": self.config.model, "object": "model",
-             "owned_by": OWNED_BY.get(self.config.dialect, "client_sut"),
-             "max_model_len": self.config.max_model_len}]})
+        entry = {"id": self.config.model, "object": "model",
+                 "owned_by": OWNED_BY.get(self.config.dialect, "client_sut"),
+                 "max_model_len": self.config.max_model_len}
+        if self.config.dialect == "llamacpp":  # its context is at /props instead
+            del entry["max_model_len"]
+        return _json_response(200, {"object": "list", "data": [entry]})
+
+    def props(self) -> bytes:
+        """llama-server's /props: the context of one slot, which bounds a request."""
+        return _json_response(200, {"default_generation_settings": {
+            "n_ctx": self.config.max_model_len}, "total_slots": 1})
 
     def log_json(self) -> bytes:
         entries = [{**entry, "write_ns": entry["write_ns"].tolist()} for entry in self.log]
@@ -540,6 +547,8 @@ class _Connection(asyncio.Protocol):
             return self._reply(_json_response(200, []))  # TRT-LLM's iteration stats are JSON
         if route == (b"GET", b"/v1/models"):
             return self._reply(emitter.unauthorized(request) or emitter.models())
+        if route == (b"GET", b"/props") and emitter.config.dialect == "llamacpp":
+            return self._reply(emitter.props())
         kinds = {b"/v1/completions": "completions", b"/v1/chat/completions": "chat"}
         if request.method != b"POST" or request.path not in kinds:
             return self._reply(_json_response(404, {"error": {"message": "not found"}}))

@@ -13,6 +13,9 @@ its fast byte templates; these are built with json.dumps, one event at a time.
   "Unrecognized request argument supplied"; no ids; `usage: null` until a usage chunk.
 - ollama: a prompt that is not a string is HTTP 400; no ids; every chunk carries a zero usage,
   the last content chunk has no text, then a usage chunk with the real count.
+- llamacpp (llama-server): ids only as `logprobs.content[].id`, asked with `n_probs`; usage on
+  the finish chunk; its context per request at `/props`, not in `/v1/models`; `min_tokens`
+  silently ignored.
 """
 
 from __future__ import annotations
@@ -20,12 +23,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-DIALECTS = ("vllm", "sglang", "trtllm", "tgi", "openai", "ollama")
+DIALECTS = ("vllm", "sglang", "trtllm", "tgi", "openai", "ollama", "llamacpp")
 # Where each keeps its Prometheus exposition (Ollama and OpenAI have none).
 METRICS_PATHS = {"trtllm": b"/prometheus/metrics", "ollama": None, "openai": None}
 # What each says of itself in /v1/models (Ollama's "library" names no server: its refusals do).
 OWNED_BY = {"sglang": "sglang", "trtllm": "tensorrt_llm", "tgi": "tgi", "openai": "system",
-            "ollama": "library"}
+            "ollama": "library", "llamacpp": "llamacpp"}
 
 # TensorRT-LLM's CompletionRequest and ChatCompletionRequest fields (extra="forbid"), as far as
 # a client of ours could send them.
@@ -90,6 +93,7 @@ class DialectStream:
             dialect == "trtllm" and "stream_options" in request)
         self.with_ids = ((dialect == "sglang" and bool(request.get("return_token_ids")))
                          or (dialect == "trtllm" and request.get("detokenize") is False))
+        self.logprob_ids = dialect == "llamacpp" and (request.get("n_probs") or 0) >= 1
         self.text = not (dialect == "trtllm" and request.get("detokenize") is False)
         self.head = {"id": "" if dialect == "tgi" else response_id,
                      "object": "chat.completion.chunk" if kind == "chat" else "text_completion",
@@ -114,13 +118,17 @@ class DialectStream:
             choice = {"index": 0, "text": text, "finish_reason": finish}
         if ids is not None and self.with_ids:
             choice["token_ids"] = ids
+        if ids is not None and self.logprob_ids:
+            choice["logprobs"] = {"content": [
+                {"id": i, "token": f" t{i}", "bytes": list(f" t{i}".encode()), "logprob": 0.0,
+                 "top_logprobs": []} for i in ids]}
         return choice
 
     def before_first_token(self) -> bytes:
         out = b""
         if self.dialect == "tgi":
             out += b":\n\n"  # axum's keep-alive comment
-        if self.kind == "chat" and self.dialect in ("sglang", "trtllm"):
+        if self.kind == "chat" and self.dialect in ("sglang", "trtllm", "llamacpp"):
             role = {"index": 0, "delta": {"role": "assistant", "content": None},
                     "finish_reason": None}
             out += self._event([role], trailing=" " if self.dialect == "trtllm" else "")
@@ -134,7 +142,7 @@ class DialectStream:
         usage = None
         if self.dialect == "ollama" and self.include_usage:
             usage = self._usage(0)
-        if self.dialect == "tgi" and last:
+        if self.dialect in ("tgi", "llamacpp") and last:  # on the finish chunk
             usage = self._usage(len(self.ids))
         if self.dialect == "ollama" and last:  # the text, then an empty chunk with the finish
             return (self._event([self._choice(text, None, group)], usage)
@@ -143,7 +151,7 @@ class DialectStream:
 
     def tail(self, done: bool = True) -> bytes:
         out = b""
-        if self.include_usage and self.dialect != "tgi":
+        if self.include_usage and self.dialect not in ("tgi", "llamacpp"):
             out += self._event([], self._usage(len(self.ids)))
         return out + (b"data: [DONE]\n\n" if done else b"")
 

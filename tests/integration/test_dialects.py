@@ -20,12 +20,14 @@ EXPECTED = {
     "tgi": ("tgi", False, [], "none", "inline"),
     "openai": ("openai", True, ["top_k", "min_tokens", "return_token_ids"], "none", "chunk"),
     "ollama": ("ollama", False, [], "none", "every_chunk"),
+    "llamacpp": ("llamacpp", True, [], "logprobs", "inline"),
 }
 NOTED = {"trtllm": [], "sglang": [],
          "tgi": ["ignores MLPerf's min_tokens 1", "ignores MLPerf's top_k 1 (greedy)",
                  "refuses a prompt of token ids"],
          "openai": ["refuses MLPerf's min_tokens 1", "refuses MLPerf's top_k 1 (greedy)"],
-         "ollama": ["ignores MLPerf's min_tokens 1", "refuses a prompt of token ids"]}
+         "ollama": ["ignores MLPerf's min_tokens 1", "refuses a prompt of token ids"],
+         "llamacpp": ["ignores MLPerf's min_tokens 1"]}
 
 
 @pytest.mark.parametrize("dialect", sorted(EXPECTED))
@@ -42,7 +44,7 @@ def test_a_run_with_default_flags_serves_every_request_of_each_dialect(start_emi
     assert client["output_tokens"] == SAMPLES * TOKENS  # the server's count, however it came
     accounting = client["token_accounting"]
     assert accounting["requests"]["with_usage"] == SAMPLES
-    with_ids = EXPECTED[dialect][3] == "streamed"
+    with_ids = EXPECTED[dialect][3] != "none"  # streamed, or llama.cpp's logprobs
     assert accounting["requests"]["with_server_ids"] == (SAMPLES if with_ids else 0)
     assert accounting["requests"]["reference_tokenizer"] == (0 if with_ids else SAMPLES)
     if with_ids:
@@ -123,3 +125,24 @@ def test_a_server_that_closes_each_connection_after_a_response_fails_no_request(
     [endpoint] = results["endpoints"]
     assert endpoint["connection_per_request"] is True
     assert endpoint["health"]["state"] == "answering"
+
+
+def test_llama_cpps_ids_come_from_its_logprobs_and_its_context_from_props(start_emitter,
+                                                                         demo_tokenizer,
+                                                                         run_cli):
+    emitter = start_emitter("--dialect", "llamacpp", *FAST)
+    run = run_cli("--endpoint", emitter.url, "--tokenizer", str(demo_tokenizer), "--dataset",
+                  str(SHARED_DATA), "--total-sample-count", "8", "--duration", "1",
+                  "--min-query-count", "8", "--no-report", "--progress", "none")
+    assert run.results["endpoints"][0]["capabilities"]["extra"] == {"n_probs": 1}
+    served = {entry["response_id"]: entry["token_ids"] for entry in emitter.log()}
+    for request in run.requests():  # the server's own ids, as it generated them
+        assert request["token_id_source"] == "server"
+        assert request["streamed_tokens"] == len(served[request["response_id"]]) == TOKENS
+    # Its context is at /props (not in /v1/models): prompts that cannot fit are bad input.
+    small = start_emitter("--dialect", "llamacpp", "--max-model-len", "300", *FAST)
+    refused = run_cli("--endpoint", small.url, "--tokenizer", str(demo_tokenizer), "--dataset",
+                      str(SHARED_DATA), "--total-sample-count", "8")
+    assert refused.returncode == 2
+    assert "exceed the server's max_model_len 300" in refused.stderr
+    assert small.log() == []
