@@ -6,7 +6,9 @@ its fast byte templates; these are built with json.dumps, one event at a time.
 - sglang: as vLLM (ids with return_token_ids, a usage chunk of its own); chat starts with a
   role chunk.
 - trtllm: any field it does not know is HTTP 400 `{"error": "<validation text>"}`; ids only
-  with `detokenize: false` (then no text); chat's role chunk is written with a trailing space.
+  with `detokenize: false` (then no text); a chunk with empty text may come before the first
+  token (it emits a chunk per engine output, with no empty-text filter); chat's role chunk is
+  written with a trailing space.
 - tgi: a prompt of ids is HTTP 422; no ids; `id: ""` and `finish_reason: ""` until the last
   chunk, which carries the usage; a keep-alive comment before the first token.
 - openai: `top_k`, `min_tokens`, `ignore_eos` and `return_token_ids` are HTTP 400
@@ -132,6 +134,8 @@ class DialectStream:
             role = {"index": 0, "delta": {"role": "assistant", "content": None},
                     "finish_reason": None}
             out += self._event([role], trailing=" " if self.dialect == "trtllm" else "")
+        elif self.dialect == "trtllm":  # an engine output that decoded to nothing yet
+            out += self._event([self._choice("", None, [] if self.with_ids else None)])
         return out
 
     def token_event(self, n: int) -> bytes:
