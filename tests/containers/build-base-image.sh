@@ -10,8 +10,13 @@ if docker image inspect "$tag" >/dev/null 2>&1; then
     echo "base image $tag exists"
     exit 0
 fi
-mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n1)
-mirror=${mirror:-http://deb.debian.org/debian}
+# The mirror this machine's apt is configured with (deb822 sources, else a sources.list line).
+mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
+if [ -z "$mirror" ]; then
+    mirror=$(sed -n 's/^deb  *\(\[[^]]*\]  *\)\{0,1\}\([^ ]*\) .*/\2/p' \
+        /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -n1)
+fi
+[ -n "$mirror" ] || { echo "no Debian mirror in this machine's apt configuration" >&2; exit 1; }
 rootfs=$(mktemp -d)
 trap 'rm -rf "$rootfs"' EXIT
 # libnuma1: vLLM on CPU loads libnuma.so.1 at start.

@@ -52,6 +52,15 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _pip_index_args() -> list[str]:
+    """The package index this machine's pip is configured with, passed on to the image's pip
+    (none configured: pip's own default, as here)."""
+    configured = subprocess.run([sys.executable, "-m", "pip", "config", "get", "global.index-url"],
+                                capture_output=True, text=True, timeout=60).stdout.strip()
+    index = os.environ.get("PIP_INDEX_URL") or configured
+    return ["--build-arg", f"INDEX_URL={index}"] if index else []
+
+
 @pytest.fixture(scope="module")
 def images():
     """The base image (debootstrap, once per machine), then the project's two images on it."""
@@ -67,8 +76,7 @@ def images():
     try:
         _timed("server image", ["docker", "build", "-q", "--network", "host", "-f",
                                 "docker/Dockerfile.server-cpu", "--build-arg",
-                                f"BASE_IMAGE={BASE_IMAGE}", "--build-arg",
-                                "TORCH_INDEX_URL=https://pypi.org/simple", "--build-arg",
+                                f"BASE_IMAGE={BASE_IMAGE}", *_pip_index_args(), "--build-arg",
                                 f"PIP_FIND_LINKS=http://127.0.0.1:{port}/", "-t", SERVER_IMAGE,
                                 "."], BUILD_TIMEOUT_S, cwd=REPO)
     finally:
