@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # The fields of the request a server may refuse, and what leaving each out costs.
 OPTIONAL_FIELDS = ("return_token_ids", "stream_options", "min_tokens", "top_k", "seed")
@@ -54,14 +54,20 @@ class Dialect:
     capabilities: Capabilities
     version: str | None = None
     found_by: str = "probe"  # "probe", "assumed" (the probe learnt nothing), or "--dialect"
-    evidence: tuple[str, ...] = field(default=())  # what the probe saw, in order
+    evidence: tuple[str, ...] = ()  # what the probe saw, in order
     probe_requests: int = 0  # sent by the probe, refused ones included (untimed, uncounted)
     warnings: tuple[str, ...] = ()  # why its figures may not mean what they say
+
+    @property
+    def paths(self) -> ServerPaths:
+        """Where its kind keeps its metrics and its health."""
+        return SERVER_PATHS.get(self.name, DEFAULT_PATHS)
 
     def to_json(self) -> dict:
         return {"name": self.name, "version": self.version, "found_by": self.found_by,
                 "evidence": list(self.evidence), "probe_requests": self.probe_requests,
-                "warnings": list(self.warnings)}
+                "warnings": list(self.warnings), "metrics_path": self.paths.metrics,
+                "health_path": self.paths.health}
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +119,6 @@ SERVER_PATHS = {
 }
 DEFAULT_PATHS = ServerPaths("/metrics", None)
 
-
-def server_paths(name: str) -> ServerPaths:
-    return SERVER_PATHS.get(name, DEFAULT_PATHS)
 # Systems whose figures cannot mean what a benchmark says they mean: measured, with a warning.
 NOT_HONEST = {
     "llama-cpp-python": "llama-cpp-python's server runs one request at a time (a global lock): "
@@ -186,8 +189,8 @@ def family(description: SelfDescription) -> str | None:
     return None
 
 
-def dialect_warnings(name: str, prompt_sent: int | None, prompt_counted: int | None) -> tuple[str,
-                                                                                          ...]:
+def dialect_warnings(name: str, prompt_sent: int | None,
+                     prompt_counted: int | None) -> tuple[str, ...]:
     """Why a server's figures may not mean what they say: a system that cannot be benchmarked
     honestly, or a prompt the server counted otherwise than it was sent (a chat template wrapped
     around it, as Ollama does on /v1/completions), beyond the one BOS a server may add."""
@@ -243,8 +246,7 @@ def stream_capabilities(chunks: list[dict]) -> tuple[str, str, bool]:
         usage = USAGE_CHUNK
     else:
         usage = USAGE_INLINE
-    first = next((c for c in choices), None)
-    role_chunk = first is not None and not _carries_token(first)
+    role_chunk = bool(choices) and not _carries_token(choices[0])
     return ids, usage, role_chunk
 
 

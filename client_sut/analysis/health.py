@@ -46,6 +46,7 @@ class _Signal:
     t_ns: int
     kind: str  # UP, DOWN or LOST
     what: str  # "refused", "broken", "health", "burst", "answered"
+    size: int = 1  # a burst's requests
 
 
 def _signals(records: Sequence[RequestRecord], checks: Sequence[HealthCheck]) -> list[_Signal]:
@@ -62,25 +63,25 @@ def _signals(records: Sequence[RequestRecord], checks: Sequence[HealthCheck]) ->
             signals.append(_Signal(check.t_ns, UP, "answered"))
         elif check.answer is Answer.DOWN:
             signals.append(_Signal(check.t_ns, DOWN, "health"))
-    signals += [_Signal(t_ns, DOWN, "burst") for t_ns in _bursts(records)]
+    signals += [_Signal(t_ns, DOWN, "burst", size) for t_ns, size in _bursts(records)]
     # At one instant, a down before an up: a restart is only seen after the death.
     return sorted(signals, key=lambda s: (s.t_ns, s.kind != DOWN))
 
 
-def _bursts(records: Sequence[RequestRecord]) -> list[int]:
-    """When every request in flight (two or more) broke within BURST_NS: the burst's start.
-    Requests sent after the first break are no part of it: one after another failing alike is
-    not a burst."""
+def _bursts(records: Sequence[RequestRecord]) -> list[tuple[int, int]]:
+    """When every request in flight (two or more) broke within BURST_NS: the burst's start and
+    its size. Requests sent after the first break are no part of it: one after another failing
+    alike is not a burst."""
     broken = sorted((r for r in records if r.error is not None and r.error.kind in LOST_KINDS),
                     key=lambda r: r.end_ns)
     starts, i = [], 0
     while i < len(broken):
         first = broken[i].end_ns
         window = [r for r in broken[i:] if r.end_ns - first <= BURST_NS]
-        together = [r for r in window if r.send_ns < first]
-        in_flight = sum(1 for r in records if r.send_ns < first <= r.end_ns)
-        if len(together) >= 2 and len(together) >= in_flight:
-            starts.append(first)
+        together = sum(1 for r in window if r.send_ns < first)
+        if together >= 2 and together >= sum(1 for r in records
+                                             if r.send_ns < first <= r.end_ns):
+            starts.append((first, together))
         i += len(window)
     return starts
 
@@ -100,19 +101,19 @@ def outages(records: Sequence[RequestRecord], checks: Sequence[HealthCheck]) -> 
                 current = {"stopped_ns": min([signal.t_ns, *broken_since_up]),
                            "refused": 0, "broken": len(broken_since_up), "health_down": 0,
                            "burst": 0}
-                _count(current, signal, records)
+                _count(current, signal)
             continue
         if signal.kind == UP:
             found.append(Outage(came_back_ns=signal.t_ns, **current))
             current, broken_since_up = None, []
         else:
-            _count(current, signal, records)
+            _count(current, signal)
     if current is not None:
         found.append(Outage(came_back_ns=None, **current))
     return found
 
 
-def _count(outage: dict, signal: _Signal, records: Sequence[RequestRecord]) -> None:
+def _count(outage: dict, signal: _Signal) -> None:
     if signal.what == "refused":
         outage["refused"] += 1
     elif signal.what == "broken":
@@ -120,9 +121,7 @@ def _count(outage: dict, signal: _Signal, records: Sequence[RequestRecord]) -> N
     elif signal.what == "health":
         outage["health_down"] += 1
     elif signal.what == "burst":
-        outage["burst"] = max(outage["burst"], sum(
-            1 for r in records if r.error is not None and r.error.kind in LOST_KINDS
-            and 0 <= r.end_ns - signal.t_ns <= BURST_NS))
+        outage["burst"] = max(outage["burst"], signal.size)
 
 
 def overload_signs(records: Sequence[RequestRecord], checks: Sequence[HealthCheck]) -> dict:

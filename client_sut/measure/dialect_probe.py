@@ -4,8 +4,10 @@ the generated ids and the usage (the rules: `client_sut/dialect.py`).
 One short request (PROBE_TOKENS tokens) with everything the client sends, repeated without each
 field the server refuses (HTTP 400/422 naming it) and with the prompt as text when it refuses
 token ids; then what the server says of itself (`/version`, `/v1/models` owned_by, the Server
-header) names its family, and with it what it silently ignores. Anything that fails here is a
-UsageError: nothing measured has been sent yet.
+header) or its refusals name its family, and with it what it silently ignores. A refusal it
+cannot read is a UsageError (nothing measured has been sent yet); a probe request that fails
+otherwise (a server error, a broken stream) teaches nothing, and what the family is known to
+take is assumed.
 """
 
 from __future__ import annotations
@@ -121,6 +123,7 @@ async def _probe_one(session: aiohttp.ClientSession, endpoint: str, model: str, 
     short = replace(params, max_tokens=PROBE_TOKENS)
     extra = KNOWN[said_family].extra if said_family in KNOWN else ()
     sent = 0
+    unanswered: _Unanswered | None = None
     try:
         for sent in range(1, len(OPTIONAL_FIELDS) + 3):
             body = request_body(api, model, short,
@@ -148,17 +151,18 @@ async def _probe_one(session: aiohttp.ClientSession, endpoint: str, model: str, 
         else:
             raise UsageError(f"{endpoint} kept refusing the client's request: {refusals[-1]}")
     except _Unanswered as exc:
+        unanswered = exc
+    name = said_family or guess_family(tuple(refusals)) or "unknown"
+    if unanswered is not None:
         # A server failing or breaking a request is no answer about its dialect: what its kind
         # is known to take is assumed, and the measured requests show the failures.
-        name = said_family or guess_family(tuple(refusals)) or "unknown"
         known = KNOWN.get(name, Capabilities())
         assumed = replace(known, refused=tuple(dict.fromkeys((*known.refused, *refused))),
                           token_prompt=known.token_prompt and token_prompt)
         return Dialect(name, assumed, version, "assumed",
-                       (*evidence, f"{exc}: what a {name} server takes is assumed"), sent,
-                       dialect_warnings(name, None, None))
+                       (*evidence, f"{unanswered}: what a {name} server takes is assumed"),
+                       sent, dialect_warnings(name, None, None))
     ids, usage, role_chunk = stream_capabilities(chunks)
-    name = said_family or guess_family(tuple(refusals)) or "unknown"
     ignored = KNOWN[name].ignored if name in KNOWN else ()
     warnings = dialect_warnings(name, prompt_length if api is Api.COMPLETIONS else None,
                                 counted_prompt_tokens(chunks))

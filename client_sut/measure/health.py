@@ -14,13 +14,14 @@ model behind it).
 
 from __future__ import annotations
 
+import functools
 import socket
-import ssl
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 
+from client_sut.measure.transport import client_ssl_context
 from client_sut.records import Answer, HealthCheck
 from client_sut.security import Credentials
 
@@ -30,15 +31,10 @@ WAIT_POLL_S = 1.0
 
 
 class _Checker:
-    def __init__(self, credentials: Credentials | None, timeout_s: float) -> None:
-        self._headers = credentials.headers if credentials else {}
+    def __init__(self, credentials: Credentials, timeout_s: float) -> None:
+        self._headers = credentials.headers
         self._timeout_s = timeout_s
-        verify = credentials.ssl_context() if credentials else True
-        if verify is False:
-            self._context = ssl._create_unverified_context()
-        else:
-            self._context = verify if isinstance(verify, ssl.SSLContext) else \
-                ssl.create_default_context()
+        self._context = client_ssl_context(credentials.ssl_context())
 
     def ask(self, url: str, paths: tuple[str, ...]) -> tuple[Answer, str] | None:
         """The health paths in turn; None when the server has none of them (404)."""
@@ -73,11 +69,19 @@ def _unanswered(exc: BaseException, timeout_s: float) -> tuple[Answer, str]:
     return Answer.DOWN, f"{type(exc).__name__}: {exc}"
 
 
+@functools.lru_cache(maxsize=8)
+def _checker(credentials: Credentials, timeout_s: float) -> _Checker:
+    """One per credentials and timeout: the scraper asks every second, and a TLS context is
+    built once."""
+    return _Checker(credentials, timeout_s)
+
+
 def check_health(url: str, credentials: Credentials | None = None,
                  timeout_s: float = CHECK_TIMEOUT_S, path: str | None = None) -> HealthCheck:
     """`path`: where this server's kind keeps its health; None: /health, else /v1/models."""
     t_ns = time.perf_counter_ns()
-    said = _Checker(credentials, timeout_s).ask(url, (path,) if path else HEALTH_PATHS)
+    said = _checker(credentials or Credentials(), timeout_s).ask(
+        url, (path,) if path else HEALTH_PATHS)
     answer, detail = said if said is not None else (Answer.ANSWERED, "no health path (404)")
     return HealthCheck(url, t_ns, answer, detail)
 

@@ -46,7 +46,7 @@ class RunObserver:
                  message: Callable[[str], None],
                  paths: Mapping[str, ServerPaths] | None = None) -> None:
         self._config = config
-        self._paths = paths  # where each endpoint's kind keeps its metrics and health
+        self.paths = paths or {}  # where each endpoint's kind keeps its metrics and health
         self._min_duration_s = min_duration_s
         self._limits_ms = limits_ms
         self._message = message
@@ -65,7 +65,7 @@ class RunObserver:
         # Always started: without server metrics it still checks each endpoint's health.
         self._scraper = ScraperProcess(config.endpoints, self.path, config.credentials,
                                        gpu_metrics=config.gpu_metrics, nvml=self._nvml,
-                                       metrics=config.server_metrics, paths=self._paths)
+                                       metrics=config.server_metrics, paths=self.paths)
         if not self._scraper.ready:
             self._message("the metrics scraper did not start in time: the run goes on "
                           "without its baseline")
@@ -108,7 +108,7 @@ class RunObserver:
             endpoint["health"] = endpoint_health([r for r in records if r.endpoint == url],
                                                  [c for c in checks if c.endpoint == url],
                                                  window.start_ns)
-            mine = [s for s in scrapes if s.endpoint == endpoint["url"]]
+            mine = [s for s in scrapes if s.endpoint == url]
             summary = window_summary(mine, window)
             if summary["scraped"]:
                 ok = [r for r in records if r.endpoint == endpoint["url"] and r.ok]

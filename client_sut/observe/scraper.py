@@ -25,7 +25,6 @@ import json
 import os
 import selectors
 import signal
-import ssl
 import subprocess
 import sys
 import threading
@@ -37,6 +36,7 @@ from pathlib import Path
 
 from client_sut.dialect import DEFAULT_PATHS, ServerPaths
 from client_sut.measure.health import check_health
+from client_sut.measure.transport import client_ssl_context
 from client_sut.observe.join import Scrape
 from client_sut.observe.prometheus import parse_dcgm, parse_server_metrics
 from client_sut.security import Credentials
@@ -49,16 +49,10 @@ KEY_ENV = "CLIENT_SUT_SCRAPE_KEY"  # the API key reaches the scraper here, never
 READY = "ready"
 
 
-def _ssl_context(insecure: bool, ca_bundle: str | None) -> ssl.SSLContext:
-    if insecure:
-        return ssl._create_unverified_context()
-    return ssl.create_default_context(cafile=ca_bundle)
-
-
 class _Fetcher:
-    def __init__(self, insecure: bool, ca_bundle: str | None, key: str | None) -> None:
-        self._context = _ssl_context(insecure, ca_bundle)
-        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+    def __init__(self, credentials: Credentials) -> None:
+        self._context = client_ssl_context(credentials.ssl_context())
+        self._headers = credentials.headers
 
     def get(self, url: str) -> str:
         request = urllib.request.Request(url, headers=self._headers)
@@ -122,6 +116,7 @@ def scrape_forever(endpoints: Sequence[str], output: Path, fetcher: _Fetcher,
         gpus.append(("nvml", _Nvml().sample))
     if gpu_metrics:
         gpus.append(("dcgm", lambda: parse_dcgm(fetcher.get(gpu_metrics))))
+
     def paths_of(endpoint: str) -> ServerPaths:
         return paths.get(endpoint, DEFAULT_PATHS)
 
@@ -174,13 +169,11 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
 
     threading.Thread(target=wait_for_eof, daemon=True).start()
-    key = os.environ.get(KEY_ENV) or None
-    fetcher = _Fetcher(args.insecure, args.ca_bundle, key)
-    credentials = Credentials(key, not args.insecure,
+    credentials = Credentials(os.environ.get(KEY_ENV) or None, not args.insecure,
                               Path(args.ca_bundle) if args.ca_bundle else None)
     paths = {url: ServerPaths(*where) for url, where in json.loads(args.paths).items()}
-    scrape_forever(args.endpoints, args.output, fetcher, credentials, args.gpu_metrics,
-                   args.nvml, not args.no_metrics, args.interval, stop, paths)
+    scrape_forever(args.endpoints, args.output, _Fetcher(credentials), credentials,
+                   args.gpu_metrics, args.nvml, not args.no_metrics, args.interval, stop, paths)
     return 0
 
 

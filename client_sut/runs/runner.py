@@ -41,7 +41,6 @@ from client_sut.dialect import (
     Dialect,
     describe,
     dialect_notes,
-    server_paths,
 )
 from client_sut.errors import EXIT_INTERRUPTED, UsageError
 from client_sut.eventloop import run_event_loop
@@ -204,7 +203,7 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     observer = RunObserver(config, model, min_duration_s=settings.min_duration_ms / 1000,
                            limits_ms=(judged_limits.ttft_ms, judged_limits.tpot_ms)
                            if judged_limits else (None, None), message=progress,
-                           paths={url: server_paths(d.name) for url, d in dialects.items()})
+                           paths={url: d.paths for url, d in dialects.items()})
     drive = run_event_loop(_drive(config, bodies, settings, retokenize, len(samples), progress,
                                   warmup_bodies, breach_rule, observer))
     bridge = drive.client.bridge
@@ -224,10 +223,7 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
                             origins=endpoint_origins(found))
     for endpoint in results["endpoints"]:
         dialect = dialects[endpoint["url"]]
-        paths = server_paths(dialect.name)
-        endpoint.update(dialect={**dialect.to_json(), "metrics_path": paths.metrics,
-                                 "health_path": paths.health},
-                        capabilities=dialect.capabilities.to_json(),
+        endpoint.update(dialect=dialect.to_json(), capabilities=dialect.capabilities.to_json(),
                         connection_per_request=drive.client.connection_per_request.get(
                             endpoint["url"]))
     finished = not drive.interrupted and drive.stopped_early is None
@@ -298,7 +294,7 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
         if warmup["requests"] and warmup["errors"]:
             progress(f"warm-up: {warmup['errors']} of {warmup['requests']} requests failed, "
                      f"e.g. {warmup['first_error']}")
-            _check_still_answering(config)
+            _check_still_answering(config, {url: p.health for url, p in observer.paths.items()})
         sut = lg.ConstructSUT(client.issue_queries, client.flush_queries)
         qsl = lg.ConstructQSL(sample_count, sample_count, _noop, _noop)
         audit = [str(audit_config_path(config.audit))] if config.audit else []
@@ -380,10 +376,12 @@ async def _streams(config: RunConfig, bridge: LoadGenBridge, bodies: list[bytes]
         await client.close()
 
 
-def _check_still_answering(config: RunConfig) -> None:
+def _check_still_answering(config: RunConfig, health_paths: dict[str, str | None]) -> None:
     """A server that stopped answering during the warm-up is not measured: nothing LoadGen
-    issued has been sent yet, so this is the run's last check before it starts."""
-    silent = [c for c in not_answering(config.endpoints, config.credentials)
+    issued has been sent yet, so this is the run's last check before it starts. Each server is
+    asked where its kind keeps its health (never a LiteLLM proxy's /health)."""
+    silent = [c for c in not_answering(config.endpoints, config.credentials,
+                                       paths=health_paths)
               if c.answer is Answer.DOWN]  # a slow answer is a busy server, not a gone one
     if silent:
         raise UsageError("; ".join(f"{c.endpoint} stopped answering during the warm-up "

@@ -30,7 +30,7 @@ class ServerGuard:
     wait_s: float | None  # None: stop at once when a server is gone
     say: Callable[[str], None]
     interrupted: Callable[[], bool] = lambda: False
-    repeats: int = field(default=0)
+    repeats: int = 0
     # Each endpoint's health path, as its last run found its kind (a LiteLLM proxy's /health
     # calls every model behind it: it is never asked).
     health_paths: dict[str, str | None] = field(default_factory=dict)

@@ -153,9 +153,10 @@ class DialectStream:
                     + self._event([self._choice("", finish, None)], usage))
         return self._event([self._choice(text, finish, group)], usage)
 
-    def tail(self, done: bool = True) -> bytes:
+    def tail(self) -> bytes:
+        """The usage chunk where the dialect sends one on its own, and [DONE]."""
         out = b""
         if self.include_usage and self.dialect not in ("tgi", "llamacpp"):
             out += self._event([], self._usage(len(self.ids)))
-        return out + (b"data: [DONE]\n\n" if done else b"")
+        return out + b"data: [DONE]\n\n"
 
