@@ -10,7 +10,9 @@ STAMP := $(VENV)/.installed
 demo: $(STAMP)
 	$(PY) -m server.demo
 
+# llama.cpp's server for its end-to-end tests: built once per machine, outside the checkout.
 test: $(STAMP)
+	$(PY) -m server.llamacpp build
 	$(PY) -m pytest
 
 $(STAMP): pyproject.toml setup.py

@@ -79,6 +79,7 @@ class SelfDescription:
     version: str | None = None  # /version
     header_names: tuple[str, ...] = ()  # /v1/models' response headers, lower case
     model_keys: tuple[str, ...] = ()  # the keys of its model's entry in /v1/models
+    nim_metadata: bool = False  # /v1/metadata answered, as only NVIDIA NIM's does
 
 
 # What each server family is known to do with our request (../shared/dialects.md): for
@@ -173,7 +174,10 @@ def refuses_token_prompt(message: str) -> bool:
 
 def family(description: SelfDescription) -> str | None:
     """The server family where the server says it: `/v1/models` owned_by (and the shape of its
-    entry), the Server header, a LiteLLM proxy's own headers. None when nothing says."""
+    entry), the Server header, a LiteLLM proxy's own headers, NIM's /v1/metadata (its models
+    are owned_by "system", as OpenAI's are). None when nothing says."""
+    if description.nim_metadata:
+        return "nim"
     if any(name.startswith("x-litellm") for name in description.header_names):
         return "litellm"
     if description.owned_by == "me" and "permissions" in description.model_keys:

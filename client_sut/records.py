@@ -26,7 +26,14 @@ class ErrorKind(str, Enum):
 class TokenIdSource(str, Enum):
     SERVER = "server"  # ids streamed by the server (vLLM's return_token_ids)
     RETOKENIZED = "retokenized"  # the server sent text only: ids from tokenizing that text
+    # It sent ids for some tokens only (llama.cpp sends none for a token that ends inside a UTF-8
+    # character): ids from tokenizing the whole text, which it sent in full.
+    IDS_MISSING = "retokenized_ids_missing"
     NONE = "none"  # no output at all
+
+    @property
+    def retokenized(self) -> bool:
+        return self in (TokenIdSource.RETOKENIZED, TokenIdSource.IDS_MISSING)
 
 
 class Answer(str, Enum):

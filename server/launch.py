@@ -127,6 +127,7 @@ class ServerGroup:
     processes: list[subprocess.Popen]
     endpoints: list[str]
     log_paths: list[Path]
+    kind: str = "vLLM"  # what the servers are, for the errors
 
     def stop(self, grace_s: float = 20.0) -> None:
         for process in self.processes:
@@ -171,22 +172,25 @@ def start_servers(profile: Profile, *, model: str | None = None, host: str = "12
                     server_command(profile, model, host, server_port), env=env, stdout=log,
                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
             group.log_paths.append(log_path)
-        _wait_healthy(group, timeout_s)
+        wait_healthy(group, timeout_s)
     except BaseException:
         group.stop()
         raise
     return group
 
 
-def _wait_healthy(group: ServerGroup, timeout_s: float) -> None:
+def wait_healthy(group: ServerGroup, timeout_s: float) -> None:
+    """Return once every server of the group answers /health (LaunchError if one exits or
+    the time runs out)."""
     deadline = time.monotonic() + timeout_s
     waiting = dict(zip(group.endpoints, zip(group.processes, group.log_paths)))
     while waiting:
         for endpoint, (process, log_path) in list(waiting.items()):
             if process.poll() is not None:
                 tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["(empty)"]
-                raise LaunchError(f"vLLM for {endpoint} exited with {process.returncode} before "
-                                  f"serving; last log line: {tail[0]} (full log: {log_path})")
+                raise LaunchError(f"{group.kind} for {endpoint} exited with {process.returncode} "
+                                  f"before serving; last log line: {tail[0]} "
+                                  f"(full log: {log_path})")
             if _healthy(endpoint):
                 del waiting[endpoint]
         if not waiting:

@@ -4,7 +4,10 @@ A server may give three counts of a response: its usage (`completion_tokens`), t
 streamed, and, where it streams text only, the reference tokenizer's ids of the whole
 concatenated text (`add_special_tokens=False`, never per chunk, never max_tokens). Output token
 counts (and with them TPOT and tokens/s) take the usage where there is one, else the ids; the
-accuracy log holds the server's ids where it gave them, else the reference tokenizer's.
+accuracy log holds the server's ids where it gave them all, else the reference tokenizer's:
+llama.cpp's server sends no id for a token that ends inside a UTF-8 character (its bytes come in
+the next chunk's text), so where its ids fall short of its own count, the whole text is
+tokenized instead.
 """
 
 from __future__ import annotations
@@ -26,16 +29,20 @@ def token_accounting(records: Sequence[RequestRecord]) -> dict:
     ok = [r for r in records if r.ok]
     with_usage = [r for r in ok if r.server_completion_tokens is not None]
     server_ids = [r for r in ok if r.token_id_source is TokenIdSource.SERVER]
-    reference = [r for r in ok if r.token_id_source is TokenIdSource.RETOKENIZED]
+    reference = [r for r in ok if r.token_id_source.retokenized]
+    incomplete = [r for r in ok if r.token_id_source is TokenIdSource.IDS_MISSING]
     return {
         "output_tokens": f"the server's usage count ({len(with_usage)} requests), else the count "
                          f"of its ids ({len(ok) - len(with_usage)})",
         "tpot_and_tokens_per_second": "the output token count above, over the first to the "
                                       "last token-bearing event",
         "accuracy_log_ids": f"the server's own ids ({len(server_ids)} requests), else the "
-                            f"reference tokenizer over the whole text ({len(reference)})",
+                            f"reference tokenizer over the whole text ({len(reference)}, of "
+                            f"which {len(incomplete)} where the server's ids fell short of its "
+                            f"count)",
         "requests": {"with_usage": len(with_usage), "with_server_ids": len(server_ids),
-                     "reference_tokenizer": len(reference)},
+                     "reference_tokenizer": len(reference),
+                     "server_ids_incomplete": len(incomplete)},
         "disagreements": {
             "usage_vs_server_ids": _disagreement(
                 (r.server_completion_tokens, len(r.token_ids)) for r in server_ids

@@ -4,10 +4,10 @@ the generated ids and the usage (the rules: `client_sut/dialect.py`).
 One short request (PROBE_TOKENS tokens) with everything the client sends, repeated without each
 field the server refuses (HTTP 400/422 naming it) and with the prompt as text when it refuses
 token ids; then what the server says of itself (`/version`, `/v1/models` owned_by, the Server
-header) or its refusals name its family, and with it what it silently ignores. A refusal it
-cannot read is a UsageError (nothing measured has been sent yet); a probe request that fails
-otherwise (a server error, a broken stream) teaches nothing, and what the family is known to
-take is assumed.
+header, NIM's `/v1/metadata`) or its refusals name its family, and with it what it silently
+ignores. A refusal it cannot read is a UsageError (nothing measured has been sent yet); a probe
+request that fails otherwise (a server error, a broken stream) teaches nothing, and what the
+family is known to take is assumed.
 """
 
 from __future__ import annotations
@@ -67,12 +67,13 @@ async def _self_description(session: aiohttp.ClientSession, endpoint: str,
                             model: str) -> SelfDescription:
     versions, _ = await _get_json(session, f"{endpoint}/version")
     models, headers = await _get_json(session, f"{endpoint}/v1/models")
+    metadata, _ = await _get_json(session, f"{endpoint}/v1/metadata")
     entry = next((m for m in (models or {}).get("data", [])
                   if isinstance(m, dict) and m.get("id") == model), {})
     version = versions.get("version") if isinstance(versions, dict) else None
     return SelfDescription(entry.get("owned_by"), headers.get("server"),
                            version if isinstance(version, str) else None,
-                           tuple(headers), tuple(entry))
+                           tuple(headers), tuple(entry), isinstance(metadata, dict))
 
 
 class _Unanswered(Exception):

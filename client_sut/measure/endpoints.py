@@ -20,6 +20,7 @@ PROBE_TIMEOUT_S = 15.0
 class ServedModel:
     name: str
     max_model_len: int | None  # vLLM reports it, llama.cpp at /props; other servers may not
+    context_from: str = "max_model_len"  # where the server said it: "max_model_len", "/props"
 
 
 async def _models(session: aiohttp.ClientSession, endpoint: str) -> list[ServedModel]:
@@ -48,10 +49,10 @@ async def _models(session: aiohttp.ClientSession, endpoint: str) -> list[ServedM
     if not isinstance(data, list) or not all(isinstance(m, dict) and "id" in m for m in data):
         raise UsageError(f"{url} did not return an OpenAI model list; is {endpoint} an "
                          f"OpenAI-compatible server?")
-    context = None
-    if not any(m.get("max_model_len") for m in data):
-        context = await _props_context(session, endpoint)
-    return [ServedModel(m["id"], m.get("max_model_len") or context) for m in data]
+    if any(m.get("max_model_len") for m in data):
+        return [ServedModel(m["id"], m.get("max_model_len")) for m in data]
+    context = await _props_context(session, endpoint)
+    return [ServedModel(m["id"], context, "/props") for m in data]
 
 
 async def _props_context(session: aiohttp.ClientSession, endpoint: str) -> int | None:
@@ -81,7 +82,7 @@ async def probe_endpoints(endpoints: tuple[str, ...], model: str | None,
         except UsageError as exc:  # the server's words may echo the key
             raise UsageError(credentials.redact(str(exc))) from None
     name = model
-    limits = []
+    limits: list[ServedModel] = []
     for endpoint, served in zip(endpoints, listings):
         if not served:
             raise UsageError(f"{endpoint} serves no model")
@@ -92,6 +93,7 @@ async def probe_endpoints(endpoints: tuple[str, ...], model: str | None,
             raise UsageError(f"{endpoint} does not serve model {name!r} (it serves: {names}); "
                              f"fix --model")
         if match.max_model_len:
-            limits.append(match.max_model_len)
+            limits.append(match)
     # The smallest context of all endpoints bounds the prompts.
-    return ServedModel(name, min(limits) if limits else None)
+    smallest = min(limits, key=lambda m: m.max_model_len, default=ServedModel(name, None))
+    return ServedModel(name, smallest.max_model_len, smallest.context_from)

@@ -123,7 +123,7 @@ class StreamAccumulator:
     `read_stored` handles them when the exchange is over.
     """
 
-    __slots__ = ("event_ns", "event_tokens", "token_ids", "texts", "saw_ids",
+    __slots__ = ("event_ns", "event_tokens", "token_ids", "texts", "saw_ids", "ids_in_logprobs",
                  "usage_tokens", "finish_reason", "first_reported", "done",
                  "response_id", "status", "first_byte_ns", "error_body", "scanner", "watched",
                  "on_first_token", "first_reported_ns", "stored", "stored_ns")
@@ -134,6 +134,7 @@ class StreamAccumulator:
         self.token_ids = array("i")
         self.texts: list[str] = []
         self.saw_ids = False
+        self.ids_in_logprobs = False  # llama.cpp's: they may leave tokens out, the text does not
         self.usage_tokens: int | None = None
         self.finish_reason: str | None = None
         self.first_reported = False
@@ -262,7 +263,9 @@ class StreamAccumulator:
             piece = choice.text if choice.delta is None else choice.delta.content
             if piece:
                 text += piece
-            given = choice.token_ids or _logprob_ids(choice)
+            given = choice.token_ids
+            if not given and (given := _logprob_ids(choice)):
+                self.ids_in_logprobs = True
             if given:
                 ids = given if ids is None else ids + given
             if choice.finish_reason:  # TGI sends "" on every chunk before the last
@@ -273,7 +276,9 @@ class StreamAccumulator:
             n_tokens = len(ids)
         elif text:
             n_tokens = 1  # a text-only server: at least one token, exact count from usage
-        if text and not self.saw_ids:  # only an answer with no ids at all is re-tokenized
+        # Only an answer with no ids at all, or with ids that may leave tokens out, is kept to be
+        # re-tokenized.
+        if text and (not self.saw_ids or self.ids_in_logprobs):
             self.texts.append(text)
         self.event_ns.append(arrived_ns)
         self.event_tokens.append(n_tokens)
@@ -283,6 +288,8 @@ class StreamAccumulator:
 
     def id_source(self) -> TokenIdSource:
         if self.saw_ids:  # where a server gives ids for some events only, those are what it gave
+            if self.ids_in_logprobs and (self.usage_tokens or 0) > len(self.token_ids):
+                return TokenIdSource.IDS_MISSING  # fewer ids than it counted: the whole text
             return TokenIdSource.SERVER
         return TokenIdSource.RETOKENIZED if self.texts else TokenIdSource.NONE
 
@@ -427,8 +434,8 @@ async def finish_request(inflight: InFlight, pool: ConnectionPool, endpoint: str
         server_completion_tokens=acc.usage_tokens, finish_reason=acc.finish_reason,
         http_status=acc.status, error=error, response_id=acc.response_id,
         first_reported_ns=acc.first_reported_ns, connect_ns=inflight.connect_ns,
-        # Only a text-only server's answer is re-tokenized; nobody else needs the text kept.
-        text="".join(acc.texts) if source is TokenIdSource.RETOKENIZED else "",
+        # Only these answers are re-tokenized; nobody else needs the text kept.
+        text="".join(acc.texts) if source.retokenized else "",
     )
 
 

@@ -31,7 +31,7 @@ import mlperf_loadgen as lg
 from client_sut.measure.cores import plan_cores
 from client_sut.measure.dispatch import EndpointPool
 from client_sut.measure.driver import Batch, StreamDriver
-from client_sut.records import RequestError, RequestRecord, TokenIdSource
+from client_sut.records import RequestError, RequestRecord
 from client_sut.request import Api
 
 Retokenize = Callable[[str], list[int]]
@@ -83,7 +83,7 @@ class LoadGenBridge:
         if record.error is not None:  # server text may echo the API key
             record = replace(record, error=RequestError(record.error.kind,
                                                         self._redact(record.error.message)))
-        if record.token_id_source is TokenIdSource.RETOKENIZED:
+        if record.token_id_source.retokenized:
             record = replace(record, token_ids=array("i", self._retokenize(record.text)))
         ids = record.token_ids
         reported_ns = self._first_reported.pop(query_id, None)

@@ -31,8 +31,10 @@ GAUGES = {
 }
 COUNTERS = {
     "preemptions": ("vllm:num_preemptions",),
-    "prompt_tokens": ("vllm:prompt_tokens", "sglang:prompt_tokens", "llamacpp:prompt_tokens",
-                      "trtllm_prompt_tokens", "prompt_tokens"),
+    # Not llama.cpp's prompt_tokens_total: it counts only the prompt tokens it evaluated, not
+    # those its prompt cache held, so it is not the prompt tokens served.
+    "prompt_tokens": ("vllm:prompt_tokens", "sglang:prompt_tokens", "trtllm_prompt_tokens",
+                      "prompt_tokens"),
     "generation_tokens": ("vllm:generation_tokens", "sglang:generation_tokens",
                           "llamacpp:tokens_predicted", "trtllm_generation_tokens",
                           "generation_tokens"),

@@ -48,7 +48,7 @@ from client_sut.measure.cores import auto_workers, plan_cores
 from client_sut.measure.dialect_probe import one_request_shape, probe_dialects
 from client_sut.measure.discovery import discover, endpoint_origins
 from client_sut.measure.dispatch import EndpointPool
-from client_sut.measure.endpoints import probe_endpoints
+from client_sut.measure.endpoints import ServedModel, probe_endpoints
 from client_sut.measure.health import not_answering
 from client_sut.measure.heap import HeapFreezer
 from client_sut.measure.selfcheck import (
@@ -121,18 +121,21 @@ def prepare_output_dir(path: Path) -> None:
                          f"--output-dir with a folder you can write") from None
 
 
-def check_prompt_lengths(prompt_ids: list[tuple[int, ...]], max_model_len: int | None,
+def check_prompt_lengths(prompt_ids: list[tuple[int, ...]], served: ServedModel,
                          max_tokens: int) -> None:
-    if max_model_len is None:
+    if served.max_model_len is None:
         return
-    limit = max_model_len - max_tokens
+    limit = served.max_model_len - max_tokens
     too_long = [i for i, ids in enumerate(prompt_ids) if len(ids) > limit]
     if too_long:
         longest = max(len(prompt_ids[i]) for i in too_long)
+        said = ("max_model_len" if served.context_from == "max_model_len"
+                else f"context per request (a slot's n_ctx at {served.context_from})")
         raise UsageError(
-            f"{len(too_long)} prompts exceed the server's max_model_len {max_model_len} minus "
+            f"{len(too_long)} prompts exceed the server's {said} {served.max_model_len} minus "
             f"{max_tokens} output tokens (longest: {longest} tokens, sample {too_long[0]} first); "
-            f"start the server with a larger --max-model-len or use fewer samples")
+            f"give the server more context (vLLM --max-model-len; llama-server --ctx-size, "
+            f"shared by its --parallel slots) or use fewer samples")
 
 
 def _request_bodies(config: RunConfig, model: str, samples: list[Sample],
@@ -178,7 +181,7 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     prompt_ids = cached_prompt_ids(
         config.token_cache, cache_key(config.dataset, tokenizer_name, len(samples)),
         lambda: tokenize_prompts(tokenizer, samples))
-    check_prompt_lengths(prompt_ids, served.max_model_len, config.generation.max_tokens)
+    check_prompt_lengths(prompt_ids, served, config.generation.max_tokens)
     settings = build_test_settings(config, len(samples))
     config = _resolve_workers(config, settings, calibration, progress)
     limits = latency_limits(settings)

@@ -49,8 +49,10 @@ from client_sut.eventloop import run_event_loop
 from client_sut.measure.heap import HeapFreezer
 from client_sut.servers.emitter_dialects import (
     DIALECTS,
+    HEALTH_PATHS,
     METRICS_PATHS,
     OWNED_BY,
+    VLLM_STREAM,
     DialectStream,
     refusal,
 )
@@ -536,7 +538,7 @@ class _Connection(asyncio.Protocol):
         emitter = self.emitter
         self.active = _BUSY
         route = (request.method, request.path)
-        if route == (b"GET", b"/health"):
+        if route == (b"GET", HEALTH_PATHS.get(emitter.config.dialect, b"/health")):
             return self._reply(_response(200, b""))
         if route == (b"GET", b"/emitter/log"):
             return self._reply(emitter.log_json())
@@ -549,6 +551,9 @@ class _Connection(asyncio.Protocol):
             return self._reply(emitter.unauthorized(request) or emitter.models())
         if route == (b"GET", b"/props") and emitter.config.dialect == "llamacpp":
             return self._reply(emitter.props())
+        if route == (b"GET", b"/v1/metadata") and emitter.config.dialect == "nim":
+            return self._reply(_json_response(200, {"modelInfo": [
+                {"shortName": emitter.config.model}], "repository_override": ""}))
         kinds = {b"/v1/completions": "completions", b"/v1/chat/completions": "chat"}
         if request.method != b"POST" or request.path not in kinds:
             return self._reply(_json_response(404, {"error": {"message": "not found"}}))
@@ -580,7 +585,7 @@ class _Connection(asyncio.Protocol):
             body = json.loads(request.body)
         except ValueError:
             return self._reply(_json_response(400, {"error": {"message": "body is not JSON"}}))
-        refused = None if config.dialect == "vllm" else refusal(config.dialect, kind, body)
+        refused = None if config.dialect in VLLM_STREAM else refusal(config.dialect, kind, body)
         if refused is not None:
             return self._reply(_response(refused.status, refused.body, refused.content_type))
         prompt = body.get("messages") if kind == "chat" else body.get("prompt")
@@ -623,7 +628,7 @@ class _Connection(asyncio.Protocol):
             _usage_event(response_id, config.model, prompt_tokens, count) + DONE_EVENT)
         before_first = _chunked(_role_event(head)) if kind == "chat" else b""
         event = vllm_event
-        if config.dialect != "vllm":  # another server's framing, event by event
+        if config.dialect not in VLLM_STREAM:  # another server's framing, event by event
             # A text prompt's tokens are the server's to count: this emitter has no tokenizer.
             spoken = DialectStream(config.dialect, kind, response_id, config.model, body, ids,
                                    step, prompt_tokens if isinstance(prompt, list) else None)

@@ -15,6 +15,9 @@ its fast byte templates; these are built with json.dumps, one event at a time.
   "Unrecognized request argument supplied"; no ids; `usage: null` until a usage chunk.
 - ollama: a prompt that is not a string is HTTP 400; no ids; every chunk carries a zero usage,
   the last content chunk has no text, then a usage chunk with the real count.
+- nim (NVIDIA NIM for LLMs 2.x): vLLM inside, so vLLM's stream; says what it is at
+  `/v1/metadata`, its model is `owned_by: system` (as OpenAI's are), its metrics at
+  `/v1/metrics`, its health at `/v1/health/ready` and no `/health`.
 - llamacpp (llama-server): ids only as `logprobs.content[].id`, asked with `n_probs`; usage on
   the finish chunk; its context per request at `/props`, not in `/v1/models`; `min_tokens`
   silently ignored.
@@ -25,12 +28,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-DIALECTS = ("vllm", "sglang", "trtllm", "tgi", "openai", "ollama", "llamacpp")
-# Where each keeps its Prometheus exposition (Ollama and OpenAI have none).
-METRICS_PATHS = {"trtllm": b"/prometheus/metrics", "ollama": None, "openai": None}
+DIALECTS = ("vllm", "sglang", "trtllm", "tgi", "openai", "ollama", "llamacpp", "nim")
+VLLM_STREAM = ("vllm", "nim")  # streamed by the emitter's own vLLM templates
+# Where each keeps its Prometheus exposition (Ollama and OpenAI have none) and its health.
+METRICS_PATHS = {"trtllm": b"/prometheus/metrics", "nim": b"/v1/metrics", "ollama": None,
+                 "openai": None}
+HEALTH_PATHS = {"nim": b"/v1/health/ready"}
 # What each says of itself in /v1/models (Ollama's "library" names no server: its refusals do).
 OWNED_BY = {"sglang": "sglang", "trtllm": "tensorrt_llm", "tgi": "tgi", "openai": "system",
-            "ollama": "library", "llamacpp": "llamacpp"}
+            "ollama": "library", "llamacpp": "llamacpp", "nim": "system"}
 
 # TensorRT-LLM's CompletionRequest and ChatCompletionRequest fields (extra="forbid"), as far as
 # a client of ours could send them.

@@ -21,8 +21,9 @@ EXPECTED = {
     "openai": ("openai", True, ["top_k", "min_tokens", "return_token_ids"], "none", "chunk"),
     "ollama": ("ollama", False, [], "none", "every_chunk"),
     "llamacpp": ("llamacpp", True, [], "logprobs", "inline"),
+    "nim": ("nim", True, [], "streamed", "chunk"),  # vLLM inside; said by its /v1/metadata
 }
-NOTED = {"trtllm": [], "sglang": [],
+NOTED = {"trtllm": [], "sglang": [], "nim": [],
          "tgi": ["ignores MLPerf's min_tokens 1", "ignores MLPerf's top_k 1 (greedy)",
                  "refuses a prompt of token ids"],
          "openai": ["refuses MLPerf's min_tokens 1", "refuses MLPerf's top_k 1 (greedy)"],
@@ -56,6 +57,10 @@ def test_a_run_with_default_flags_serves_every_request_of_each_dialect(start_emi
     assert capabilities["token_prompt"] is token_prompt
     assert capabilities["refused"] == refused
     assert (capabilities["ids"], capabilities["usage"]) == (ids, usage)
+    if dialect == "nim":  # its models are owned_by "system", as OpenAI's are: not OpenAI
+        assert endpoint["dialect"]["warnings"] == []
+        assert endpoint["dialect"]["health_path"] == "/v1/health/ready"
+        assert endpoint["health"]["state"] == "answering"
     notes = " | ".join(results["compliance_notes"])
     for words in NOTED[dialect]:
         assert words in notes
@@ -144,7 +149,8 @@ def test_llama_cpps_ids_come_from_its_logprobs_and_its_context_from_props(start_
     refused = run_cli("--endpoint", small.url, "--tokenizer", str(demo_tokenizer), "--dataset",
                       str(SHARED_DATA), "--total-sample-count", "8")
     assert refused.returncode == 2
-    assert "exceed the server's max_model_len 300" in refused.stderr
+    assert "exceed the server's context per request (a slot's n_ctx at /props) 300" \
+        in refused.stderr
     assert small.log() == []
 
 

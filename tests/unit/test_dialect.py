@@ -128,6 +128,8 @@ def test_a_body_leaves_out_what_the_server_refuses():
     (SelfDescription(owned_by="openai", header_names=("content-type", "x-litellm-version")),
      "litellm"),
     (SelfDescription(owned_by="library"), None),
+    (SelfDescription(owned_by="system"), "openai"),
+    (SelfDescription(owned_by="system", nim_metadata=True), "nim"),  # NIM's are "system" too
 ])
 def test_the_kind_a_server_says_it_is(description, kind):
     assert family(description) == kind

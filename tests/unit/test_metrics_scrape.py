@@ -138,7 +138,10 @@ tgi_request_generated_tokens_count 6
 @pytest.mark.parametrize("server", sorted(OTHER_SERVERS))
 def test_other_servers_names_give_the_same_figures(server):
     metrics = parse_server_metrics(OTHER_SERVERS[server])
-    assert metrics.counters == {"prompt_tokens": 900.0, "generation_tokens": 300.0}
+    if server == "llamacpp":  # its prompt count leaves out what its prompt cache held
+        assert metrics.counters == {"generation_tokens": 300.0}
+    else:
+        assert metrics.counters == {"prompt_tokens": 900.0, "generation_tokens": 300.0}
     assert metrics.gauges["running"] == 4.0 and metrics.gauges["waiting"] == 2.0
     if server == "sglang":
         assert metrics.histograms["ttft"].count == 6.0

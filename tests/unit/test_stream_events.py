@@ -211,6 +211,31 @@ def test_usage_inline_on_the_finish_chunk_counts_as_tgi_and_llama_cpp_send_it():
     assert acc.usage_tokens == 3 and list(acc.event_tokens) == [1, 1, 1]
 
 
+def llama_cpp(text, ids, finish=None, usage=None):
+    """llama-server's completion chunk: ids only as logprobs entries (asked with n_probs)."""
+    content = [{"id": i, "token": "x", "bytes": [120], "logprob": 0.0, "top_logprobs": []}
+               for i in ids]
+    choice = {"text": text, "index": 0, "logprobs": {"content": content} if ids else None,
+              "finish_reason": finish}
+    return event(object="text_completion", choices=[choice], **({"usage": usage} if usage else {}))
+
+
+def test_llama_cpps_ids_are_its_own_while_they_are_all_there():
+    usage = {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}
+    acc, _ = run([llama_cpp(" a", [5]), llama_cpp(" b", [6], "length", usage), b"[DONE]"])
+    assert acc.id_source() is TokenIdSource.SERVER and list(acc.token_ids) == [5, 6]
+
+
+def test_llama_cpps_ids_that_fall_short_of_its_count_give_way_to_the_whole_text():
+    # A token ending inside a UTF-8 character gets no chunk of its own: its bytes come in the
+    # next chunk's text, beside only that token's id. The text is whole; the ids are not.
+    usage = {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
+    acc, _ = run([llama_cpp(" a", [5]), llama_cpp(" é", [7], "length", usage), b"[DONE]"])
+    assert acc.usage_tokens == 3 and list(acc.token_ids) == [5, 7]
+    assert acc.id_source() is TokenIdSource.IDS_MISSING
+    assert "".join(acc.texts) == " a é"
+
+
 @pytest.mark.parametrize("error, message", [
     ({"message": "boom", "type": "BadRequestError", "param": None, "code": 400},
      "boom (code 400)"),  # vLLM, SGLang

@@ -18,14 +18,17 @@ def test_each_figures_source_and_every_disagreement_between_sources():
     records = [record(128, 128, TokenIdSource.SERVER), record(128, 128, TokenIdSource.SERVER),
                record(130, 128, TokenIdSource.RETOKENIZED),  # re-tokenized text runs longer
                record(135, 128, TokenIdSource.RETOKENIZED), record(7, None, TokenIdSource.SERVER),
+               # llama.cpp's ids fell short of its count: the whole text, re-tokenized
+               record(129, 128, TokenIdSource.IDS_MISSING),
                record(3, 9, TokenIdSource.SERVER, failed=True)]  # a failed one is not counted
     accounting = token_accounting(records)
-    assert accounting["requests"] == {"with_usage": 4, "with_server_ids": 3,
-                                      "reference_tokenizer": 2}
+    assert accounting["requests"] == {"with_usage": 5, "with_server_ids": 3,
+                                      "reference_tokenizer": 3, "server_ids_incomplete": 1}
     assert accounting["disagreements"]["usage_vs_server_ids"] == {
         "compared": 2, "disagreed": 0, "max_difference": 0, "total_difference": 0}
     assert accounting["disagreements"]["usage_vs_reference_tokenizer"] == {
-        "compared": 2, "disagreed": 2, "max_difference": 7, "total_difference": 9}
-    assert accounting["output_tokens"] == ("the server's usage count (4 requests), else the "
+        "compared": 3, "disagreed": 3, "max_difference": 7, "total_difference": 10}
+    assert accounting["output_tokens"] == ("the server's usage count (5 requests), else the "
                                            "count of its ids (1)")
-    assert "reference tokenizer over the whole text (2)" in accounting["accuracy_log_ids"]
+    assert ("reference tokenizer over the whole text (3, of which 1 where the server's ids fell "
+            "short of its count)") in accounting["accuracy_log_ids"]
