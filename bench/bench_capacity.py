@@ -29,7 +29,10 @@ emitter's core is otherwise the limit first); a table per event loop follows: wh
 its busy share and CPU per token, what one core would take, and the core plan.
 
     python bench/bench_capacity.py [--aiperf BIN] [--guidellm BIN] [--only client_sut]
-                                   [--workers 2] [--emitters 4]
+                                   [--workers 2] [--emitters 4] [--baseline DIR]
+
+`--baseline DIR` adds client_sut from another checkout (say `git worktree add DIR REV`) as a
+client of its own, so a change is measured before and after in one run.
 """
 
 from __future__ import annotations
@@ -287,6 +290,9 @@ def main() -> None:
                              "client_sut without them (both write no report)")
     parser.add_argument("--workers", default="", metavar="N[,M...]",
                         help="also client_sut with its streams over N (M...) worker processes")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also client_sut from another checkout (`git worktree add DIR REV`), "
+                             "in the same run: before and after a change")
     parser.add_argument("--emitters", type=int, default=1, metavar="K",
                         help="K emitter processes, client_sut spreading its streams over all "
                              "(one emitter core is the limit before the client's on a big "
@@ -313,6 +319,12 @@ def main() -> None:
                               client_sut_read, base_env)
                        for name, extra in (("client_sut", UNOBSERVED),
                                            ("client_sut+observe", OBSERVED))}
+        if args.baseline:  # its own client_sut first on the path, in the same environment
+            checkout = Path(args.baseline).resolve()
+            path = os.pathsep.join(filter(None, (str(checkout), base_env.get("PYTHONPATH"))))
+            clients[f"client_sut@{checkout.name}"] = (
+                lambda *a: client_sut_command(*a, inputs), client_sut_read,
+                {**base_env, "PYTHONPATH": path})
         try:
             import vllm  # noqa: F401
             clients["vllm bench serve"] = (

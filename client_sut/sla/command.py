@@ -37,7 +37,7 @@ from client_sut.errors import (
 from client_sut.runs.runner import prepare_output_dir
 from client_sut.runs.server_guard import ServerGuard
 from client_sut.security import Credentials
-from client_sut.sla.probe import ChildRun, RunOutput
+from client_sut.runs.child import ChildRun, RunOutput
 from client_sut.sla.search import NextProbe, Probed, bracket, next_probe, round_rate
 from client_sut.sla.verdict import ABORTED, PASS, UNDECIDED, ProbeFigures, judge
 

@@ -1,4 +1,5 @@
-"""One run of a search, as a `client-sut run` process of its own.
+"""One run of a series (`sla`'s probes, `sweep`'s points, `submission`'s runs) as a `client-sut
+run` process of its own.
 
 LoadGen reads its configuration once per process: a second `FromConfig` in the same process logs
 "Multiple conf files are used. This is not valid for official submission." as an error in the
