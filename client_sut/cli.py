@@ -424,6 +424,67 @@ def _cmd_sla(args: argparse.Namespace) -> int:
     return status
 
 
+def _sweep_parser(commands) -> None:
+    sweep = commands.add_parser(
+        "sweep", help="the throughput-interactivity curve and its Pareto front (MLPerf "
+                      "Endpoints)",
+        description="One real LoadGen run per point, at fixed concurrency (the client holding "
+                    "exactly C requests in flight) or at fixed Server rates, each a whole "
+                    "number of passes over the dataset. Writes DIR/sweep.json and one run "
+                    "folder per point. --max-concurrency C plans the points up to C by the "
+                    "Endpoints regions.")
+    sweep.set_defaults(deployment_flags=_deployment_flags(sweep))
+    sweep.add_argument("--concurrency", type=_number_list(int), metavar="LIST",
+                       help="the concurrency points, comma-separated (then an Offline point)")
+    sweep.add_argument("--rates", type=_number_list(float), metavar="LIST",
+                       help="Server points at these QPS instead, comma-separated")
+    sweep.add_argument("--point-duration", type=float, metavar="S",
+                       help="least duration of each point (default: the official 600 s in "
+                            "Ultra-Low, 1,200 s elsewhere; shorter is noted as not compliant)")
+    _limit_flags(sweep)
+    sweep.add_argument("--output-dir", type=Path, default=Path("results/sweep"), metavar="DIR")
+
+
+def _number_list(kind):
+    def parse(text: str) -> list:
+        try:
+            return [kind(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: "
+                                             f"{text!r}") from None
+    return parse
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from client_sut.config import validate
+    from client_sut.data.dataset import load_samples
+    from client_sut.measure.discovery import discover
+    from client_sut.sweep.command import front_lines, run_sweep
+    from client_sut.sweep.plan import SweepPlan, plan_points
+
+    points = plan_points(args.concurrency, args.max_concurrency, args.rates)
+    if args.point_duration is not None and not args.point_duration > 0:
+        raise UsageError(f"--point-duration must be greater than 0, got {args.point_duration}")
+    deployment = validate(_deployment_config(args, args.output_dir))
+    found = discover(deployment.endpoints, deployment.endpoints_file)
+    samples = len(load_samples(deployment.dataset, deployment.total_sample_count))
+    plan = SweepPlan(points=points, output_dir=args.output_dir, run_args=_passed_on(args),
+                     dataset_samples=samples,
+                     limits=_limits(args, Scenario.SERVER) or _official_limits(Scenario.SERVER),
+                     point_duration_s=args.point_duration,
+                     endpoints=tuple(endpoint.url for endpoint in found),
+                     credentials=deployment.credentials)
+
+    def say(message: str) -> None:
+        print(f"[sweep] {message}", file=sys.stderr, flush=True)
+
+    sweep, status = run_sweep(plan, say)
+    print("\n".join(front_lines(sweep)))
+    print(f"  {len(sweep['points'])} points in {sweep['elapsed_s']:g} s, {sweep['verdict']}; "
+          f"front: {', '.join(sweep['front']) or 'none'}; {args.output_dir / 'sweep.json'}")
+    return status
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from client_sut.runs.runner import execute
     from client_sut.runs.summary import print_run_summary
@@ -538,6 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _run_parser(commands)
     _sla_parser(commands)
+    _sweep_parser(commands)
     _evaluate_parser(commands)
     _calibrate_parser(commands)
     _report_parser(commands)
@@ -548,7 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": _cmd_run, "sla": _cmd_sla, "evaluate": _cmd_evaluate,
+    handlers = {"run": _cmd_run, "sla": _cmd_sla, "sweep": _cmd_sweep, "evaluate": _cmd_evaluate,
                 "calibrate": _cmd_calibrate, "report": _cmd_report,
                 "endpoints": _cmd_endpoints,
                 "submission": _cmd_submission}

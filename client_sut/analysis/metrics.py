@@ -129,7 +129,7 @@ def goodput(records: Sequence[RequestRecord], ttft_limit_ms: float | None,
         over_ttft += slow_first
         over_tpot += slow_tokens
         good += not (slow_first or slow_tokens)
-    span_s = _span_ns(records) / 1e9
+    span_s = run_span_ns(records) / 1e9
     return {
         "ttft_limit_ms": ttft_limit_ms,
         "tpot_limit_ms": tpot_limit_ms,
@@ -142,7 +142,7 @@ def goodput(records: Sequence[RequestRecord], ttft_limit_ms: float | None,
     }
 
 
-def _span_ns(records: Sequence[RequestRecord]) -> int:
+def run_span_ns(records: Sequence[RequestRecord]) -> int:
     return (max(r.end_ns for r in records) - min(r.send_ns for r in records)) if records else 0
 
 
@@ -154,7 +154,7 @@ def client_summary(records: Sequence[RequestRecord]) -> dict:
     """The client's own figures for a run: the cross-check of LoadGen's."""
     ok = [r for r in records if r.ok]
     output_tokens = sum(r.output_tokens for r in ok)
-    span_ns = _span_ns(records)
+    span_ns = run_span_ns(records)
     errors_by_kind = Counter(r.error.kind.value for r in records if r.error is not None)
     return {
         "requests": len(records),
@@ -185,7 +185,7 @@ def client_summary(records: Sequence[RequestRecord]) -> dict:
 def endpoint_summaries(records: Sequence[RequestRecord], urls: Sequence[str]) -> list[dict]:
     """Per endpoint (replica); its tokens/s are over the whole run's span, so they add up to the
     client's."""
-    span_ns = _span_ns(records)
+    span_ns = run_span_ns(records)
     summaries = []
     for url in urls:
         mine = [r for r in records if r.endpoint == url]

@@ -17,10 +17,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from client_sut.errors import EXIT_USAGE
+from client_sut.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from client_sut.runs.server_guard import ServerGuard
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +60,55 @@ class ChildRun:
         lines = self.log_path.read_text(errors="replace").strip().splitlines()
         return RunOutput(status, results, round(time.monotonic() - self._started, 1),
                          lines[-1] if status == EXIT_USAGE and lines else None)
+
+
+@dataclass
+class Series:
+    """The runs one command makes one after another (`sla`'s probes, `sweep`'s points), each a
+    ChildRun with the deployment's flags and one token cache. No run starts against a server
+    that does not answer (checked before every run after the first); an interrupt reaches the
+    run under way, once, and no run starts after it."""
+
+    run_args: tuple[str, ...]  # the deployment flags, passed to every run
+    token_cache: Path
+    guard: ServerGuard | None = None
+    interrupted: bool = False
+    child: ChildRun | None = None
+    runs: int = 0
+
+    @contextmanager
+    def signals_forwarded(self) -> Iterator[None]:
+        def on_signal(_signum, _frame) -> None:
+            self.interrupted = True
+            if self.child is not None:
+                self.child.interrupt()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def launch(self, output_dir: Path, name: str, args: list[str],
+               announce: Callable[[], None]) -> RunOutput:
+        """One run into output_dir. Bad input in the first run (nothing measured yet) is a
+        UsageError; later, a run that fails its checks (a server gone) wrote no results."""
+        if self.interrupted:  # the signal came before this run started: it never starts
+            return RunOutput(EXIT_INTERRUPTED, None, 0.0, None)
+        if self.runs:  # the first run's own checks say best what is wrong with an endpoint
+            self.guard.before(name)
+        announce()
+        self.child = ChildRun([*self.run_args, *args, "--token-cache", str(self.token_cache)],
+                              output_dir)
+        if self.interrupted:  # it came while the run was being started
+            self.child.interrupt()
+        try:
+            output = self.child.wait()
+        finally:
+            self.child = None
+        self.runs += 1
+        if output.exit_status == EXIT_USAGE and self.runs == 1:
+            message = output.error_line or f"see {output_dir / 'run.log'}"
+            raise UsageError(message.split(": error: ", 1)[-1])
+        return output

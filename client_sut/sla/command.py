@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,14 +29,13 @@ from client_sut.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_USAGE,
     RunStopped,
     UsageError,
 )
+from client_sut.runs.child import RunOutput, Series
 from client_sut.runs.runner import prepare_output_dir
 from client_sut.runs.server_guard import ServerGuard
 from client_sut.security import Credentials
-from client_sut.runs.child import ChildRun, RunOutput
 from client_sut.sla.search import NextProbe, Probed, bracket, next_probe, round_rate
 from client_sut.sla.verdict import ABORTED, PASS, UNDECIDED, ProbeFigures, judge
 
@@ -88,12 +86,8 @@ def check_plan(plan: SlaPlan) -> None:
 
 
 @dataclass
-class _State:
+class _State(Series):
     started: float = field(default_factory=time.monotonic)
-    interrupted: bool = False
-    child: ChildRun | None = None
-    runs: int = 0
-    guard: ServerGuard | None = None
     history: list[Probed] = field(default_factory=list)  # what measured the deployment
 
 
@@ -102,28 +96,19 @@ def run_search(plan: SlaPlan, say: Say) -> tuple[dict, int]:
     Bad input raises UsageError before any run."""
     check_plan(plan)
     prepare_output_dir(plan.output_dir)
-    state = _State()
+    state = _State(plan.run_args, plan.output_dir / TOKEN_CACHE)
     state.guard = ServerGuard(plan.endpoints, plan.credentials, plan.wait_for_server_s, say,
                               lambda: state.interrupted)
     sla = _skeleton(plan)
-
-    def on_signal(_signum, _frame) -> None:
-        state.interrupted = True
-        if state.child is not None:
-            state.child.interrupt()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        status = _search(plan, sla, state, say)
-    except RunStopped as stop:  # a server gone: what was measured stands, nothing more is tried
-        sla["aborted"] = {"during": stop.during, "reason": stop.reason}
-        _conclude(sla, state.history)
-        say(f"the search stops (exit {stop.exit_status}); what it measured is in "
-            f"{plan.output_dir / 'sla.json'}")
-        status = stop.exit_status
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with state.signals_forwarded():
+        try:
+            status = _search(plan, sla, state, say)
+        except RunStopped as stop:  # a server gone: what was measured stands, no more is tried
+            sla["aborted"] = {"during": stop.during, "reason": stop.reason}
+            _conclude(sla, state.history)
+            say(f"the search stops (exit {stop.exit_status}); what it measured is in "
+                f"{plan.output_dir / 'sla.json'}")
+            status = stop.exit_status
     sla["interrupted"] = state.interrupted
     sla["elapsed_s"] = round(time.monotonic() - state.started, 1)
     _write(plan, sla)
@@ -229,7 +214,7 @@ def _start_rate(plan: SlaPlan, sla: dict, state: _State, say: Say) -> float | No
                     "aborted": []}
 
     def attempt(name: str) -> dict:
-        output = _launch(plan, state, plan.output_dir / name, name,
+        output = state.launch(plan.output_dir / name, name,
                          ["--scenario", "Offline", "--duration", "1", "--no-report",
                           "--min-query-count", str(START_RUN_QUERIES)],
                          lambda: say(f"{name}: a short Offline run ({START_RUN_QUERIES} queries) "
@@ -273,7 +258,7 @@ def _probe(plan: SlaPlan, sla: dict, state: _State, say: Say, name: str, rate: f
 
     def attempt(label: str) -> dict:
         folder = f"{label}-{rate:g}qps"
-        output = _launch(plan, state, plan.output_dir / folder, label, args,
+        output = state.launch(plan.output_dir / folder, label, args,
                          lambda: say(f"{label}: {rate:g} QPS for at least {duration_s:g} s"
                                      + (f" and {queries} queries" if queries else "")))
         probe = _probe_record(output, rate, duration_s, folder)
@@ -317,28 +302,6 @@ def _until_measured(plan: SlaPlan, sla: dict, state: _State, name: str, kept: li
         state.guard.may_repeat(record["reason"], label)
         label = f"{name}-repeat{repeat}"
     raise AssertionError("unreachable")
-
-
-def _launch(plan: SlaPlan, state: _State, output_dir: Path, name: str, args: list[str],
-            announce: Callable[[], None]) -> RunOutput:
-    if state.interrupted:  # the signal came before this run started: it never starts
-        return RunOutput(EXIT_INTERRUPTED, None, 0.0, None)
-    if state.runs:  # the first run's own checks say best what is wrong with an endpoint
-        state.guard.before(name)
-    announce()
-    state.child = ChildRun([*plan.run_args, *args, "--token-cache",
-                            str(plan.output_dir / TOKEN_CACHE)], output_dir)
-    if state.interrupted:  # it came while the run was being started
-        state.child.interrupt()
-    try:
-        output = state.child.wait()
-    finally:
-        state.child = None
-    state.runs += 1
-    if output.exit_status == EXIT_USAGE and state.runs == 1:  # bad input: nothing was measured
-        message = output.error_line or f"see {output_dir / 'run.log'}"
-        raise UsageError(message.split(": error: ", 1)[-1])
-    return output  # later, a run that fails its checks (a server gone) wrote no results
 
 
 def _probe_record(output: RunOutput, rate: float, duration_s: float, folder: str) -> dict:

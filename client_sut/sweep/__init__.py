@@ -1,0 +1,1 @@
+"""`client-sut sweep`: the throughput-interactivity curve and its Pareto front."""

@@ -1,0 +1,268 @@
+"""`client-sut sweep`: the throughput-interactivity curve, one real LoadGen run per point.
+I/O and orchestration; what each figure means is `analysis/curve.py`, what runs is `plan.py`.
+
+A concurrency sweep starts with two short pilots: Offline (everything in flight) for the most
+the deployment serves, and concurrency 1 for the latency no point can beat; each point's size is
+then predicted from them and from the points below it. Every point is a `client-sut run` process
+of its own, in its own folder as `run` writes it; sweep.json is rewritten after each. Ctrl-C
+ends the point under way (what it measured is kept) and the sweep; a server that stops
+answering ends it too (exit 3), with the points measured and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from client_sut.analysis.curve import (
+    DEFINITIONS,
+    CurvePoint,
+    pareto_front,
+    point_figures,
+    regions,
+    step_function,
+)
+from client_sut.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    RunStopped,
+)
+from client_sut.runs.child import RunOutput, Series
+from client_sut.runs.results import read_requests
+from client_sut.runs.runner import prepare_output_dir
+from client_sut.runs.server_guard import ServerGuard
+from client_sut.sweep.plan import (
+    CONCURRENCY,
+    PILOT_LATENCY_QUERIES,
+    RATE,
+    Point,
+    SweepPlan,
+    compliance_notes,
+    point_args,
+    point_size,
+    predicted_rate,
+)
+
+Say = Callable[[str], None]
+SWEEP_VERSION = 1
+TOKEN_CACHE = "tokens.msgpack"
+
+
+@dataclass
+class _State(Series):
+    started: float = field(default_factory=time.monotonic)
+    offline_qps: float | None = None  # the Offline pilot's samples/s
+    latency_below: tuple[int, float] | None = None  # (concurrency, mean latency s) measured
+
+
+def run_sweep(plan: SweepPlan, say: Say) -> tuple[dict, int]:
+    """sweep.json's content and the exit status; sweep.json is rewritten after every run."""
+    prepare_output_dir(plan.output_dir)
+    state = _State(plan.run_args, plan.output_dir / TOKEN_CACHE)
+    state.guard = ServerGuard(plan.endpoints, plan.credentials, None, say,
+                              lambda: state.interrupted)
+    sweep = _skeleton(plan)
+    with state.signals_forwarded():
+        try:
+            status = _sweep(plan, sweep, state, say)
+        except RunStopped as stop:  # a server gone: the points measured stand, no more are run
+            sweep["aborted"] = {"during": stop.during, "reason": stop.reason}
+            say(f"the sweep stops (exit {stop.exit_status}): {stop.reason}")
+            status = stop.exit_status
+    sweep["interrupted"] = state.interrupted
+    sweep["elapsed_s"] = round(time.monotonic() - state.started, 1)
+    sweep["verdict"] = _verdict(sweep)
+    _write(plan, sweep)
+    return sweep, EXIT_INTERRUPTED if state.interrupted else status
+
+
+def _sweep(plan: SweepPlan, sweep: dict, state: _State, say: Say) -> int:
+    if any(point.kind != RATE for point in plan.points) and not _pilots(plan, sweep, state, say):
+        return EXIT_INTERRUPTED if state.interrupted else EXIT_FAILED
+    status = EXIT_OK
+    for point in plan.points:
+        if state.interrupted:
+            break
+        duration = plan.duration_s(point)
+        rate = point.value if point.kind == RATE else predicted_rate(
+            point, state.offline_qps, state.latency_below)
+        passes, queries = point_size(rate, duration, plan.dataset_samples)
+        args = point_args(point, queries, duration, len(plan.endpoints))
+        output = state.launch(plan.output_dir / point.name, point.name, args, lambda: say(
+            f"{point.name}: {_describe(point)}, {queries} queries ({passes} passes over the "
+            f"dataset), at least {duration:g} s"))
+        record = _point_record(plan, point, output, passes, queries, duration)
+        sweep["points"].append(record)
+        _update_front(sweep)
+        _write(plan, sweep)
+        lost = state.guard.lost(output.results, output.exit_status, point.name)
+        if lost is not None:
+            record.update(aborted=True, reason=lost)
+            _write(plan, sweep)
+            raise RunStopped(lost, point.name)
+        say(f"{point.name}: {_summary(record)}")
+        if record["failed"]:
+            status = EXIT_FAILED
+        if point.kind == CONCURRENCY and record.get("mean_latency_s"):
+            state.latency_below = (point.concurrency, record["mean_latency_s"])
+    return status
+
+
+def _pilots(plan: SweepPlan, sweep: dict, state: _State, say: Say) -> bool:
+    """The Offline pilot (the most the deployment serves) and the concurrency-1 pilot (the
+    lowest latency): the sizes of the points come from them. False: they measured nothing."""
+    pilots = (("pilot-offline", ["--max-concurrency", str(max(_levels(plan), default=1))],
+               min(plan.dataset_samples, max(64, 2 * max(_levels(plan), default=1)))),
+              ("pilot-c0001", ["--max-concurrency", "1"], PILOT_LATENCY_QUERIES))
+    for name, extra, queries in pilots:
+        args = ["--scenario", "Offline", "--duration", "0.1", "--min-query-count",
+                str(queries), "--no-report", "--no-equal-issue", *extra]
+        output = state.launch(plan.output_dir / name, name, args, lambda: say(
+            f"{name}: a short run ({queries} queries) to size the points"))
+        results = output.results or {}
+        client = results.get("client") or {}
+        sweep["pilots"].append({"name": name, "dir": name, "exit_status": output.exit_status,
+                                "requests_per_second": client.get("requests_per_second"),
+                                "mean_latency_ms": (client.get("e2e_ms") or {}).get("mean")})
+        _write(plan, sweep)
+        lost = state.guard.lost(output.results, output.exit_status, name)
+        if lost is not None:
+            raise RunStopped(lost, name)
+        if not client.get("requests_per_second") or client.get("errors"):
+            if not state.interrupted:
+                say(f"{name} measured nothing usable; see {plan.output_dir / name / 'run.log'}")
+            return False
+        if name == "pilot-offline":
+            state.offline_qps = client["requests_per_second"]
+        else:
+            state.latency_below = (1, client["e2e_ms"]["mean"] / 1000)
+    return True
+
+
+def _levels(plan: SweepPlan) -> list[int]:
+    return [point.concurrency for point in plan.points if point.kind == CONCURRENCY]
+
+
+def _point_record(plan: SweepPlan, point: Point, output: RunOutput, passes: int, queries: int,
+                  duration_s: float) -> dict:
+    found = regions(max(_levels(plan), default=0))
+    record = {"name": point.name, "kind": point.kind, "concurrency": point.concurrency,
+              "target_qps": point.value if point.kind == RATE else None,
+              "region": (found.of(point.concurrency) if found and point.concurrency
+                         else "offline" if point.kind != RATE else None),
+              "dir": point.name, "exit_status": output.exit_status, "wall_s": output.wall_s,
+              "planned": {"passes": passes, "queries": queries, "duration_s": duration_s},
+              "aborted": False, "on_front": False}
+    results = output.results
+    requests_path = plan.output_dir / point.name / "requests.jsonl"
+    if results is None or not requests_path.exists():
+        return {**record, "failed": True, "loadgen_result": None,
+                "reason": f"the run wrote no results (exit {output.exit_status}; see "
+                          f"{point.name}/run.log)"}
+    figures = point_figures(read_requests(requests_path), plan.limits.ttft_ms,
+                            plan.limits.tpot_ms)
+    loadgen = results["loadgen"]
+    notes = []
+    if loadgen.get("min_duration_met") is False:
+        notes.append(f"ran under its {duration_s:g} s: the size predicted was too small")
+    if results.get("interrupted"):
+        notes.append("interrupted")
+    return {**record, **figures, "loadgen_result": loadgen["result"],
+            "mean_latency_s": (results["client"]["e2e_ms"]["mean"] or 0) / 1000 or None,
+            "failed": bool(figures["errors"]) or loadgen["result"] != "VALID",
+            "notes": notes}
+
+
+def _update_front(sweep: dict) -> None:
+    measured = [p for p in sweep["points"] if not p.get("failed") or p.get("requests")]
+    points = [CurvePoint(p["name"], p["system_tokens_per_s"], p["tokens_per_s_per_user"])
+              for p in measured if p.get("system_tokens_per_s") is not None]
+    front = pareto_front(points)
+    for point in sweep["points"]:
+        point["on_front"] = point["name"] in front
+    by_name = {p.name: p for p in points}
+    sweep["front"] = front
+    sweep["step_function"] = [list(corner) for corner in
+                              step_function([by_name[name] for name in front])]
+
+
+def _describe(point: Point) -> str:
+    if point.kind == CONCURRENCY:
+        return f"concurrency {point.concurrency} (Offline issue)"
+    if point.kind == RATE:
+        return f"Server at {point.value:g} QPS"
+    return "Offline, everything in flight"
+
+
+def _summary(record: dict) -> str:
+    if record.get("system_tokens_per_s") is None:
+        return record.get("reason", "measured nothing")
+    per_user = record["tokens_per_s_per_user"]
+    return (f"{record['system_tokens_per_s']:,.1f} tokens/s, "
+            f"{'-' if per_user is None else f'{per_user:,.1f}'} tokens/s per user "
+            f"(1000/TPOT p90), TTFT p90 {record['ttft_ms']['p90']} ms, "
+            f"{record['requests']} requests, {record['errors']} errors, LoadGen "
+            f"{record['loadgen_result']}")
+
+
+def _verdict(sweep: dict) -> str:
+    if sweep["aborted"]:
+        return "server_lost"
+    if sweep["interrupted"]:
+        return "interrupted"
+    if len(sweep["points"]) < len(sweep["plan"]["points"]):
+        return "incomplete"
+    return "failed_points" if any(p["failed"] for p in sweep["points"]) else "complete"
+
+
+def _skeleton(plan: SweepPlan) -> dict:
+    notes = compliance_notes(plan)
+    levels = _levels(plan)
+    found = regions(max(levels)) if levels else None
+    return {
+        "version": SWEEP_VERSION,
+        "definitions": DEFINITIONS,
+        "limits": {"ttft_ms": plan.limits.ttft_ms, "tpot_ms": plan.limits.tpot_ms,
+                   "for": "goodput"},
+        "plan": {"points": [p.name for p in plan.points],
+                 "point_duration_s": plan.point_duration_s,
+                 "dataset_samples": plan.dataset_samples,
+                 "regions": None if found is None else {
+                     "ultra_low": [1, 32], "low_end": found.low_end,
+                     "medium_end": found.medium_end, "c_max": found.c_max}},
+        "compliant": not notes,
+        "compliance_notes": notes,
+        "pilots": [],
+        "points": [],
+        "front": [],
+        "step_function": [],
+        "verdict": None,
+        "interrupted": False,
+        "aborted": None,
+    }
+
+
+def _write(plan: SweepPlan, sweep: dict) -> None:
+    path = plan.output_dir / "sweep.json"
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(sweep, indent=2) + "\n", encoding="utf-8")
+    partial.replace(path)
+
+
+def front_lines(sweep: dict) -> list[str]:
+    """The table printed at the end: every point, the front marked."""
+    lines = [f"{'point':<10} {'tokens/s':>10} {'tok/s/user':>10} {'TTFT p90':>9} "
+             f"{'TPOT p90':>9} {'requests':>8} {'errors':>6}  front"]
+    for p in sweep["points"]:
+        if p.get("system_tokens_per_s") is None:
+            lines.append(f"{p['name']:<10} {p.get('reason', 'no figures')}")
+            continue
+        per_user = p["tokens_per_s_per_user"]
+        lines.append(f"{p['name']:<10} {p['system_tokens_per_s']:>10,.1f} "
+                     f"{'-' if per_user is None else f'{per_user:,.1f}':>10} "
+                     f"{p['ttft_ms']['p90'] or 0:>9,.1f} {p['tpot_ms']['p90'] or 0:>9,.2f} "
+                     f"{p['requests']:>8} {p['errors']:>6}  {'*' if p['on_front'] else ''}")
+    return lines
