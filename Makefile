@@ -5,15 +5,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test clean
+.PHONY: demo test llama-server clean
 
 demo: $(STAMP)
 	$(PY) -m server.demo
 
+# Every test, then the fifteen slowest.
+test: $(STAMP) llama-server
+	$(PY) -m pytest --durations=15
+
 # llama.cpp's server for its end-to-end tests: built once per machine, outside the checkout.
-test: $(STAMP)
+llama-server: $(STAMP)
 	$(PY) -m server.llamacpp build
-	$(PY) -m pytest
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)

@@ -191,6 +191,9 @@ def _sla_parser(commands) -> None:
                      help="most search probes, repeats included (default %(default)d)")
     sla.add_argument("--start-qps", type=float, metavar="Q",
                      help="first rate to probe (default: 0.75 x a short Offline run's samples/s)")
+    sla.add_argument("--from-sweep", type=Path, metavar="DIR",
+                     help="start from the rate the curve of `client-sut sweep` in DIR predicts "
+                          "for the limits (where its p99s reach them)")
     sla.add_argument("--wait-for-server", type=float, metavar="S",
                      help="when a server stops answering during a probe, wait up to S seconds "
                           "for it to answer /health again (a restart), then repeat the probe "
@@ -387,10 +390,16 @@ def _passed_on(args: argparse.Namespace) -> tuple[str, ...]:
 def _cmd_sla(args: argparse.Namespace) -> int:
     from client_sut.config import validate
     from client_sut.measure.discovery import discover
-    from client_sut.sla.command import SlaPlan, answer_line, run_search
+    from client_sut.sla.command import SlaPlan, answer_line, run_search, start_from_sweep
 
     scenario = parse_choice(Scenario, args.scenario, "--scenario")
     limits = _limits(args, scenario)
+    if args.from_sweep and args.start_qps:
+        raise UsageError("give --start-qps or --from-sweep, not both")
+    start_qps, start_rule = args.start_qps, "--start-qps"
+    if args.from_sweep:
+        start_qps, start_rule = start_from_sweep(args.from_sweep,
+                                                 limits or _official_limits(scenario))
     # Everything checkable here is checked before any run: flags, credentials, the folder.
     deployment = validate(replace(_deployment_config(args, args.output_dir), scenario=scenario,
                                   limits=limits))
@@ -401,8 +410,8 @@ def _cmd_sla(args: argparse.Namespace) -> int:
                    output_dir=args.output_dir,
                    run_args=_passed_on(args),
                    probe_duration_s=args.probe_duration, confirm_duration_s=args.confirm_duration,
-                   tolerance=args.tolerance, max_probes=args.max_probes, start_qps=args.start_qps,
-                   endpoints=tuple(endpoint.url for endpoint in found),
+                   tolerance=args.tolerance, max_probes=args.max_probes, start_qps=start_qps,
+                   start_rule=start_rule, endpoints=tuple(endpoint.url for endpoint in found),
                    credentials=deployment.credentials, wait_for_server_s=args.wait_for_server)
 
     def say(message: str) -> None:

@@ -44,6 +44,8 @@ DEFINITIONS = {
     "tokens_per_s_per_user_mean": "mean over requests of 1000 / TPOT (not the Endpoints figure)",
     "ttft_ms": "time to first token, client-side, linear-interpolated percentiles",
     "tpot_ms": "(last token - first token) / (tokens - 1) per request",
+    "requests_per_s": "requests that did not fail / the measured duration (at a concurrency "
+                      "C, Little's law: C / mean latency)",
     "goodput_requests_per_s": "requests per second that met both TTFT and TPOT limits",
     "pareto": "non-dominated in (tokens_per_s_per_user, system_tokens_per_s): no other point "
               "has both at least as high and one higher; the official front is the step "
@@ -163,6 +165,7 @@ def point_figures(records: Sequence[RequestRecord], ttft_limit_ms: float,
         "errors": len(records) - len(ok),
         "output_tokens": output_tokens,
         "duration_s": round(span_s, 3),
+        "requests_per_s": round(len(ok) / span_s, 3) if span_s else None,
         "system_tokens_per_s": round(output_tokens / span_s, 3) if span_s else None,
         "tokens_per_s_per_user": _rounded(tokens_per_s_per_user(tpot["p90"])),
         "tokens_per_s_per_user_mean": round(sum(1e9 / t for t in tpots) / len(tpots), 3)
@@ -175,3 +178,36 @@ def point_figures(records: Sequence[RequestRecord], ttft_limit_ms: float,
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadPoint:
+    """A measured point as the Server edge is predicted from it."""
+
+    requests_per_s: float
+    ttft_p99_ms: float
+    tpot_p99_ms: float | None
+
+
+def predicted_server_rate(points: Sequence[LoadPoint], ttft_limit_ms: float,
+                          tpot_limit_ms: float) -> float | None:
+    """Where the curve puts the Server edge: between the fastest point whose p99s are within
+    the limits and the slowest point above it that is over them, the rate where the worse of
+    the two p99s, as a share of its limit, reaches 1 (linear in the rate); with no point over,
+    the fastest within. None when no point is within the limits. A closed loop at fixed
+    concurrency meets no Poisson bursts, so a Server run's edge lies at or below this: it is
+    where a search starts, not its answer."""
+    def load(p: LoadPoint) -> float:
+        return max(p.ttft_p99_ms / ttft_limit_ms, (p.tpot_p99_ms or 0.0) / tpot_limit_ms)
+
+    ordered = sorted(points, key=lambda p: p.requests_per_s)
+    within = [p for p in ordered if load(p) <= 1.0]
+    if not within:
+        return None
+    best = within[-1]
+    over = next((p for p in ordered if p.requests_per_s > best.requests_per_s
+                 and load(p) > 1.0), None)
+    if over is None or load(over) == load(best):
+        return best.requests_per_s
+    share = (1.0 - load(best)) / (load(over) - load(best))
+    return best.requests_per_s + share * (over.requests_per_s - best.requests_per_s)

@@ -66,3 +66,41 @@ def p99_allowance(queries: int) -> int:
 
 
 MIN_QUERIES_TO_PASS = queries_to_pass(0.0)  # 459
+
+
+def min_passing(over: int, percentile: float, confidence: float = CONFIDENCE) -> int:
+    """The fewest queries within a bound that, beside `over` queries above it, certify the bound
+    at this percentile (a fraction): the least h with P(Binomial(h + over, 1 - percentile) <=
+    over) < 1 - confidence. LoadGen's FindMinPassing, as MLPerf Endpoints ports it."""
+    def passes(h: int) -> bool:
+        return binomial_cdf(over, h + over, 1.0 - percentile) < 1.0 - confidence
+
+    low, high = 0, 1
+    while not passes(high):
+        low, high = high, high * 2
+    while low + 1 < high:
+        middle = (low + high) // 2
+        if passes(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def early_stopping_estimate(sorted_values: list[float], percentile: float,
+                            confidence: float = CONFIDENCE) -> float | None:
+    """An upper bound on the percentile at this confidence, as LoadGen's early stopping states
+    it and MLPerf Endpoints writes it (`early_stopping_percentiles`): the t-th highest value, t
+    the most queries that may lie above it (t >= 1 with min_passing(t) + t within the count).
+    None below the count that certifies t = 1 (662 queries at p99, 64 at p90)."""
+    n = len(sorted_values)
+    if n < min_passing(1, percentile, confidence) + 1:
+        return None
+    low, high = 1, n  # the largest t with min_passing(t) + t <= n (it grows with t)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if min_passing(middle, percentile, confidence) + middle <= n:
+            low = middle
+        else:
+            high = middle - 1
+    return sorted_values[n - low]

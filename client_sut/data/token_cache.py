@@ -48,3 +48,12 @@ def cached_prompt_ids(path: Path | None, key: str, tokenize: Callable[[], Prompt
     partial.write_bytes(msgspec.msgpack.encode(_Cached(key, [list(ids) for ids in prompt_ids])))
     partial.replace(path)  # never half a file for a concurrent reader
     return prompt_ids
+
+
+def cached_prompt_lengths(path: Path) -> list[int]:
+    """Each prompt's length in tokens from a cache file, whatever it was keyed by ([] when
+    there is none)."""
+    try:
+        return [len(ids) for ids in msgspec.msgpack.decode(path.read_bytes(), type=_Cached).prompts]
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return []

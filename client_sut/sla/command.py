@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from client_sut.analysis.curve import LoadPoint, predicted_server_rate
 from client_sut.analysis.early_stopping import MIN_QUERIES_TO_PASS
 from client_sut.config import OFFICIAL_MIN_DURATION_S, LatencyLimits, Scenario
 from client_sut.errors import (
@@ -60,9 +61,31 @@ class SlaPlan:
     tolerance: float = 0.03
     max_probes: int = 12
     start_qps: float | None = None
+    start_rule: str = "--start-qps"  # where start_qps came from
     endpoints: tuple[str, ...] = ()  # the servers every run is made against, to check between
     credentials: Credentials = Credentials()
     wait_for_server_s: float | None = None  # wait this long for a server to come back
+
+
+def start_from_sweep(sweep_dir: Path, limits: LatencyLimits) -> tuple[float, str]:
+    """The start rate a sweep's curve predicts for these limits, and how it was found."""
+    path = sweep_dir / "sweep.json"
+    try:
+        sweep = json.loads(path.read_text(encoding="utf-8"))
+        points = [LoadPoint(p["requests_per_s"], p["ttft_ms"]["p99"], p["tpot_ms"]["p99"])
+                  for p in sweep["points"] if not p.get("failed") and not p.get("aborted")
+                  and p.get("requests_per_s") and p["ttft_ms"]["p99"] is not None]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"--from-sweep: {path} is no sweep.json of `client-sut sweep` "
+                         f"({type(exc).__name__}: {exc})") from None
+    rate = predicted_server_rate(points, limits.ttft_ms, limits.tpot_ms)
+    if rate is None:
+        raise UsageError(f"--from-sweep: no point of {path} ({len(points)} measured) keeps TTFT "
+                         f"p99 <= {limits.ttft_ms:g} ms and TPOT p99 <= {limits.tpot_ms:g} ms; "
+                         f"sweep lower concurrencies, or give --start-qps")
+    rate = round_rate(rate)
+    return rate, (f"predicted from the sweep in {sweep_dir} ({len(points)} points): where its "
+                  f"p99s reach the limits")
 
 
 def check_plan(plan: SlaPlan) -> None:
@@ -355,7 +378,7 @@ def _skeleton(plan: SlaPlan) -> dict:
                    "probe_queries": PROBE_QUERIES, "confirm_duration_s": plan.confirm_duration_s,
                    "max_probes": plan.max_probes, "attempts_per_rate": ATTEMPTS_PER_RATE,
                    "wait_for_server_s": plan.wait_for_server_s},
-        "start": {"qps": plan.start_qps, "rule": "--start-qps"},
+        "start": {"qps": plan.start_qps, "rule": plan.start_rule},
         "probes": [],
         "confirmation": None,
         "confirmation_attempts": [],

@@ -24,6 +24,7 @@ from client_sut.analysis.curve import (
     regions,
     step_function,
 )
+from client_sut.data.token_cache import cached_prompt_lengths
 from client_sut.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -34,6 +35,7 @@ from client_sut.runs.child import RunOutput, Series
 from client_sut.runs.results import read_requests
 from client_sut.runs.runner import prepare_output_dir
 from client_sut.runs.server_guard import ServerGuard
+from client_sut.sweep.endpoints_files import write_point_files
 from client_sut.sweep.plan import (
     CONCURRENCY,
     PILOT_LATENCY_QUERIES,
@@ -162,8 +164,12 @@ def _point_record(plan: SweepPlan, point: Point, output: RunOutput, passes: int,
         return {**record, "failed": True, "loadgen_result": None,
                 "reason": f"the run wrote no results (exit {output.exit_status}; see "
                           f"{point.name}/run.log)"}
-    figures = point_figures(read_requests(requests_path), plan.limits.ttft_ms,
-                            plan.limits.tpot_ms)
+    records = read_requests(requests_path)
+    figures = point_figures(records, plan.limits.ttft_ms, plan.limits.tpot_ms)
+    write_point_files(plan.output_dir / point.name, records,
+                      cached_prompt_lengths(plan.output_dir / TOKEN_CACHE),
+                      _load_pattern(point), int(duration_s * 1000), queries, plan.endpoints,
+                      bool(results.get("interrupted")))
     loadgen = results["loadgen"]
     notes = []
     if loadgen.get("min_duration_met") is False:
@@ -174,6 +180,16 @@ def _point_record(plan: SweepPlan, point: Point, output: RunOutput, passes: int,
             "mean_latency_s": (results["client"]["e2e_ms"]["mean"] or 0) / 1000 or None,
             "failed": bool(figures["errors"]) or loadgen["result"] != "VALID",
             "notes": notes}
+
+
+def _load_pattern(point: Point) -> dict:
+    """The point's load as Endpoints' config names it."""
+    if point.kind == CONCURRENCY:
+        return {"type": "concurrency", "target_concurrency": point.concurrency}
+    if point.kind == RATE:
+        return {"type": "poisson", "target_qps": point.value,
+                "use_legacy_loadgen_qps_metrics": True}
+    return {"type": "max_throughput"}
 
 
 def _update_front(sweep: dict) -> None:

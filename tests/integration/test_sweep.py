@@ -5,17 +5,23 @@ dies ends the sweep with the points it measured."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
+import yaml
+
 from client_sut.analysis.curve import CurvePoint, pareto_front
-from tests.conftest import REPO, SHARED_DATA
+from client_sut.config import LatencyLimits
+from client_sut.sla.command import start_from_sweep
+from tests.conftest import REPO, SHARED_DATA, wait_for_requests
 
 SLOTS, STEP_MS, TOKENS, SAMPLES = 4, 5.0, 16, 24
 EMITTER = ("--max-running", str(SLOTS), "--engine-step-ms", f"{STEP_MS:g}", "--output-tokens",
            str(TOKENS))
 POINT_KEYS = {"name", "kind", "concurrency", "target_qps", "region", "dir", "exit_status",
               "wall_s", "planned", "aborted", "on_front", "requests", "errors", "output_tokens",
+              "requests_per_s",
               "duration_s", "system_tokens_per_s", "tokens_per_s_per_user",
               "tokens_per_s_per_user_mean", "ttft_ms", "tpot_ms", "goodput", "loadgen_result",
               "mean_latency_s", "failed", "notes"}
@@ -47,6 +53,7 @@ def test_the_curve_is_the_model_the_emitter_implements(start_emitter, demo_token
         # Every stream gets a token each engine step, whatever the concurrency.
         assert STEP_MS * 0.9 <= point["tpot_ms"]["p90"] <= STEP_MS * 1.5, point["tpot_ms"]
         assert point["tokens_per_s_per_user"] == round(1000 / point["tpot_ms"]["p90"], 3)
+        check_endpoints_files(tmp_path / point["dir"], point)
     tps = {name: p["system_tokens_per_s"] for name, p in points.items()}
     # System tokens/s rises with concurrency up to the slots, then holds...
     assert 3.2 <= tps["c0004"] / tps["c0001"] <= 4.8
@@ -64,6 +71,42 @@ def test_the_curve_is_the_model_the_emitter_implements(start_emitter, demo_token
     assert result["definitions"]["tokens_per_s_per_user"].startswith("1000 / TPOT p90")
     assert [pilot["name"] for pilot in result["pilots"]] == ["pilot-offline", "pilot-c0001"]
     assert "front:" in done.stdout
+    # The curve says where a Server search should start: within the measured rates.
+    rate, rule = start_from_sweep(tmp_path, LatencyLimits(200.0, 100.0))
+    rates = sorted(p["requests_per_s"] for p in points.values())
+    assert rates[0] <= rate <= rates[-1] and str(tmp_path) in rule
+
+
+def check_endpoints_files(folder, point: dict) -> None:
+    """The point's MLPerf Endpoints files agree with sweep.json and with each other."""
+    summary = json.loads((folder / "performance" / "result_summary.json").read_text())
+    assert summary["n_samples_issued"] == summary["n_samples_completed"] == point["requests"]
+    assert summary["n_samples_failed"] == 0 and summary["state"] == "complete"
+    # Endpoints' checker derives system_tps from these and wants the stored one within 1%.
+    derived = summary["output_sequence_lengths"]["total"] / (summary["duration_ns"] / 1e9)
+    assert abs(derived / point["system_tokens_per_s"] - 1) < 0.01
+    assert summary["tps"] == derived and summary["ttft"]["percentiles"]["90.0"] > 0
+    assert summary["input_sequence_lengths"]["min"] > 0  # the prompts' token counts
+    assert summary["run_config"]["dataloader_random_seed"] == 2747215439041700203
+    early = summary["tpot"]["early_stopping_percentiles"]
+    # Bounds at 99% confidence need 64 requests at p90, 662 at p99.
+    assert (early["90.0"] is None) == (point["requests"] < 64) and early["99.0"] is None
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    pattern = config["settings"]["load_pattern"]
+    if point["kind"] == "concurrency":  # Endpoints' `benchmark online` at a concurrency
+        assert config["type"] == "online"
+        assert pattern == {"type": "concurrency", "target_concurrency": point["concurrency"]}
+    else:
+        assert (config["type"], pattern) == ("offline", {"type": "max_throughput"})
+    assert config["settings"]["runtime"]["scheduler_random_seed"] == 16159082839903944936
+    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
+    kinds = [event["event_type"] for event in events]
+    assert kinds[:2] == ["session.started", "session.start_performance_tracking"]
+    assert kinds[-2:] == ["session.stop_performance_tracking", "session.ended"]
+    assert kinds.count("sample.issued") == kinds.count("sample.complete") == point["requests"]
+    assert kinds.count("sample.recv_first") == point["requests"]
+    stamps = [event["timestamp_ns"] for event in events]
+    assert stamps == sorted(stamps)
 
 
 def test_a_server_that_dies_ends_the_sweep_with_what_it_measured(start_emitter, demo_tokenizer,
@@ -80,6 +123,43 @@ def test_a_server_that_dies_ends_the_sweep_with_what_it_measured(start_emitter, 
     assert first["name"] == "c0001" and not first["failed"] and first["on_front"]
     assert lost["name"] == "c0004" and lost["aborted"]
     assert "the sweep stops (exit 3)" in done.stderr
+
+
+def test_an_interrupt_keeps_the_point_under_way_and_ends_the_sweep(start_emitter, demo_tokenizer,
+                                                                   tmp_path):
+    emitter = start_emitter(*EMITTER)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "client_sut", "sweep", "--endpoint", emitter.url, "--tokenizer",
+         str(demo_tokenizer), "--dataset", str(SHARED_DATA), "--total-sample-count",
+         str(SAMPLES), "--rates", "20,40", "--point-duration", "60", "--warmup", "0",
+         "--output-dir", str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_requests(emitter, 20)  # the first point is under way
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    result = json.loads((tmp_path / "sweep.json").read_text())
+    assert result["verdict"] == "interrupted" and result["pilots"] == []  # rates: no pilots
+    [point] = result["points"]  # the second point never started
+    assert point["name"] == "r20qps" and "interrupted" in point["notes"]
+    summary = json.loads((tmp_path / "r20qps" / "performance" / "result_summary.json")
+                         .read_text())
+    assert summary["state"] == "interrupted" and summary["n_samples_completed"] >= 20
+    assert summary["run_config"]["load_pattern"]["type"] == "poisson"
+    assert summary["legacy_loadgen_window_duration_ns"] > 0  # LoadGen's window at a rate
+
+
+def test_sla_from_a_folder_with_no_sweep_is_bad_input(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "client_sut", "sla", "--endpoint",
+                           "http://127.0.0.1:9", "--dataset", str(SHARED_DATA), "--from-sweep",
+                           str(tmp_path), "--output-dir", str(tmp_path / "sla")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        f"client-sut sla: error: --from-sweep: {tmp_path / 'sweep.json'} is no sweep.json")
 
 
 def test_a_sweep_at_fixed_concurrency_or_rates_not_both(demo_tokenizer, tmp_path):

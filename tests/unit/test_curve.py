@@ -110,3 +110,68 @@ def test_what_keeps_a_sweep_from_being_an_endpoints_curve():
                      dataset_samples=13368, limits=LatencyLimits(2000.0, 100.0))
     assert compliance_notes(full) == [] and full.duration_s(Point(CONCURRENCY, 1)) == 600
     assert full.duration_s(Point(OFFLINE)) == 1200
+
+
+def test_the_curve_predicts_where_the_server_edge_lies():
+    from client_sut.analysis.curve import LoadPoint, predicted_server_rate
+
+    points = [LoadPoint(5.0, 100.0, 20.0), LoadPoint(10.0, 1000.0, 40.0),
+              LoadPoint(20.0, 3000.0, 60.0)]  # TTFT p99 over 2,000 ms here
+    # The worse p99 as a share of its limit: 0.5 at 10/s, 1.5 at 20/s; it reaches 1 at 15/s.
+    assert predicted_server_rate(points, 2000.0, 100.0) == 15.0
+    assert predicted_server_rate(points[:2], 2000.0, 100.0) == 10.0  # none over: the fastest
+    assert predicted_server_rate(points[2:], 2000.0, 100.0) is None  # none within
+    # TPOT binds first under a tighter limit: 20/32 at 5/s, 40/32 at 10/s -> 1 at 8/s.
+    assert predicted_server_rate(points, 2000.0, 32.0) == 8.0
+
+
+def test_early_stopping_estimates_are_loadgens_as_mlperf_endpoints_writes_them():
+    from client_sut.analysis.early_stopping import early_stopping_estimate, min_passing
+
+    # The counts below which no estimate is made: 662 at p99, 64 at p90 (Endpoints' floors).
+    assert (min_passing(1, 0.99) + 1, min_passing(1, 0.90) + 1) == (662, 64)
+    assert min_passing(0, 0.99) == 459  # LoadGen's "no query over" count
+    assert early_stopping_estimate(list(range(661)), 0.99) is None
+    assert early_stopping_estimate(list(range(662)), 0.99) == 661  # t = 1: the maximum
+    # Endpoints' own function on 0..n-1: n=10,000 gives sorted[9923]; 13,368 gives [13261] at
+    # p99 and [12112] at p90.
+    assert early_stopping_estimate(list(range(10_000)), 0.99) == 9923
+    assert early_stopping_estimate(list(range(13_368)), 0.99) == 13261
+    assert early_stopping_estimate(list(range(13_368)), 0.90) == 12112
+
+
+def test_a_runs_result_summary_as_mlperf_endpoints_writes_it():
+    from array import array
+
+    from client_sut.analysis.endpoints_summary import result_summary, stat_block
+    from client_sut.records import ErrorKind, RequestError, RequestRecord, TokenIdSource
+
+    def record(start: int, failed: bool = False) -> RequestRecord:
+        # sent at start, first chunk of 2 tokens at +100, 3 more tokens, done at +400
+        return RequestRecord(
+            sample_index=0, endpoint="http://e", issue_ns=start, send_ns=start,
+            first_byte_ns=start + 50, end_ns=start + 400,
+            event_ns=array("q", [start + 100, start + 200, start + 400]),
+            event_tokens=array("i", [2, 1, 2]), token_ids=array("i", range(5)),
+            token_id_source=TokenIdSource.SERVER, server_completion_tokens=5,
+            finish_reason="length", http_status=200,
+            error=RequestError(ErrorKind.DISCONNECTED, "x") if failed else None)
+
+    records = [record(0), record(1000), record(2000, failed=True)]
+    summary = result_summary(records, [10, 20, 30], poisson=False, run_config={})
+    assert (summary["n_samples_issued"], summary["n_samples_completed"],
+            summary["n_samples_failed"]) == (3, 3, 1)
+    assert summary["duration_ns"] == 2400 and summary["legacy_loadgen_window_duration_ns"] is None
+    assert summary["ttft"]["percentiles"]["50.0"] == 100.0
+    assert summary["tpot"]["max"] == 100.0  # 300 ns over the 3 tokens after the first chunk
+    assert summary["latency"]["total"] == 800
+    assert summary["tps"] == 10 / 2400e-9 and summary["qps"] == 3 / 2400e-9
+    assert summary["ttft"]["early_stopping_percentiles"]["99.0"] is None  # too few
+    assert summary["finish_reason_counts"]["length"] == 2
+    poisson = result_summary(records, [10, 20, 30], poisson=True, run_config={})
+    assert poisson["legacy_loadgen_window_duration_ns"] == 2400
+    assert poisson["qps"] == 2 / 2400e-9
+    block = stat_block([1.0, 2.0, 3.0, 4.0], tail=False)
+    assert block["median"] == 2.0 and block["std_dev"] == (5 / 3) ** 0.5  # lower; n - 1
+    assert sum(block["histogram"]["counts"]) == 4 and len(block["histogram"]["buckets"]) == 30
+    assert block["histogram"]["buckets"][-1][1] == pytest.approx(10.0)  # ten times the minimum
