@@ -215,6 +215,8 @@ class SlaPoint:
     tokens_per_s: float | None
     verdict: str  # pass | fail | undecided | aborted
     confirmation: bool
+    duration_s: float | None = None  # the least duration it was asked to run
+    requests: int | None = None
 
 
 def sla_points(sla: dict, tokens_per_s: dict[str, float | None]) -> list[SlaPoint]:
@@ -223,8 +225,21 @@ def sla_points(sla: dict, tokens_per_s: dict[str, float | None]) -> list[SlaPoin
     if sla.get("confirmation"):
         probes.append((sla["confirmation"], True))
     return [SlaPoint(p["target_qps"], p.get("ttft_p99_ms"), p.get("tpot_p99_ms"),
-                     tokens_per_s.get(p.get("dir", "")), p.get("verdict", "undecided"), confirm)
+                     tokens_per_s.get(p.get("dir", "")), p.get("verdict", "undecided"), confirm,
+                     p.get("duration_s"), p.get("requests"))
             for p, confirm in probes]
+
+
+def goodput_sentence(goodput: dict | None) -> str:
+    """Goodput at the answer, in words."""
+    if not goodput:
+        return "goodput: none measured at a confirmed answer"
+    share = goodput.get("share")
+    return (f"goodput at the answer: {goodput['requests_within_limits']:,} requests within both "
+            f"limits ({'-' if share is None else f'{share:.1%}'} of them), "
+            f"{goodput['requests_per_second']:g} per second; {goodput['over_ttft']:,} over the "
+            f"TTFT limit, {goodput['over_tpot']:,} over the TPOT limit, {goodput['errors']:,} "
+            f"failed")
 
 
 @dataclass(frozen=True, slots=True)

@@ -227,21 +227,24 @@ class PageBuilder:
                  f"ms ({'official' if limits.get('official') else 'not the official ones'})",
                  f"binding constraint: {sla.get('binding_constraint')}",
                  f"lowest failing QPS: {sla.get('lowest_failing_qps')}",
-                 f"goodput: {sla.get('goodput')}"]
+                 figures.goodput_sentence(sla.get("goodput")),
+                 *(f"not compliant: {note}" for note in sla.get("compliance_notes", [])),
+                 *(f"client self-check at the answer: {warning}"
+                   for warning in (sla.get("self_check") or {}).get("warnings", []))]
         if sla.get("interrupted"):
             facts.append("the search was interrupted")
         if sla.get("aborted"):
             facts.append(f"the search stopped: {sla['aborted']['reason']}")
         points = figures.sla_points(sla, folder.probe_tokens_per_s)
-        rows = [[_num(p.target_qps, 2), _e(p.verdict), _num(p.ttft_p99_ms, 1),
-                 _num(p.tpot_p99_ms, 2), _num(p.tokens_per_s),
+        rows = [[_num(p.target_qps, 2), _e(p.verdict), _num(p.duration_s, 0), _num(p.requests),
+                 _num(p.ttft_p99_ms, 1), _num(p.tpot_p99_ms, 2), _num(p.tokens_per_s),
                  "confirmation" if p.confirmation else "probe"] for p in points]
         self.sections.append(
             f'<section class="sla"><h2>SLA search {_e(folder.label)}: {_e(sla.get("scenario"))}'
             f'</h2><div class="verdict {"ok" if confirmed else "bad"}" data-verdict>'
             f"{_e(headline)}</div>{_list(facts)}"
-            + _table(["target QPS", "verdict", "TTFT p99 ms", "TPOT p99 ms", "tokens/s", ""],
-                     rows, "probes")
+            + _table(["target QPS", "verdict", "least s", "requests", "TTFT p99 ms",
+                      "TPOT p99 ms", "tokens/s", ""], rows, "probes")
             + self.figure(prefix, "sla", plots.sla(points, limits, answer)) + "</section>")
 
     def comparison(self, runs: Sequence[RunFolder]) -> None:

@@ -133,7 +133,7 @@ def test_the_report_of_an_sla_folder_and_of_several_runs(server_run, demo_tokeni
     folder = tmp_path / "sla"
     emitter = EmitterProcess("--first-token-ms", "20", "--gap-ms", "2", "--output-tokens",
                              str(TOKENS))
-    probes = []
+    probes, goodput = [], None
     try:
         for number, (qps, verdict) in enumerate(((20.0, "pass"), (40.0, "fail")), start=1):
             directory = f"probe-{number}-{qps:g}qps"
@@ -144,12 +144,14 @@ def test_the_report_of_an_sla_folder_and_of_several_runs(server_run, demo_tokeni
             assert not (folder / directory / "report.html").exists()
             results = json.loads((folder / directory / "results.json").read_text())
             probes.append(sla_probe(qps, verdict, results, directory))
+            goodput = goodput or results["client"]["goodput"]
     finally:
         emitter.stop()
     (folder / "sla.json").write_text(json.dumps({
         "scenario": "Server", "limits": {"ttft_ms": 2000.0, "tpot_ms": 100.0, "official": True},
         "answer_qps": 20.0, "confirmed": True, "lowest_failing_qps": 40.0,
-        "binding_constraint": "ttft", "goodput": None, "probes": probes,
+        "binding_constraint": "ttft", "goodput": goodput, "probes": probes,
+        "compliance_notes": ["the confirmation ran 3 s, under the official 600 s"],
         "confirmation": {**probes[0], "dir": probes[0]["dir"]}, "interrupted": False}))
     out = tmp_path / "report"
     completed = subprocess.run(
@@ -166,6 +168,9 @@ def test_the_report_of_an_sla_folder_and_of_several_runs(server_run, demo_tokeni
     assert facts["verdicts"][1] == "VALID" and len(facts["verdicts"]) == 3
     ids = [f["id"] for f in facts["figures"]]
     assert ids[0] == "fig-runs" and "fig-sla" in ids and ids.count("fig-latency-cdfs") == 2
+    page = report.read_text()  # the answer in words: goodput, and why it is not compliant
+    assert f"goodput at the answer: {goodput['requests_within_limits']:,} requests" in page
+    assert "not compliant: the confirmation ran 3 s, under the official 600 s" in page
     assert all(f["svg"] and f["height"] > 100 for f in facts["figures"])
 
 

@@ -97,3 +97,14 @@ def test_sla_points_take_each_probe_and_the_confirmation():
     points = sla_points(sla, {"probe-1": 500.0, "confirm": 510.0})
     assert [(p.target_qps, p.verdict, p.confirmation, p.tokens_per_s) for p in points] == [
         (4, "pass", False, 500.0), (8, "fail", False, None), (4, "pass", True, 510.0)]
+
+
+def test_goodput_is_said_in_words():
+    from client_sut.report.figures import goodput_sentence
+
+    assert goodput_sentence({"requests_within_limits": 1200, "share": 0.96,
+                             "requests_per_second": 4.5, "over_ttft": 30, "over_tpot": 20,
+                             "errors": 0}) == (
+        "goodput at the answer: 1,200 requests within both limits (96.0% of them), 4.5 per "
+        "second; 30 over the TTFT limit, 20 over the TPOT limit, 0 failed")
+    assert goodput_sentence(None) == "goodput: none measured at a confirmed answer"
