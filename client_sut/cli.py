@@ -452,6 +452,8 @@ def _sweep_parser(commands) -> None:
                             "Ultra-Low, 1,200 s elsewhere; shorter is noted as not compliant)")
     _limit_flags(sweep)
     sweep.add_argument("--output-dir", type=Path, default=Path("results/sweep"), metavar="DIR")
+    sweep.add_argument("--no-report", action="store_true",
+                       help="do not write report.html at the end")
 
 
 def _number_list(kind):
@@ -488,6 +490,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f"[sweep] {message}", file=sys.stderr, flush=True)
 
     sweep, status = run_sweep(plan, say)
+    if not args.no_report:
+        from client_sut.report import report_after_run
+
+        report_after_run([args.output_dir], args.output_dir, say)
     print("\n".join(front_lines(sweep)))
     print(f"  {len(sweep['points'])} points in {sweep['elapsed_s']:g} s, {sweep['verdict']}; "
           f"front: {', '.join(sweep['front']) or 'none'}; {args.output_dir / 'sweep.json'}")

@@ -108,24 +108,30 @@ def judged_tpot_ns(record: RequestRecord) -> float | None:
 
 
 def over_limits(record: RequestRecord, ttft_limit_ns: float | None,
-                tpot_limit_ns: float | None) -> tuple[bool, bool]:
-    """Whether a finished request broke the TTFT and the TPOT limit (None: no such limit)."""
-    ttft, tpot = judged_ttft_ns(record), judged_tpot_ns(record)
+                tpot_limit_ns: float | None, from_send: bool = False) -> tuple[bool, bool]:
+    """Whether a finished request broke the TTFT and the TPOT limit (None: no such limit), as
+    LoadGen judges it, or `from_send`: by the client's own TTFT and TPOT, from the send (at a
+    fixed concurrency a request waits for its slot before it is sent, which is no latency of
+    the deployment's)."""
+    if from_send:
+        ttft, tpot = ttft_ns(record), tpot_ns(record)
+    else:
+        ttft, tpot = judged_ttft_ns(record), judged_tpot_ns(record)
     return (ttft_limit_ns is not None and ttft is not None and ttft > ttft_limit_ns,
             tpot_limit_ns is not None and tpot is not None and tpot > tpot_limit_ns)
 
 
 def goodput(records: Sequence[RequestRecord], ttft_limit_ms: float | None,
-            tpot_limit_ms: float | None) -> dict:
+            tpot_limit_ms: float | None, from_send: bool = False) -> dict:
     """Requests that did not fail and kept both limits: how many, their share, and per second
     of the client's span. Without limits (Offline) every request that did not fail counts."""
-    ttft_ns = None if ttft_limit_ms is None else ttft_limit_ms * NS_PER_MS
-    tpot_ns = None if tpot_limit_ms is None else tpot_limit_ms * NS_PER_MS
+    ttft_limit_ns = None if ttft_limit_ms is None else ttft_limit_ms * NS_PER_MS
+    tpot_limit_ns = None if tpot_limit_ms is None else tpot_limit_ms * NS_PER_MS
     over_ttft = over_tpot = good = 0
     for record in records:
         if not record.ok:
             continue
-        slow_first, slow_tokens = over_limits(record, ttft_ns, tpot_ns)
+        slow_first, slow_tokens = over_limits(record, ttft_limit_ns, tpot_limit_ns, from_send)
         over_ttft += slow_first
         over_tpot += slow_tokens
         good += not (slow_first or slow_tokens)

@@ -1,4 +1,4 @@
-"""`client-sut report`: one self-contained report.html from run and sla folders, with its
+"""`client-sut report`: one self-contained report.html from run, sla and sweep folders, with its
 figures also written beside it as SVG files (report_figures/)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from client_sut.errors import UsageError
-from client_sut.report.folders import RunFolder, read_folder
+from client_sut.report.folders import RunFolder, SlaFolder, read_folder
 
 REPORT_FILE = "report.html"
 FIGURES_FOLDER = "report_figures"
@@ -26,8 +26,10 @@ def write_report(dirs: Sequence[Path], output_dir: Path) -> Path:
         prefix = f"{number + 1}-{_slug(folder.label)}-" if len(folders) > 1 else ""
         if isinstance(folder, RunFolder):
             page.run(folder, prefix)
-        else:
+        elif isinstance(folder, SlaFolder):
             page.sla(folder, prefix)
+        else:
+            page.sweep(folder, prefix)
     runs = [f for f in folders if isinstance(f, RunFolder)]
     if len(runs) > 1:
         page.comparison(runs)

@@ -302,3 +302,25 @@ def run_row(label: str, results: dict) -> RunRow:
                   loadgen.get("tokens_per_second") or client.get("output_tokens_per_second"),
                   client["requests"], client["errors"])
 
+
+
+@dataclass(frozen=True, slots=True)
+class SweepPoint:
+    name: str
+    concurrency: int | None
+    target_qps: float | None
+    system_tokens_per_s: float | None
+    tokens_per_s_per_user: float | None
+    ttft_p90_ms: float | None
+    requests_per_s: float | None
+    goodput_per_s: float | None
+    on_front: bool
+
+
+def sweep_points(sweep: dict) -> list[SweepPoint]:
+    """The measured points of a sweep.json, in order."""
+    return [SweepPoint(p["name"], p.get("concurrency"), p.get("target_qps"),
+                       p["system_tokens_per_s"], p.get("tokens_per_s_per_user"),
+                       p["ttft_ms"]["p90"], p.get("requests_per_s"),
+                       (p.get("goodput") or {}).get("requests_per_second"), p.get("on_front"))
+            for p in sweep.get("points", []) if p.get("system_tokens_per_s") is not None]

@@ -1,5 +1,6 @@
 """Reading the folders a report is made of: a run's (`results.json`, `requests.jsonl`,
-`server_metrics.jsonl`) or an sla search's (`sla.json` and each probe's run folder)."""
+`server_metrics.jsonl`), an sla search's (`sla.json` and each probe's run folder) or a sweep's
+(`sweep.json`)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,16 @@ class SlaFolder:
     path: Path
     sla: dict
     probe_tokens_per_s: dict[str, float | None]  # probe dir -> its tokens/s
+
+    @property
+    def label(self) -> str:
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class SweepFolder:
+    path: Path
+    sweep: dict
 
     @property
     def label(self) -> str:
@@ -70,10 +81,13 @@ def read_sla(path: Path) -> SlaFolder:
                                  for p in probes if p.get("dir")})
 
 
-def read_folder(path: Path) -> RunFolder | SlaFolder:
+def read_folder(path: Path) -> RunFolder | SlaFolder | SweepFolder:
     if (path / "sla.json").is_file():
         return read_sla(path)
+    if (path / "sweep.json").is_file():
+        return SweepFolder(path, _json(path / "sweep.json"))
     if (path / "results.json").is_file():
         return read_run(path)
-    raise UsageError(f"{path} holds neither results.json (a run) nor sla.json (an sla search); "
-                     f"give the folder `client-sut run` or `client-sut sla` wrote")
+    raise UsageError(f"{path} holds no results.json (a run), sla.json (an sla search) or "
+                     f"sweep.json (a sweep); give the folder `client-sut run`, `sla` or `sweep` "
+                     f"wrote")

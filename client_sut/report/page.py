@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from client_sut.analysis.metrics import NS_PER_MS
 from client_sut.report import figures
-from client_sut.report.folders import RunFolder, SlaFolder
+from client_sut.report.folders import RunFolder, SlaFolder, SweepFolder
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
@@ -47,6 +47,11 @@ CAPTIONS = {
            "verdict (the larger dot is the confirmation run), with the limits; and tokens/s "
            "against QPS.",
     "runs": "The runs side by side: p99 TTFT and TPOT (LoadGen's) and tokens/s.",
+    "sweep": "The throughput-interactivity curve as MLPerf Endpoints draws it: system tokens/s "
+             "against tokens/s per user (1000 / TPOT p90), the official front a step function "
+             "through the non-dominated points (filled; nothing interpolated); then system "
+             "tokens/s, TTFT p90 and tokens/s per user against concurrency, the Endpoints "
+             "regions shaded; and goodput (requests within both limits) against the load.",
 }
 METHOD = ("Percentiles interpolate linearly between closest ranks (numpy's default). Times are "
           "the client's CLOCK_MONOTONIC (perf_counter_ns), the clock LoadGen uses; the servers' "
@@ -246,6 +251,38 @@ class PageBuilder:
             + _table(["target QPS", "verdict", "least s", "requests", "TTFT p99 ms",
                       "TPOT p99 ms", "tokens/s", ""], rows, "probes")
             + self.figure(prefix, "sla", plots.sla(points, limits, answer)) + "</section>")
+
+    def sweep(self, folder: SweepFolder, prefix: str) -> None:
+        from client_sut.report import plots
+
+        sweep = folder.sweep
+        points = figures.sweep_points(sweep)
+        front = sweep.get("front", [])
+        headline = (f"{len(points)} points measured ({sweep.get('verdict')}); front: "
+                    f"{', '.join(front) or 'none'}")
+        limits = sweep.get("limits", {})
+        facts = [f"goodput counts requests within TTFT {limits.get('ttft_ms')} ms and TPOT "
+                 f"{limits.get('tpot_ms')} ms",
+                 *(f"not compliant: {note}" for note in sweep.get("compliance_notes", []))]
+        if sweep.get("aborted"):
+            facts.append(f"the sweep stopped: {sweep['aborted']['reason']}")
+        rows = [[_e(p["name"]), _e(p.get("region")), _num(p.get("concurrency")),
+                 _num(p.get("target_qps"), 2), _num(p.get("system_tokens_per_s")),
+                 _num(p.get("tokens_per_s_per_user")), _num(p.get("tokens_per_s_per_user_mean")),
+                 _num((p.get("ttft_ms") or {}).get("p90")),
+                 _num((p.get("tpot_ms") or {}).get("p90"), 2), _num(p.get("requests")),
+                 _num(p.get("errors")), "front" if p.get("on_front") else ""]
+                for p in sweep.get("points", [])]
+        self.sections.append(
+            f'<section class="sweep"><h2>Sweep {_e(folder.label)}</h2>'
+            f'<div class="verdict {"ok" if sweep.get("verdict") == "complete" else "bad"}" '
+            f"data-verdict>{_e(headline)}</div>{_list(facts)}"
+            + _table(["point", "region", "concurrency", "QPS", "system tokens/s",
+                      "tokens/s per user (1000/TPOT p90)", "mean per user", "TTFT p90 ms",
+                      "TPOT p90 ms", "requests", "errors", ""], rows, "points")
+            + self.figure(prefix, "sweep", plots.sweep(points, sweep.get("step_function", []),
+                                                       (sweep.get("plan") or {}).get("regions")))
+            + "</section>")
 
     def comparison(self, runs: Sequence[RunFolder]) -> None:
         from client_sut.report import plots

@@ -21,6 +21,7 @@ from client_sut.report.figures import (  # noqa: E402
     RunRow,
     ServerSeries,
     SlaPoint,
+    SweepPoint,
     Timeline,
 )
 
@@ -149,6 +150,57 @@ def sla(points: Sequence[SlaPoint], limits: dict, answer_qps: float | None) -> s
         ax.set_title(title)
         ax.set_xlabel("target QPS")
         ax.legend(fontsize=7)
+    return _svg(figure)
+
+
+REGION_SHADES = (("ultra_low", "#ecf0f1"), ("low", "#d6eaf8"), ("medium", "#d5f5e3"),
+                 ("high", "#fdebd0"))
+
+
+def sweep(points: Sequence[SweepPoint], step: Sequence[Sequence[float]],
+          regions: dict | None) -> str:
+    """The official Pareto step function over every point (the front's points filled), and
+    system tokens/s, TTFT p90 and tokens/s per user against concurrency (the Endpoints regions
+    shaded), and goodput against the load."""
+    figure, axes = plt.subplots(1, 5, figsize=(17, 3.2))
+    pareto = axes[0]
+    if step:
+        pareto.plot([x for x, _ in step], [y for _, y in step], color="#2c3e50",
+                    drawstyle="default", linewidth=1.2, label="front (official step function)")
+    for point in points:
+        if point.tokens_per_s_per_user is None:
+            continue
+        pareto.scatter(point.tokens_per_s_per_user, point.system_tokens_per_s, zorder=3,
+                       color="#2980b9" if point.on_front else "white", edgecolor="#2980b9")
+        pareto.annotate(point.name, (point.tokens_per_s_per_user, point.system_tokens_per_s),
+                        fontsize=6, xytext=(3, 3), textcoords="offset points")
+    pareto.set_xlabel("tokens/s per user (1000 / TPOT p90)")
+    pareto.set_title("system tokens/s")
+    pareto.legend(fontsize=7)
+    at_concurrency = [p for p in points if p.concurrency is not None]
+    x = [p.concurrency for p in at_concurrency]
+    for ax, attr, title in ((axes[1], "system_tokens_per_s", "system tokens/s"),
+                            (axes[2], "ttft_p90_ms", "TTFT p90 ms"),
+                            (axes[3], "tokens_per_s_per_user", "tokens/s per user")):
+        ax.plot(x, _nan(getattr(p, attr) for p in at_concurrency), marker="o", color="#8e44ad")
+        ax.set_title(title)
+        ax.set_xlabel("concurrency")
+        if x and max(x) > 2 * min(x):
+            ax.set_xscale("log", base=2)
+        if regions:
+            edges = (0.5, 32, regions["low_end"], regions["medium_end"], regions["c_max"])
+            for (name, colour), low, high in zip(REGION_SHADES, edges, edges[1:]):
+                ax.axvspan(low, high, color=colour, alpha=0.6, zorder=0, label=name)
+    if regions:
+        axes[1].legend(fontsize=6)
+    loaded = [p for p in points if p.requests_per_s is not None]
+    axes[4].plot([p.requests_per_s for p in loaded], _nan(p.goodput_per_s for p in loaded),
+                 marker="o", color="#27ae60", label="within both limits")
+    axes[4].plot([p.requests_per_s for p in loaded], [p.requests_per_s for p in loaded],
+                 color="#95a5a6", linewidth=1, linestyle=":", label="every request")
+    axes[4].set_title("goodput, requests/s")
+    axes[4].set_xlabel("requests/s served")
+    axes[4].legend(fontsize=7)
     return _svg(figure)
 
 

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 
 from client_sut.analysis.curve import (
     DEFINITIONS,
+    ULTRA_LOW_MAX,
     CurvePoint,
+    Regions,
     pareto_front,
     point_figures,
     regions,
@@ -38,6 +40,7 @@ from client_sut.runs.server_guard import ServerGuard
 from client_sut.sweep.endpoints_files import write_point_files
 from client_sut.sweep.plan import (
     CONCURRENCY,
+    OFFLINE,
     PILOT_LATENCY_QUERIES,
     RATE,
     Point,
@@ -153,8 +156,7 @@ def _point_record(plan: SweepPlan, point: Point, output: RunOutput, passes: int,
     found = regions(max(_levels(plan), default=0))
     record = {"name": point.name, "kind": point.kind, "concurrency": point.concurrency,
               "target_qps": point.value if point.kind == RATE else None,
-              "region": (found.of(point.concurrency) if found and point.concurrency
-                         else "offline" if point.kind != RATE else None),
+              "region": _region(point, found),
               "dir": point.name, "exit_status": output.exit_status, "wall_s": output.wall_s,
               "planned": {"passes": passes, "queries": queries, "duration_s": duration_s},
               "aborted": False, "on_front": False}
@@ -180,6 +182,17 @@ def _point_record(plan: SweepPlan, point: Point, output: RunOutput, passes: int,
             "mean_latency_s": (results["client"]["e2e_ms"]["mean"] or 0) / 1000 or None,
             "failed": bool(figures["errors"]) or loadgen["result"] != "VALID",
             "notes": notes}
+
+
+def _region(point: Point, found: Regions | None) -> str | None:
+    """Its Endpoints region: Offline, or by concurrency (none for a rate)."""
+    if point.kind == OFFLINE:
+        return "offline"
+    if point.kind == RATE:
+        return None
+    if found is not None:
+        return found.of(point.concurrency)
+    return "ultra_low" if point.concurrency <= ULTRA_LOW_MAX else None
 
 
 def _load_pattern(point: Point) -> dict:

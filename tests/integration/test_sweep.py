@@ -14,6 +14,7 @@ import yaml
 from client_sut.analysis.curve import CurvePoint, pareto_front
 from client_sut.config import LatencyLimits
 from client_sut.sla.command import start_from_sweep
+from tests.browser import visit_page
 from tests.conftest import REPO, SHARED_DATA, wait_for_requests
 
 SLOTS, STEP_MS, TOKENS, SAMPLES = 4, 5.0, 16, 24
@@ -25,6 +26,15 @@ POINT_KEYS = {"name", "kind", "concurrency", "target_qps", "region", "dir", "exi
               "duration_s", "system_tokens_per_s", "tokens_per_s_per_user",
               "tokens_per_s_per_user_mean", "ttft_ms", "tpot_ms", "goodput", "loadgen_result",
               "mean_latency_s", "failed", "notes"}
+
+
+SWEEP_PAGE = """({
+  verdict: document.querySelector('.sweep [data-verdict]').textContent.trim(),
+  points: [...document.querySelectorAll('#points tbody tr td:first-child')]
+      .map(cell => cell.textContent),
+  figure: {paths: document.querySelectorAll('#fig-sweep svg path').length,
+           height: document.querySelector('#fig-sweep svg').getBoundingClientRect().height}
+})"""
 
 
 def sweep(url: str, demo_tokenizer, output_dir, *args: str) -> subprocess.CompletedProcess:
@@ -71,6 +81,14 @@ def test_the_curve_is_the_model_the_emitter_implements(start_emitter, demo_token
     assert result["definitions"]["tokens_per_s_per_user"].startswith("1000 / TPOT p90")
     assert [pilot["name"] for pilot in result["pilots"]] == ["pilot-offline", "pilot-c0001"]
     assert "front:" in done.stdout
+    # Its report: the table of points and the Endpoints figures, drawn and opened in Chromium.
+    report = tmp_path / "report.html"
+    visit = visit_page(report, SWEEP_PAGE)
+    assert visit.errors == [] and visit.requests == [report.resolve().as_uri()]
+    facts = visit.values
+    assert facts["verdict"].startswith("4 points measured (complete); front:")
+    assert facts["points"] == ["c0001", "c0004", "c0008", "offline"]
+    assert facts["figure"]["paths"] > 20 and facts["figure"]["height"] > 100
     # The curve says where a Server search should start: within the measured rates.
     rate, rule = start_from_sweep(tmp_path, LatencyLimits(200.0, 100.0))
     rates = sorted(p["requests_per_s"] for p in points.values())

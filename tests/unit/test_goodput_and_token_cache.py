@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from client_sut.analysis.metrics import goodput
 from client_sut.data.token_cache import cache_key, cached_prompt_ids
 from client_sut.records import ErrorKind
@@ -20,6 +22,13 @@ def test_goodput_counts_requests_within_both_limits_and_not_failed():
     assert result["requests_per_second"] > 0
     # Offline has no latency limits: every request that did not fail counts.
     assert goodput(records, None, None)["requests_within_limits"] == 3
+
+
+def test_goodput_from_the_send_leaves_out_the_wait_for_a_slot():
+    # Issued at 0 by LoadGen's Offline, sent at 3 s when a slot freed, first token 100 ms later.
+    waited = replace(record(0, 3100, 3300), send_ns=3_000_000_000)
+    assert goodput([waited], 2000.0, 100.0)["over_ttft"] == 1  # as LoadGen judges: 3.1 s
+    assert goodput([waited], 2000.0, 100.0, from_send=True)["requests_within_limits"] == 1
 
 
 def test_token_cache_reuses_ids_only_for_the_same_inputs(tmp_path):
