@@ -1,10 +1,11 @@
 """`client-sut sweep`: the throughput-interactivity curve, one real LoadGen run per point.
 I/O and orchestration; what each figure means is `analysis/curve.py`, what runs is `plan.py`.
 
-A concurrency sweep starts with two short pilots: Offline (everything in flight) for the most
-the deployment serves, and concurrency 1 for the latency no point can beat; each point's size is
-then predicted from them and from the points below it. Every point is a `client-sut run` process
-of its own, in its own folder as `run` writes it; sweep.json is rewritten after each. Ctrl-C
+A concurrency sweep starts with two short pilots: Offline at the highest concurrency for about
+the most the points will serve, and concurrency 1 for the latency no point can beat; each
+point's size is then predicted from them and from the points below it. Every point is a
+`client-sut run` process of its own, in its own folder as `run` writes it, with its MLPerf
+Endpoints files beside (endpoints_files.py); sweep.json is rewritten after each. Ctrl-C
 ends the point under way (what it measured is kept) and the sweep; a server that stops
 answering ends it too (exit 3), with the points measured and the reason.
 """
@@ -117,8 +118,9 @@ def _sweep(plan: SweepPlan, sweep: dict, state: _State, say: Say) -> int:
 
 
 def _pilots(plan: SweepPlan, sweep: dict, state: _State, say: Say) -> bool:
-    """The Offline pilot (the most the deployment serves) and the concurrency-1 pilot (the
-    lowest latency): the sizes of the points come from them. False: they measured nothing."""
+    """The Offline pilot at the highest concurrency (about the most the points will serve) and
+    the concurrency-1 pilot (the lowest latency): the points' sizes come from them. False: they
+    measured nothing."""
     pilots = (("pilot-offline", ["--max-concurrency", str(max(_levels(plan), default=1))],
                min(plan.dataset_samples, max(64, 2 * max(_levels(plan), default=1)))),
               ("pilot-c0001", ["--max-concurrency", "1"], PILOT_LATENCY_QUERIES))
