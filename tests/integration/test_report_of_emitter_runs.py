@@ -178,5 +178,6 @@ def test_report_of_a_folder_without_results_is_a_usage_error(tmp_path):
     completed = subprocess.run([sys.executable, "-m", "client_sut", "report", str(tmp_path)],
                                capture_output=True, text=True, timeout=CLI_TIMEOUT_S, cwd=REPO)
     assert completed.returncode == 2
-    assert "holds neither results.json" in completed.stderr
+    assert "holds no results.json (a run), sla.json (an sla search) or sweep.json" \
+        in completed.stderr
     assert len(completed.stderr.strip().splitlines()) == 1
