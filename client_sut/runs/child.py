@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from client_sut.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
@@ -75,6 +75,11 @@ class Series:
     interrupted: bool = False
     child: ChildRun | None = None
     runs: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed_s(self) -> float:
+        return round(time.monotonic() - self.started, 1)
 
     @contextmanager
     def signals_forwarded(self) -> Iterator[None]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,7 +109,6 @@ def check_plan(plan: SlaPlan) -> None:
 
 @dataclass
 class _State(Series):
-    started: float = field(default_factory=time.monotonic)
     history: list[Probed] = field(default_factory=list)  # what measured the deployment
 
 
@@ -133,7 +131,7 @@ def run_search(plan: SlaPlan, say: Say) -> tuple[dict, int]:
                 f"{plan.output_dir / 'sla.json'}")
             status = stop.exit_status
     sla["interrupted"] = state.interrupted
-    sla["elapsed_s"] = round(time.monotonic() - state.started, 1)
+    sla["elapsed_s"] = state.elapsed_s
     _write(plan, sla)
     return sla, EXIT_INTERRUPTED if state.interrupted else status
 

@@ -13,9 +13,8 @@ answering ends it too (exit 3), with the points measured and the reason.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from client_sut.analysis.curve import (
     DEFINITIONS,
@@ -59,7 +58,6 @@ TOKEN_CACHE = "tokens.msgpack"
 
 @dataclass
 class _State(Series):
-    started: float = field(default_factory=time.monotonic)
     offline_qps: float | None = None  # the Offline pilot's samples/s
     latency_below: tuple[int, float] | None = None  # (concurrency, mean latency s) measured
 
@@ -79,7 +77,7 @@ def run_sweep(plan: SweepPlan, say: Say) -> tuple[dict, int]:
             say(f"the sweep stops (exit {stop.exit_status}): {stop.reason}")
             status = stop.exit_status
     sweep["interrupted"] = state.interrupted
-    sweep["elapsed_s"] = round(time.monotonic() - state.started, 1)
+    sweep["elapsed_s"] = state.elapsed_s
     sweep["verdict"] = _verdict(sweep)
     _write(plan, sweep)
     return sweep, EXIT_INTERRUPTED if state.interrupted else status
@@ -121,8 +119,9 @@ def _pilots(plan: SweepPlan, sweep: dict, state: _State, say: Say) -> bool:
     """The Offline pilot at the highest concurrency (about the most the points will serve) and
     the concurrency-1 pilot (the lowest latency): the points' sizes come from them. False: they
     measured nothing."""
-    pilots = (("pilot-offline", ["--max-concurrency", str(max(_levels(plan), default=1))],
-               min(plan.dataset_samples, max(64, 2 * max(_levels(plan), default=1)))),
+    highest = max(_levels(plan), default=1)
+    pilots = (("pilot-offline", ["--max-concurrency", str(highest)],
+               min(plan.dataset_samples, max(64, 2 * highest))),
               ("pilot-c0001", ["--max-concurrency", "1"], PILOT_LATENCY_QUERIES))
     for name, extra, queries in pilots:
         args = ["--scenario", "Offline", "--duration", "0.1", "--min-query-count",
@@ -208,9 +207,8 @@ def _load_pattern(point: Point) -> dict:
 
 
 def _update_front(sweep: dict) -> None:
-    measured = [p for p in sweep["points"] if not p.get("failed") or p.get("requests")]
     points = [CurvePoint(p["name"], p["system_tokens_per_s"], p["tokens_per_s_per_user"])
-              for p in measured if p.get("system_tokens_per_s") is not None]
+              for p in sweep["points"] if p.get("system_tokens_per_s") is not None]
     front = pareto_front(points)
     for point in sweep["points"]:
         point["on_front"] = point["name"] in front
