@@ -454,6 +454,16 @@ def _sweep_parser(commands) -> None:
     sweep.add_argument("--output-dir", type=Path, default=Path("results/sweep"), metavar="DIR")
     sweep.add_argument("--no-report", action="store_true",
                        help="do not write report.html at the end")
+    sweep.add_argument("--emit", action="append", default=[], metavar="LAYOUT",
+                       help="also lay the points out for MLCommons' checkers: endpoints-v61 (the "
+                            "MLPerf Inference checker's endpoints mode: adds a Server or Offline "
+                            "point and an accuracy run) or endpoints-v1 (r<N>/ points)")
+    sweep.add_argument("--system-file", type=Path, metavar="PATH",
+                       help="the TOML file describing the system, for --emit")
+    sweep.add_argument("--checker", type=Path, metavar="DIR",
+                       help="a checkout of mlcommons/inference: run its checker on "
+                            "endpoints-v61")
+    sweep.add_argument("--division", default="closed", help="closed|open, for --emit")
 
 
 def _number_list(kind):
@@ -473,7 +483,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from client_sut.sweep.command import front_lines, run_sweep
     from client_sut.sweep.plan import SweepPlan, plan_points
 
-    points = plan_points(args.concurrency, args.max_concurrency, args.rates)
+    emit = tuple(dict.fromkeys(args.emit))
+    points = plan_points(args.concurrency, args.max_concurrency, args.rates, emit)
     if args.point_duration is not None and not args.point_duration > 0:
         raise UsageError(f"--point-duration must be greater than 0, got {args.point_duration}")
     deployment = validate(_deployment_config(args, args.output_dir))
@@ -482,7 +493,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     plan = SweepPlan(points=points, output_dir=args.output_dir, run_args=_passed_on(args),
                      dataset_samples=samples,
                      limits=_limits(args, Scenario.SERVER) or _official_limits(Scenario.SERVER),
-                     point_duration_s=args.point_duration,
+                     point_duration_s=args.point_duration, emit=emit,
+                     system_file=args.system_file, checker=args.checker,
+                     division=args.division,
                      endpoints=tuple(endpoint.url for endpoint in found),
                      credentials=deployment.credentials)
 

@@ -37,12 +37,12 @@ def _copy_logs(source: Path, target: Path) -> None:
         shutil.copy2(source / name, target / name)
 
 
-def _write_json(path: Path, value: dict) -> None:
+def write_json(path: Path, value: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
 
 
-def _source(layout: Layout) -> None:
+def write_source(layout: Layout) -> None:
     package = Path(str(resources.files("client_sut")))
     shutil.copytree(package, layout.src / "client_sut",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -72,14 +72,14 @@ def assemble(layout: Layout, runs: Path, scenarios: Sequence[str], system: dict,
              software: str) -> None:
     if layout.org.exists():
         shutil.rmtree(layout.org)
-    _write_json(layout.system_json, system)
-    _source(layout)
+    write_json(layout.system_json, system)
+    write_source(layout)
     for scenario in scenarios:
         _copy_logs(run_dir(runs, scenario, "performance"), layout.performance(scenario))
         _accuracy(runs, scenario, layout.accuracy(scenario))
         _test06(runs, scenario, layout.test06(scenario))
         folder = layout.scenario(scenario)
-        _write_json(folder / "measurements.json", measurements)
+        write_json(folder / "measurements.json", measurements)
         shutil.copy2(user_confs[scenario], folder / "user.conf")
         (folder / "README.md").write_text(
             measurements_readme(scenario, commands.get(scenario, []), software), encoding="utf-8")

@@ -20,12 +20,17 @@ from client_sut.analysis.curve import (
     DEFINITIONS,
     ULTRA_LOW_MAX,
     CurvePoint,
+    LoadPoint,
     Regions,
+    min_duration_s,
     pareto_front,
     point_figures,
+    predicted_server_rate,
     regions,
     step_function,
 )
+from client_sut.analysis.early_stopping import min_passing
+from client_sut.config import OFFICIAL_LATENCY_LIMITS, Scenario
 from client_sut.data.token_cache import cached_prompt_lengths
 from client_sut.errors import (
     EXIT_FAILED,
@@ -37,12 +42,16 @@ from client_sut.runs.child import RunOutput, Series
 from client_sut.runs.results import read_requests
 from client_sut.runs.runner import prepare_output_dir
 from client_sut.runs.server_guard import ServerGuard
+from client_sut.sla.search import round_rate
+from client_sut.sweep.emit import V61_FOLDER, EmitTarget, prepare_emit, write_v61
 from client_sut.sweep.endpoints_files import write_point_files
 from client_sut.sweep.plan import (
     CONCURRENCY,
+    EMIT_V61,
     OFFLINE,
     PILOT_LATENCY_QUERIES,
     RATE,
+    SERVER,
     Point,
     SweepPlan,
     compliance_notes,
@@ -54,6 +63,11 @@ from client_sut.sweep.plan import (
 Say = Callable[[str], None]
 SWEEP_VERSION = 1
 TOKEN_CACHE = "tokens.msgpack"
+# A Server point runs this share of the rate the curve predicts: a closed loop meets no Poisson
+# bursts, so a Server run's edge lies at or below the prediction.
+SERVER_POINT_SHARE = 0.9
+# A Server point the v6.1 layout may hold certifies its p99s by early stopping: 662 queries.
+ES_P99_QUERIES = min_passing(1, 0.99) + 1
 
 
 @dataclass
@@ -65,6 +79,8 @@ class _State(Series):
 def run_sweep(plan: SweepPlan, say: Say) -> tuple[dict, int]:
     """sweep.json's content and the exit status; sweep.json is rewritten after every run."""
     prepare_output_dir(plan.output_dir)
+    target = prepare_emit(plan.system_file, plan.checker, plan.division, plan.endpoints,
+                          plan.output_dir) if EMIT_V61 in plan.emit else None
     state = _State(plan.run_args, plan.output_dir / TOKEN_CACHE)
     state.guard = ServerGuard(plan.endpoints, plan.credentials, None, say,
                               lambda: state.interrupted)
@@ -72,6 +88,8 @@ def run_sweep(plan: SweepPlan, say: Say) -> tuple[dict, int]:
     with state.signals_forwarded():
         try:
             status = _sweep(plan, sweep, state, say)
+            if target is not None and sweep["points"] and not state.interrupted:
+                status = max(status, _emit_v61(plan, sweep, state, target, say))
         except RunStopped as stop:  # a server gone: the points measured stand, no more are run
             sweep["aborted"] = {"during": stop.during, "reason": stop.reason}
             say(f"the sweep stops (exit {stop.exit_status}): {stop.reason}")
@@ -91,14 +109,21 @@ def _sweep(plan: SweepPlan, sweep: dict, state: _State, say: Say) -> int:
         if state.interrupted:
             break
         duration = plan.duration_s(point)
-        rate = point.value if point.kind == RATE else predicted_rate(
-            point, state.offline_qps, state.latency_below)
-        passes, queries = point_size(rate, duration, plan.dataset_samples)
-        args = point_args(point, queries, duration, len(plan.endpoints))
+        rate = _rate(point, sweep, state)
+        if rate is None:
+            sweep["points"].append(_skipped(point, sweep))
+            _write(plan, sweep)
+            say(f"{point.name}: {sweep['points'][-1]['reason']}")
+            status = EXIT_FAILED
+            continue
+        server = point.kind in (RATE, SERVER)
+        passes, queries = point_size(rate, duration, plan.dataset_samples, ES_P99_QUERIES
+                                     if server and EMIT_V61 in plan.emit else 1)
+        args = point_args(point, rate, queries, duration, len(plan.endpoints))
         output = state.launch(plan.output_dir / point.name, point.name, args, lambda: say(
-            f"{point.name}: {_describe(point)}, {queries} queries ({passes} passes over the "
+            f"{point.name}: {_describe(point, rate)}, {queries} queries ({passes} passes over the "
             f"dataset), at least {duration:g} s"))
-        record = _point_record(plan, point, output, passes, queries, duration)
+        record = _point_record(plan, point, output, rate, passes, queries, duration)
         sweep["points"].append(record)
         _update_front(sweep)
         _write(plan, sweep)
@@ -115,14 +140,63 @@ def _sweep(plan: SweepPlan, sweep: dict, state: _State, say: Say) -> int:
     return status
 
 
+def _emit_v61(plan: SweepPlan, sweep: dict, state: _State, target: EmitTarget,
+              say: Say) -> int:
+    """The accuracy run, then the v6.1 layout and its checks (EXIT_FAILED when they fail)."""
+    output = state.launch(plan.output_dir / "accuracy", "accuracy",
+                          ["--scenario", "Offline", "--mode", "accuracy", "--no-report"],
+                          lambda: say("accuracy: every sample once (Offline), scored with ROUGE "
+                                      "for the endpoints-v61 layout"))
+    lost = state.guard.lost(output.results, output.exit_status, "accuracy")
+    if lost is not None:
+        raise RunStopped(lost, "accuracy")
+    accuracy = (output.results or {}).get("accuracy")
+    if accuracy is None:
+        sweep["emit"] = {EMIT_V61: {"passed": False, "reason": f"the accuracy run scored "
+                                    f"nothing (exit {output.exit_status}; see accuracy/run.log)"}}
+        say(sweep["emit"][EMIT_V61]["reason"])
+        return EXIT_FAILED
+    say(f"laying out {V61_FOLDER}/" + (" and running MLCommons' checker"
+                                       if target.checker else ""))
+    report = write_v61(target, plan.output_dir, sweep["points"], accuracy, output.wall_s)
+    sweep["emit"] = {EMIT_V61: report}
+    _write(plan, sweep)
+    return EXIT_OK if report["passed"] else EXIT_FAILED
+
+
+def _rate(point: Point, sweep: dict, state: _State) -> float | None:
+    """The point's rate: a rate point's own, a Server point's from the curve (None: no point
+    kept the official Server limits), else the predicted upper bound its size is set from."""
+    if point.kind == RATE:
+        return point.value
+    if point.kind == SERVER:
+        limits = OFFICIAL_LATENCY_LIMITS[Scenario.SERVER]
+        measured = [LoadPoint(p["requests_per_s"], p["ttft_ms"]["p99"], p["tpot_ms"]["p99"])
+                    for p in sweep["points"] if not p["failed"] and p.get("requests_per_s")]
+        edge = predicted_server_rate(measured, limits.ttft_ms, limits.tpot_ms)
+        return None if edge is None else round_rate(edge * SERVER_POINT_SHARE)
+    return predicted_rate(point, state.offline_qps, state.latency_below)
+
+
+def _skipped(point: Point, sweep: dict) -> dict:
+    limits = OFFICIAL_LATENCY_LIMITS[Scenario.SERVER]
+    return {"name": point.name, "kind": point.kind, "concurrency": None, "target_qps": None,
+            "region": None, "dir": None, "failed": True, "aborted": False, "on_front": False,
+            "reason": f"not run: no point of the {len(sweep['points'])} measured kept TTFT p99 "
+                      f"<= {limits.ttft_ms:g} ms and TPOT p99 <= {limits.tpot_ms:g} ms, so the "
+                      f"curve predicts no Server rate"}
+
+
 def _pilots(plan: SweepPlan, sweep: dict, state: _State, say: Say) -> bool:
     """The Offline pilot at the highest concurrency (about the most the points will serve) and
     the concurrency-1 pilot (the lowest latency): the points' sizes come from them. False: they
     measured nothing."""
-    highest = max(_levels(plan), default=1)
-    pilots = (("pilot-offline", ["--max-concurrency", str(highest)],
-               min(plan.dataset_samples, max(64, 2 * highest))),
-              ("pilot-c0001", ["--max-concurrency", "1"], PILOT_LATENCY_QUERIES))
+    levels = _levels(plan)
+    highest = max(levels, default=0)
+    pilots = [("pilot-offline", ["--max-concurrency", str(highest)] if levels else [],
+               min(plan.dataset_samples, max(64, 2 * highest)))]
+    if levels:  # the concurrency points' sizes start from the latency of one in flight
+        pilots.append(("pilot-c0001", ["--max-concurrency", "1"], PILOT_LATENCY_QUERIES))
     for name, extra, queries in pilots:
         args = ["--scenario", "Offline", "--duration", "0.1", "--min-query-count",
                 str(queries), "--no-report", "--no-equal-issue", *extra]
@@ -152,11 +226,11 @@ def _levels(plan: SweepPlan) -> list[int]:
     return [point.concurrency for point in plan.points if point.kind == CONCURRENCY]
 
 
-def _point_record(plan: SweepPlan, point: Point, output: RunOutput, passes: int, queries: int,
-                  duration_s: float) -> dict:
+def _point_record(plan: SweepPlan, point: Point, output: RunOutput, rate: float, passes: int,
+                  queries: int, duration_s: float) -> dict:
     found = regions(max(_levels(plan), default=0))
     record = {"name": point.name, "kind": point.kind, "concurrency": point.concurrency,
-              "target_qps": point.value if point.kind == RATE else None,
+              "target_qps": rate if point.kind in (RATE, SERVER) else None,
               "region": _region(point, found),
               "dir": point.name, "exit_status": output.exit_status, "wall_s": output.wall_s,
               "planned": {"passes": passes, "queries": queries, "duration_s": duration_s},
@@ -171,7 +245,8 @@ def _point_record(plan: SweepPlan, point: Point, output: RunOutput, passes: int,
     figures = point_figures(records, plan.limits.ttft_ms, plan.limits.tpot_ms)
     write_point_files(plan.output_dir / point.name, records,
                       cached_prompt_lengths(plan.output_dir / TOKEN_CACHE),
-                      _load_pattern(point), int(duration_s * 1000), queries, plan.endpoints,
+                      _load_pattern(point, rate), (int(min_duration_s(point.concurrency) * 1000),
+                                                   int(duration_s * 1000)), queries, plan.endpoints,
                       bool(results.get("interrupted")))
     loadgen = results["loadgen"]
     notes = []
@@ -189,26 +264,27 @@ def _region(point: Point, found: Regions | None) -> str | None:
     """Its Endpoints region: Offline, or by concurrency (none for a rate)."""
     if point.kind == OFFLINE:
         return "offline"
-    if point.kind == RATE:
+    if point.kind in (RATE, SERVER):
         return None
     if found is not None:
         return found.of(point.concurrency)
     return "ultra_low" if point.concurrency <= ULTRA_LOW_MAX else None
 
 
-def _load_pattern(point: Point) -> dict:
+def _load_pattern(point: Point, rate: float) -> dict:
     """The point's load as Endpoints' config names it."""
     if point.kind == CONCURRENCY:
         return {"type": "concurrency", "target_concurrency": point.concurrency}
-    if point.kind == RATE:
-        return {"type": "poisson", "target_qps": point.value,
+    if point.kind in (RATE, SERVER):
+        return {"type": "poisson", "target_qps": rate,
                 "use_legacy_loadgen_qps_metrics": True}
     return {"type": "max_throughput"}
 
 
 def _update_front(sweep: dict) -> None:
     points = [CurvePoint(p["name"], p["system_tokens_per_s"], p["tokens_per_s_per_user"])
-              for p in sweep["points"] if p.get("system_tokens_per_s") is not None]
+              for p in sweep["points"] if p.get("system_tokens_per_s") is not None
+              and p["kind"] != SERVER]  # the curve's points: not the Server point it predicts
     front = pareto_front(points)
     for point in sweep["points"]:
         point["on_front"] = point["name"] in front
@@ -218,11 +294,14 @@ def _update_front(sweep: dict) -> None:
                               step_function([by_name[name] for name in front])]
 
 
-def _describe(point: Point) -> str:
+def _describe(point: Point, rate: float) -> str:
     if point.kind == CONCURRENCY:
         return f"concurrency {point.concurrency} (Offline issue)"
     if point.kind == RATE:
         return f"Server at {point.value:g} QPS"
+    if point.kind == SERVER:
+        return (f"Server at {rate:g} QPS ({SERVER_POINT_SHARE:.0%} of the rate the curve "
+                f"predicts for the official limits)")
     return "Offline, everything in flight"
 
 
@@ -271,6 +350,7 @@ def _skeleton(plan: SweepPlan) -> dict:
         "verdict": None,
         "interrupted": False,
         "aborted": None,
+        "emit": {},
     }
 
 

@@ -31,6 +31,11 @@ from client_sut.errors import UsageError
 from client_sut.security import Credentials
 
 CONCURRENCY, RATE, OFFLINE = "concurrency", "rate", "offline"
+# A Server run at the rate the measured curve predicts for the official Server limits: what a
+# concurrency sweep adds for --emit endpoints-v61 (whose layout needs a Server scenario).
+SERVER = "server"
+EMIT_V61, EMIT_V1 = "endpoints-v61", "endpoints-v1"
+EMITS = (EMIT_V61, EMIT_V1)
 RATE_MARGIN = 1.5  # a predicted rate is raised by this much: a point too long costs only time
 OFFLINE_SCALE = 1.1  # LoadGen's Offline sizes its query at 1.1 x the expected QPS x duration
 PILOT_LATENCY_QUERIES = 4  # the pilot at concurrency 1: its mean latency bounds every point's
@@ -47,7 +52,7 @@ class Point:
             return f"c{int(self.value):04d}"
         if self.kind == RATE:
             return f"r{self.value:g}qps"
-        return "offline"
+        return self.kind  # "offline", "server"
 
     @property
     def concurrency(self) -> int | None:
@@ -62,6 +67,10 @@ class SweepPlan:
     dataset_samples: int  # one pass over the dataset
     limits: LatencyLimits  # goodput counts the requests within them
     point_duration_s: float | None = None  # None: each point's official floor
+    emit: tuple[str, ...] = ()  # EMITS: the result layouts written at the end
+    system_file: Path | None = None  # the system's description, for the layouts
+    checker: Path | None = None  # a checkout of mlcommons/inference, to check endpoints-v61
+    division: str = "closed"
     endpoints: tuple[str, ...] = ()
     credentials: Credentials = field(default_factory=Credentials)
 
@@ -70,16 +79,25 @@ class SweepPlan:
 
 
 def plan_points(concurrency: list[int] | None, max_concurrency: int,
-                rates: list[float] | None) -> tuple[Point, ...]:
+                rates: list[float] | None, emit: tuple[str, ...] = ()) -> tuple[Point, ...]:
     """The points in the order they run (rising load): `concurrency` as listed, else the
-    Endpoints plan up to `max_concurrency`, each with an Offline point last; or `rates`."""
+    Endpoints plan up to `max_concurrency`, each with an Offline point last; or `rates`.
+    The v6.1 layout needs Offline and Server: a rate sweep then ends with an Offline point, a
+    concurrency sweep with a Server point at the rate its curve predicts."""
     if concurrency and rates:
         raise UsageError("give --concurrency or --rates, not both: a curve is at fixed "
                          "concurrency or at fixed rates")
+    unknown = [name for name in emit if name not in EMITS]
+    if unknown:
+        raise UsageError(f"--emit {unknown[0]}: choose among {', '.join(EMITS)}")
     if rates:
         if any(not rate > 0 for rate in rates):
             raise UsageError(f"--rates must all be above 0, got {rates}")
-        return tuple(Point(RATE, rate) for rate in sorted(set(rates)))
+        if EMIT_V1 in emit:
+            raise UsageError("--emit endpoints-v1 holds points at fixed concurrency: drop "
+                             "--rates")
+        offline = (Point(OFFLINE),) if EMIT_V61 in emit else ()
+        return (*(Point(RATE, rate) for rate in sorted(set(rates))), *offline)
     if concurrency:
         if any(c < 1 for c in concurrency):
             raise UsageError(f"--concurrency values must be 1 or more, got {concurrency}")
@@ -91,13 +109,16 @@ def plan_points(concurrency: list[int] | None, max_concurrency: int,
     if len(levels) + 1 > MAX_POINTS:
         raise UsageError(f"{len(levels)} concurrency points and Offline are more than the "
                          f"{MAX_POINTS} points an Endpoints curve may have")
-    return (*(Point(CONCURRENCY, c) for c in levels), Point(OFFLINE))
+    server = (Point(SERVER),) if EMIT_V61 in emit else ()
+    return (*(Point(CONCURRENCY, c) for c in levels), Point(OFFLINE), *server)
 
 
-def point_size(rate_qps: float, duration_s: float, dataset_samples: int) -> tuple[int, int]:
-    """Whole passes over the dataset that last at least duration_s at rate_qps: (passes,
-    queries)."""
-    passes = max(1, math.ceil(rate_qps * duration_s / dataset_samples))
+def point_size(rate_qps: float, duration_s: float, dataset_samples: int,
+               min_queries: int = 1) -> tuple[int, int]:
+    """Whole passes over the dataset that last at least duration_s at rate_qps and hold at
+    least min_queries: (passes, queries)."""
+    passes = max(1, math.ceil(rate_qps * duration_s / dataset_samples),
+                 math.ceil(min_queries / dataset_samples))
     return passes, passes * dataset_samples
 
 
@@ -114,13 +135,15 @@ def predicted_rate(point: Point, offline_qps: float,
     return bound * RATE_MARGIN
 
 
-def point_args(point: Point, queries: int, duration_s: float, endpoints: int) -> list[str]:
-    """The `client-sut run` flags of one point (after the deployment's own). A concurrency C
-    is the deployment's: with several endpoints each holds its share (rounded up)."""
+def point_args(point: Point, rate_qps: float, queries: int, duration_s: float,
+               endpoints: int) -> list[str]:
+    """The `client-sut run` flags of one point (after the deployment's own); rate_qps is a
+    Server point's rate. A concurrency C is the deployment's: with several endpoints each
+    holds its share (rounded up)."""
     common = ["--duration", f"{duration_s:g}", "--min-query-count", str(queries),
               "--no-report"]
-    if point.kind == RATE:
-        return ["--scenario", "Server", "--target-qps", f"{point.value:g}", *common]
+    if point.kind in (RATE, SERVER):
+        return ["--scenario", "Server", "--target-qps", f"{rate_qps:g}", *common]
     # LoadGen's Offline query holds max(min_query_count, 1.1 x expected QPS x duration)
     # samples, rounded up to whole passes: told this rate, exactly the passes planned.
     rate = queries / (OFFLINE_SCALE * duration_s)
@@ -145,8 +168,9 @@ def compliance_notes(plan: SweepPlan) -> list[str]:
         notes.append("points at fixed rates (Server, Poisson arrivals): an Endpoints curve is "
                      "at fixed concurrency")
     levels = [p.concurrency for p in plan.points if p.kind == CONCURRENCY]
-    if levels and len(plan.points) < MIN_POINTS:
-        notes.append(f"{len(plan.points)} points: an Endpoints curve has at least {MIN_POINTS} "
+    curve = [p for p in plan.points if p.kind != SERVER]
+    if levels and len(curve) < MIN_POINTS:
+        notes.append(f"{len(curve)} points: an Endpoints curve has at least {MIN_POINTS} "
                      f"(one in Ultra-Low, one each in Low, Medium and High, three more and "
                      f"Offline)")
     if levels and regions(max(levels)) is None:

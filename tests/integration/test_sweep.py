@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -15,8 +16,10 @@ from client_sut.analysis.curve import CurvePoint, pareto_front
 from client_sut.config import LatencyLimits
 from client_sut.sla.command import start_from_sweep
 from client_sut.sla.search import round_rate
+from client_sut.submission.checker import run_checker
 from tests.browser import visit_page
 from tests.conftest import REPO, SHARED_DATA, wait_for_requests
+from tests.integration.test_submission import CHECKER, SYSTEM_FILE
 
 SLOTS, STEP_MS, TOKENS, SAMPLES = 4, 5.0, 16, 24
 EMITTER = ("--max-running", str(SLOTS), "--engine-step-ms", f"{STEP_MS:g}", "--output-tokens",
@@ -117,7 +120,10 @@ def check_endpoints_files(folder, point: dict) -> None:
         assert pattern == {"type": "concurrency", "target_concurrency": point["concurrency"]}
     else:
         assert (config["type"], pattern) == ("offline", {"type": "max_throughput"})
-    assert config["settings"]["runtime"]["scheduler_random_seed"] == 16159082839903944936
+    runtime = config["settings"]["runtime"]
+    assert runtime["scheduler_random_seed"] == 16159082839903944936
+    # The official floor, and the 2 s the point was cut to.
+    assert runtime["min_duration_ms"] >= 600_000 and runtime["max_duration_ms"] == 2000
     events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
     kinds = [event["event_type"] for event in events]
     assert kinds[:2] == ["session.started", "session.start_performance_tracking"]
@@ -188,3 +194,54 @@ def test_a_sweep_at_fixed_concurrency_or_rates_not_both(demo_tokenizer, tmp_path
     assert done.stderr.strip().splitlines()[-1] == (
         "client-sut sweep: error: give --concurrency or --rates, not both: a curve is at fixed "
         "concurrency or at fixed rates")
+
+
+def test_endpoints_v61_is_what_mlcommons_checker_accepts_and_our_checks_judge(
+        start_emitter, demo_tokenizer, tmp_path):
+    # Sixteen slots: the Server point's 662 requests take seconds, not half a minute.
+    emitter = start_emitter("--max-running", "16", *EMITTER[2:])
+    system_file = tmp_path / "system.toml"
+    system_file.write_text(SYSTEM_FILE)
+    output = tmp_path / "sweep"
+    done = sweep(emitter.url, demo_tokenizer, output, "--concurrency", "1,4", "--emit",
+                 "endpoints-v61", "--system-file", str(system_file), "--checker", str(CHECKER))
+    # The folder is not a valid result, and says why: 2 s points and the emitter's summaries.
+    assert done.returncode == 1, done.stderr[-3000:]
+    result = json.loads((output / "sweep.json").read_text())
+    assert result["plan"]["points"] == ["c0001", "c0004", "offline", "server"]
+    server = result["points"][-1]
+    # The Server point runs where the curve puts the official limits' edge, long enough for
+    # early-stopping p99s (662 requests), and is no point of the curve.
+    assert server["kind"] == "server" and not server["failed"] and not server["on_front"]
+    assert server["requests"] >= 662 and server["requests"] % SAMPLES == 0
+    assert 0 < server["target_qps"] <= points_rate(result, "offline")
+    emitted = result["emit"]["endpoints-v61"]
+    assert {"Offline": "offline", "Server": "server"}.items() <= emitted["scenarios"].items()
+    # MLCommons' checker, run unmodified, accepts the folder made from these real runs...
+    checker = emitted["official_checker"]
+    assert checker["passed"] and checker["errors"] == [], checker
+    assert checker["skip_dataset_size_check"]  # 24 samples scored, not 13,368
+    # ...and our own checks name what it does not look at.
+    findings = emitted["extra_checks"]["findings"]
+    assert any(f.startswith("Server: measured for") for f in findings)
+    assert any(f.startswith("Offline: accuracy below the targets") for f in findings)
+    scenario = Path(emitted["folder"]) / "results" / "emitter_cpu" / "llama3.1-8b" / "Server"
+    config = yaml.safe_load((scenario / "config.yaml").read_text())
+    assert config["type"] == "online" and config["settings"]["load_pattern"]["type"] == "poisson"
+    runtime = config["settings"]["runtime"]
+    assert runtime["min_duration_ms"] == 1_200_000 and runtime["max_duration_ms"] == 2000
+    accuracy = json.loads((scenario / "accuracy" / "accuracy_results.json").read_text())
+    assert accuracy["accuracy_scores"][0]["total_samples"] == SAMPLES
+    # A planted fault: a TTFT bound over the Server limit. The checker refuses the folder.
+    summary_path = scenario / "performance" / "result_summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["ttft"]["early_stopping_percentiles"]["99.0"] = 2.5e9
+    summary_path.write_text(json.dumps(summary))
+    verdict = run_checker(CHECKER, output / "endpoints-v61", "TestOrg", tmp_path / "log",
+                          tmp_path / "summary.csv", skip_dataset_size_check=True)
+    assert not verdict.passed and verdict.returncode == 1
+    assert any("TTFT" in error or "ttft" in error for error in verdict.errors), verdict.errors
+
+
+def points_rate(result: dict, name: str) -> float:
+    return next(p["requests_per_s"] for p in result["points"] if p["name"] == name)

@@ -17,9 +17,12 @@ from client_sut.config import LatencyLimits
 from client_sut.errors import UsageError
 from client_sut.sweep.plan import (
     CONCURRENCY,
+    EMIT_V1,
+    EMIT_V61,
     OFFLINE,
     RATE,
     RATE_MARGIN,
+    SERVER,
     Point,
     SweepPlan,
     compliance_notes,
@@ -76,14 +79,19 @@ def test_each_point_is_whole_passes_over_the_dataset_lasting_its_duration():
 
 
 def test_a_points_run_flags():
-    args = point_args(Point(CONCURRENCY, 5), 72, 6.0, endpoints=2)
+    args = point_args(Point(CONCURRENCY, 5), 40.0, 72, 6.0, endpoints=2)
     # LoadGen sizes an Offline query at 1.1 x QPS x duration: 72 queries over 6 s
     assert args[:4] == ["--scenario", "Offline", "--target-qps", f"{72 / 6.6:.6g}"]
     assert args[args.index("--max-concurrency") + 1] == "3"  # each endpoint holds its share
     assert args[args.index("--min-query-count") + 1] == "72"
-    rate = point_args(Point(RATE, 2.5), 48, 10.0, endpoints=1)
+    rate = point_args(Point(RATE, 2.5), 2.5, 48, 10.0, endpoints=1)
     assert rate[:4] == ["--scenario", "Server", "--target-qps", "2.5"]
-    assert "--max-concurrency" not in point_args(Point(OFFLINE), 48, 10.0, endpoints=1)
+    server = point_args(Point(SERVER), 3.25, 48, 10.0, endpoints=1)  # at the curve's rate
+    assert server[:4] == ["--scenario", "Server", "--target-qps", "3.25"]
+    assert "--max-concurrency" not in point_args(Point(OFFLINE), 9.0, 48, 10.0, endpoints=1)
+    # A point's size: whole passes over the dataset, enough for its duration and its floor.
+    assert point_size(2.0, 10.0, 24) == (1, 24)
+    assert point_size(2.0, 10.0, 24, min_queries=662) == (28, 672)
 
 
 def test_the_points_asked_for_and_what_is_refused():
@@ -92,10 +100,15 @@ def test_the_points_asked_for_and_what_is_refused():
     assert [p.name for p in plan_points(None, 8, None)] == [
         "c0001", "c0002", "c0004", "c0008", "offline"]
     assert [p.name for p in plan_points(None, 512, [4.0, 2.5])] == ["r2.5qps", "r4qps"]
-    for concurrency, rates in (([1], [2.0]), ([0], None), (None, [0.0]),
-                               (list(range(1, 40)), None)):
+    # The v6.1 layout needs Offline and Server: each sweep adds the one it lacks.
+    assert [p.name for p in plan_points([1, 4], 512, None, (EMIT_V61,))] == [
+        "c0001", "c0004", "offline", "server"]
+    assert [p.name for p in plan_points(None, 512, [2.5], (EMIT_V61,))] == ["r2.5qps", "offline"]
+    for concurrency, rates, emit in (([1], [2.0], ()), ([0], None, ()), (None, [0.0], ()),
+                                     (list(range(1, 40)), None, ()), ([1], None, ("v2",)),
+                                     (None, [2.0], (EMIT_V1,))):
         with pytest.raises(UsageError):
-            plan_points(concurrency, 512, rates)
+            plan_points(concurrency, 512, rates, emit)
 
 
 def test_what_keeps_a_sweep_from_being_an_endpoints_curve():
