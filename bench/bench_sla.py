@@ -2,11 +2,13 @@
 
 The loopback emitter is given a server's capacity (at most K streams generate at once, the rest
 wait in arrival order): capacity = K / (first-token delay + (tokens - 1) x gap). The benchmark
-runs the search and prints its answer, the answer over the capacity, every probe and the time
-spent. Beside it, the same server is searched the way LoadGen's FindPeakPerformance mode does it:
+runs the search twice, from the start its three-point curve predicts and from a fixed
+--start-qps (no prediction), and prints each answer, the answer over the capacity, every probe
+and the time spent. Beside them, the same server is searched the way LoadGen's
+FindPeakPerformance mode does it:
 every probe a full run at the confirmation's size, doubling from the same start until a run is
 INVALID, then bisecting to 0.1 QPS on LoadGen's VALID/INVALID alone, with no early stop and no
-confirmation. It prints both times and their ratio.
+confirmation. It prints the times and their ratios.
 
     python bench/bench_sla.py [--k 16] [--confirm-duration 6] [--probe-duration 3]
 """
@@ -38,14 +40,30 @@ def deployment(url: str, tokenizer: Path) -> list[str]:
     return ["--endpoint", url, "--tokenizer", str(tokenizer), "--dataset", str(DATA)]
 
 
-def run_sla(url: str, tokenizer: Path, args: argparse.Namespace, work: Path) -> tuple[dict, float]:
+def run_sla(url: str, tokenizer: Path, args: argparse.Namespace, output: Path,
+            start: list[str]) -> tuple[dict, float]:
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "client_sut", "sla", *deployment(url, tokenizer),
                     "--ttft-limit-ms", str(args.ttft_limit_ms), "--probe-duration",
                     str(args.probe_duration), "--confirm-duration", str(args.confirm_duration),
-                    "--start-qps", str(args.start_qps), "--no-report", "--output-dir",
-                    str(work / "sla")], cwd=REPO, env=ENV, stdout=subprocess.DEVNULL)
-    return json.loads((work / "sla" / "sla.json").read_text()), time.monotonic() - started
+                    *start, "--no-report", "--output-dir", str(output)], cwd=REPO, env=ENV,
+                   stdout=subprocess.DEVNULL)
+    return json.loads((output / "sla.json").read_text()), time.monotonic() - started
+
+
+def print_search(title: str, sla: dict, seconds: float, capacity: float) -> None:
+    answer, fail = sla["answer_qps"], sla["lowest_failing_qps"]
+    print(f"\nclient-sut sla {title}: answer {answer} QPS (confirmed {sla['confirmed']}), "
+          f"{(answer or 0) / capacity:.3f} of capacity, lowest failing {fail}"
+          f"{f' ({fail / answer - 1:+.1%})' if answer and fail else ''}, {seconds:.0f} s")
+    print(f"  start {sla['start']['qps']} QPS: {sla['start']['rule']}")
+    print(f"  {'run':<16} {'QPS':>8} {'size':>12} {'queries':>8} {'verdict':>10} "
+          f"{'TTFT p99':>9} {'wall s':>7}")
+    for probe in sla["probes"] + sla["confirmation_attempts"]:
+        print(f"  {probe['dir'].split('-')[0] + '-' + probe['dir'].split('-')[1]:<16} "
+              f"{probe['target_qps']:>8g} {probe.get('size', 'confirmation'):>12} "
+              f"{probe['requests']:>8} {probe['verdict']:>10} "
+              f"{probe['ttft_p99_ms'] or 0:>9.1f} {probe['wall_s']:>7.1f}")
 
 
 def plain_probe(url: str, tokenizer: Path, args: argparse.Namespace, work: Path,
@@ -108,17 +126,11 @@ def main() -> int:
                   f"token, {args.tokens} tokens {args.gap_ms:g} ms apart: capacity "
                   f"{capacity:.1f} QPS; limits TTFT p99 {args.ttft_limit_ms:g} ms, TPOT p99 "
                   f"100 ms; {os.cpu_count()} cores")
-            sla, sla_s = run_sla(emitter.url, tokenizer, args, work)
-            print(f"\nclient-sut sla: answer {sla['answer_qps']} QPS (confirmed "
-                  f"{sla['confirmed']}), {(sla['answer_qps'] or 0) / capacity:.3f} of capacity, "
-                  f"lowest failing {sla['lowest_failing_qps']}, {sla_s:.0f} s")
-            print(f"  {'run':<16} {'QPS':>8} {'size':>12} {'queries':>8} {'verdict':>10} "
-                  f"{'TTFT p99':>9} {'wall s':>7}")
-            for probe in sla["probes"] + sla["confirmation_attempts"]:
-                print(f"  {probe['dir'].split('-')[0] + '-' + probe['dir'].split('-')[1]:<16} "
-                      f"{probe['target_qps']:>8g} {probe.get('size', 'confirmation'):>12} "
-                      f"{probe['requests']:>8} {probe['verdict']:>10} "
-                      f"{probe['ttft_p99_ms'] or 0:>9.1f} {probe['wall_s']:>7.1f}")
+            sla, sla_s = run_sla(emitter.url, tokenizer, args, work / "predicted", [])
+            print_search("from its predicted start", sla, sla_s, capacity)
+            fixed, fixed_s = run_sla(emitter.url, tokenizer, args, work / "fixed",
+                                     ["--start-qps", str(args.start_qps)])
+            print_search(f"from --start-qps {args.start_qps:g}", fixed, fixed_s, capacity)
             if args.skip_plain:
                 return 0
             plain, probes, plain_s = run_plain(emitter.url, tokenizer, args, work)
@@ -126,8 +138,9 @@ def main() -> int:
                   f"{plain} QPS, {(plain or 0) / capacity:.3f} of capacity, {len(probes)} full "
                   f"runs, {plain_s:.0f} s, unconfirmed")
             print("  " + ", ".join(f"{qps:.4g}{'+' if ok else '-'}" for qps, ok in probes))
-            print(f"\ntime: sla {sla_s:.0f} s, plain {plain_s:.0f} s: the plain search takes "
-                  f"{plain_s / sla_s:.2f}x as long")
+            print(f"\ntime: sla predicted {sla_s:.0f} s, sla from a fixed start {fixed_s:.0f} s, "
+                  f"plain {plain_s:.0f} s: the plain search takes {plain_s / sla_s:.2f}x as "
+                  f"long as the predicted one ({sla_s / plain_s:.2f} of its time)")
     finally:
         emitter.stop()
     return 0

@@ -411,7 +411,8 @@ def _cmd_sla(args: argparse.Namespace) -> int:
                    run_args=_passed_on(args),
                    probe_duration_s=args.probe_duration, confirm_duration_s=args.confirm_duration,
                    tolerance=args.tolerance, max_probes=args.max_probes, start_qps=start_qps,
-                   start_rule=start_rule, endpoints=tuple(endpoint.url for endpoint in found),
+                   start_rule=start_rule, start_predicted=bool(args.from_sweep),
+                   endpoints=tuple(endpoint.url for endpoint in found),
                    credentials=deployment.credentials, wait_for_server_s=args.wait_for_server)
 
     def say(message: str) -> None:

@@ -3,7 +3,9 @@
 Builds the demo model and the demo dataset (written by the project itself), starts vLLM on
 127.0.0.1, runs a short Offline run and an accuracy run through `client-sut run`, then asks the
 question the tool is for with `client-sut sla` (the highest Server load within the SLA, with
-short probes), prints one summary table and the answer, and stops the server. Each run is its
+short probes), then draws the trade-off with `client-sut sweep` (four short points: system
+tokens/s against tokens/s per user, its Pareto front in report.html), prints one summary table,
+the answer and the front, and stops the server. Each run is its
 own process: LoadGen accepts one configuration per process.
 
 Client and server share this machine, so they get separate cores: vLLM's CPU engine binds its
@@ -47,6 +49,8 @@ DEMO_RUNS = (
 # 10% bracket: a few minutes here.
 DEMO_SLA = ("--probe-duration", "10", "--confirm-duration", "60", "--tolerance", "0.1",
             "--max-probes", "8")
+# Three concurrencies and Offline, 4 s each (the official points last 600 s or more).
+DEMO_SWEEP = ("--concurrency", "1,4,16", "--point-duration", "4")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +182,15 @@ def run_demo(work_dir: Path, dataset: str | None) -> int:
         sla_status = subprocess.run(command, env={**os.environ, "HF_HUB_OFFLINE": "1"},
                                     stdout=subprocess.DEVNULL).returncode
         failures += sla_status not in (0, 1)
+        sweep_dir = work_dir / "results" / "sweep"
+        _say(f"the trade-off: tokens/s against each user's speed (client-sut sweep "
+             f"{' '.join(DEMO_SWEEP)})")
+        command = [sys.executable, "-m", "client_sut", "sweep", "--endpoint",
+                   group.endpoints[0], "--dataset", dataset, "--output-dir", str(sweep_dir),
+                   *DEMO_SWEEP]
+        sweep = subprocess.run(command, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                               stdout=subprocess.PIPE, text=True)
+        failures += sweep.returncode != 0
     finally:
         _say("stopping vLLM")
         group.stop()
@@ -185,6 +198,8 @@ def run_demo(work_dir: Path, dataset: str | None) -> int:
     print(summary_table(rows))
     print()
     print("\n".join(sla_lines(sla_dir / "sla.json", cores)))
+    print(f"\nthe trade-off (client-sut sweep; the curve in {sweep_dir / 'report.html'}):")
+    print(sweep.stdout.rstrip())
     print(f"\nresults in {work_dir / 'results'}; total {time.monotonic() - started:.0f} s. "
           f"The demo model has random weights: its ROUGE is near zero by design.")
     return 1 if failures else 0

@@ -30,6 +30,7 @@ from client_sut.analysis.metrics import (
     tpot_ns,
     ttft_ns,
 )
+from client_sut.analysis.noise import standard_errors
 from client_sut.records import RequestRecord
 
 ULTRA_LOW_MAX = 32  # Ultra-Low: concurrency 1 to 32; C_min of the other regions
@@ -49,6 +50,9 @@ DEFINITIONS = {
     "goodput_requests_per_s": "requests per second that met both TTFT and TPOT limits, both "
                               "from the send (a request waiting for its slot is not yet "
                               "sent)",
+    "standard_errors": "how far system tokens/s (batch means over 10 windows), tokens/s per "
+                       "user and TTFT p90 (bootstrap, 200 resamples) would move on a rerun; two "
+                       "sweeps differ beyond the noise past 1.96 x their combined error",
     "pareto": "non-dominated in (tokens_per_s_per_user, system_tokens_per_s): no other point "
               "has both at least as high and one higher; the official front is the step "
               "function through them",
@@ -175,6 +179,7 @@ def point_figures(records: Sequence[RequestRecord], ttft_limit_ms: float,
         "ttft_ms": {k: ttft[k] for k in keep},
         "tpot_ms": {k: tpot[k] for k in keep},
         "goodput": goodput(records, ttft_limit_ms, tpot_limit_ms, from_send=True),
+        "standard_errors": standard_errors(records),
     }
 
 

@@ -8,14 +8,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from client_sut.errors import UsageError
-from client_sut.report.folders import RunFolder, SlaFolder, read_folder
+from client_sut.report.folders import RunFolder, SlaFolder, SweepFolder, read_folder
 
 REPORT_FILE = "report.html"
 FIGURES_FOLDER = "report_figures"
 
 
 def write_report(dirs: Sequence[Path], output_dir: Path) -> Path:
-    """Reads each folder (a run's or an sla search's) and writes output_dir/report.html."""
+    """Reads each folder (a run's, an sla search's or a sweep's) and writes
+    output_dir/report.html; several runs or several sweeps are also set side by side, the
+    first sweep the baseline of the others."""
     from client_sut.report.page import PageBuilder
 
     if not dirs:
@@ -33,6 +35,9 @@ def write_report(dirs: Sequence[Path], output_dir: Path) -> Path:
     runs = [f for f in folders if isinstance(f, RunFolder)]
     if len(runs) > 1:
         page.comparison(runs)
+    sweeps = [f for f in folders if isinstance(f, SweepFolder)]
+    if len(sweeps) > 1:
+        page.sweep_comparison(sweeps)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         figures_dir = output_dir / FIGURES_FOLDER

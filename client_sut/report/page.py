@@ -52,7 +52,15 @@ CAPTIONS = {
              "through the non-dominated points (filled; nothing interpolated); then system "
              "tokens/s, TTFT p90 and tokens/s per user against concurrency, the Endpoints "
              "regions shaded; and goodput (requests within both limits) against the load.",
+    "sweeps": "Every point both sweeps measured, figure by figure. A figure's noise is how far "
+              "it would move on a rerun, estimated within each point (system tokens/s by batch "
+              "means over 10 windows, the p90 figures by a seeded bootstrap); a change is beyond "
+              "the noise past 1.96 times the two errors combined, which noise alone passes about "
+              "one time in twenty.",
 }
+SWEEP_FIGURES = {"system_tokens_per_s": "system tokens/s",
+                 "tokens_per_s_per_user": "tokens/s per user (1000/TPOT p90)",
+                 "ttft_p90_ms": "TTFT p90 ms"}
 METHOD = ("Percentiles interpolate linearly between closest ranks (numpy's default). Times are "
           "the client's CLOCK_MONOTONIC (perf_counter_ns), the clock LoadGen uses; the servers' "
           "histograms are turned into percentiles as Prometheus' histogram_quantile does, to "
@@ -283,6 +291,29 @@ class PageBuilder:
             + self.figure(prefix, "sweep", plots.sweep(points, sweep.get("step_function", []),
                                                        (sweep.get("plan") or {}).get("regions")))
             + "</section>")
+
+    def sweep_comparison(self, sweeps: Sequence[SweepFolder]) -> None:
+        """Each sweep against the first (the baseline), point by point: the change in each
+        figure and whether it lies beyond the run-to-run noise (analysis/noise.py)."""
+        from client_sut.analysis.noise import compare_sweeps
+        from client_sut.report import plots
+
+        baseline = sweeps[0]
+        rows = []
+        for candidate in sweeps[1:]:
+            for d in compare_sweeps(baseline.sweep["points"], candidate.sweep["points"]):
+                verdict = {True: "yes", False: "no", None: "not estimated"}[d.beyond_noise]
+                rows.append([_e(candidate.label), _e(d.point), _e(SWEEP_FIGURES[d.figure]),
+                             _num(d.baseline), _num(d.candidate),
+                             "-" if d.change is None else f"{d.change * 100:+.1f}%",
+                             "-" if d.noise is None else f"±{_num(d.noise)}", verdict])
+        curves = [(folder.label, figures.sweep_points(folder.sweep),
+                   folder.sweep.get("step_function", [])) for folder in sweeps]
+        self.sections.insert(0, (
+            f'<section class="sweeps"><h2>Sweeps side by side: against {_e(baseline.label)}</h2>'
+            + _table(["sweep", "point", "figure", "baseline", "this sweep", "change",
+                      "noise (1.96 x combined error)", "beyond the noise"], rows, "differences")
+            + self.figure("", "sweeps", plots.sweeps_side_by_side(curves)) + "</section>"))
 
     def comparison(self, runs: Sequence[RunFolder]) -> None:
         from client_sut.report import plots

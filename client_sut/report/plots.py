@@ -204,6 +204,29 @@ def sweep(points: Sequence[SweepPoint], step: Sequence[Sequence[float]],
     return _svg(figure)
 
 
+SWEEP_COLOURS = ("#2c3e50", "#e67e22", "#16a085", "#8e44ad", "#c0392b")
+
+
+def sweeps_side_by_side(curves: Sequence[tuple[str, Sequence[SweepPoint],
+                                               Sequence[Sequence[float]]]]) -> str:
+    """Each sweep's official step function and points on one Pareto plane: (label, points,
+    step function) per sweep, the baseline first."""
+    figure, ax = plt.subplots(figsize=(7, 4))
+    for number, (label, points, step) in enumerate(curves):
+        colour = SWEEP_COLOURS[number % len(SWEEP_COLOURS)]
+        if step:
+            ax.plot([x for x, _ in step], [y for _, y in step], color=colour, linewidth=1.2,
+                    label=label)
+        drawn = [p for p in points if p.tokens_per_s_per_user is not None]
+        ax.scatter([p.tokens_per_s_per_user for p in drawn],
+                   [p.system_tokens_per_s for p in drawn], color=colour, zorder=3,
+                   label=None if step else label)
+    ax.set_xlabel("tokens/s per user (1000 / TPOT p90)")
+    ax.set_ylabel("system tokens/s")
+    ax.legend(fontsize=7)
+    return _svg(figure)
+
+
 def runs_side_by_side(rows: Sequence[RunRow]) -> str:
     figure, axes = plt.subplots(1, 3, figsize=(11, 0.6 + 0.45 * len(rows) + 1.5))
     y = list(range(len(rows)))

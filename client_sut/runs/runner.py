@@ -187,7 +187,8 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     limits = latency_limits(settings)
     dialects = _probe_dialects(config, model, tokenizer, progress)
     shape = one_request_shape(dialects)
-    notes = compliance_notes(config, len(samples), model, limits) + dialect_notes(
+    notes = compliance_notes(config, len(samples), model, limits,
+                             settings.server_target_latency_percentile) + dialect_notes(
         dialects, token_prompt_asked=config.prompt_form is PromptForm.TOKENS)
     judged_limits = limits if config.scenario.loadgen_name == "Server" else None
     bodies = _request_bodies(config, model, samples, prompt_ids, shape)

@@ -90,14 +90,18 @@ def build_test_settings(config: RunConfig, sample_count: int) -> lg.TestSettings
     return settings
 
 
+OFFICIAL_PERCENTILE = 0.99  # mlperf.conf's target_latency_percentile for Server and Interactive
+
+
 def latency_limits(settings: lg.TestSettings) -> LatencyLimits:
     """The TTFT and TPOT limits LoadGen will judge the run by, after mlperf.conf and user.conf."""
     return LatencyLimits(settings.ttft_latency / 1e6, settings.tpot_latency / 1e6)
 
 
 def compliance_notes(config: RunConfig, sample_count: int, model: str,
-                     limits: LatencyLimits) -> list[str]:
-    """Every reason this run could not stand as an MLPerf submission result (empty: none found)."""
+                     limits: LatencyLimits, percentile: float = OFFICIAL_PERCENTILE) -> list[str]:
+    """Every reason this run could not stand as an MLPerf submission result (empty: none found).
+    percentile: the one LoadGen judges the latency limits at (a fraction)."""
     notes = []
     official_limits = OFFICIAL_LATENCY_LIMITS.get(config.scenario)
     if official_limits is not None and limits != official_limits:
@@ -105,6 +109,9 @@ def compliance_notes(config: RunConfig, sample_count: int, model: str,
                      f"are not the official {official_limits.ttft_ms:g} / "
                      f"{official_limits.tpot_ms:g} ms ("
                      f"{'--ttft-limit-ms/--tpot-limit-ms' if config.limits else 'user.conf'})")
+    if official_limits is not None and round(percentile, 6) != OFFICIAL_PERCENTILE:
+        notes.append(f"latency judged at p{percentile * 100:g}, not the official "
+                     f"p{OFFICIAL_PERCENTILE * 100:g} (user.conf target_latency_percentile)")
     official = OFFICIAL_SAMPLE_COUNT[config.scenario.category]
     if config.duration_s is not None and config.duration_s < OFFICIAL_MIN_DURATION_S:
         notes.append(f"min_duration {config.duration_s:g} s is under the required "

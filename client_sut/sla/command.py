@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from client_sut.analysis.curve import LoadPoint, predicted_server_rate
+from client_sut.analysis.curve import LoadPoint, point_figures, predicted_server_rate
 from client_sut.analysis.early_stopping import MIN_QUERIES_TO_PASS
 from client_sut.config import OFFICIAL_MIN_DURATION_S, LatencyLimits, Scenario
 from client_sut.errors import (
@@ -33,17 +33,27 @@ from client_sut.errors import (
     UsageError,
 )
 from client_sut.runs.child import RunOutput, Series
+from client_sut.runs.results import read_requests
 from client_sut.runs.runner import prepare_output_dir
 from client_sut.runs.server_guard import ServerGuard
 from client_sut.security import Credentials
-from client_sut.sla.search import NextProbe, Probed, bracket, next_probe, round_rate
+from client_sut.sla.search import (
+    PREDICTED_STEP,
+    NextProbe,
+    Probed,
+    bracket,
+    next_probe,
+    round_rate,
+)
 from client_sut.sla.verdict import ABORTED, PASS, UNDECIDED, ProbeFigures, judge
 
 Say = Callable[[str], None]
 # A little over the 459 queries LoadGen's early stopping needs with none over the limits.
 PROBE_QUERIES = round(MIN_QUERIES_TO_PASS * 1.1)
 ATTEMPTS_PER_RATE = 3  # an undecided probe is repeated with twice the queries, this many times
-START_RUN_QUERIES = 256  # the Offline run that sets the start rate
+START_RUN_QUERIES = 256  # the start curve's Offline run
+START_ONE_QUERIES = 8  # its run at concurrency 1: the latency no load can beat
+START_MIDDLE_QUERIES = 64  # its third point (at least 4 requests per slot)
 START_SHARE_OF_OFFLINE = 0.75  # a Server SLA is usually met at 60-95% of Offline throughput
 TOKEN_CACHE = "tokens.msgpack"
 
@@ -61,6 +71,7 @@ class SlaPlan:
     max_probes: int = 12
     start_qps: float | None = None
     start_rule: str = "--start-qps"  # where start_qps came from
+    start_predicted: bool = False  # start_qps is a measured curve's edge (--from-sweep)
     endpoints: tuple[str, ...] = ()  # the servers every run is made against, to check between
     credentials: Credentials = Credentials()
     wait_for_server_s: float | None = None  # wait this long for a server to come back
@@ -110,6 +121,7 @@ def check_plan(plan: SlaPlan) -> None:
 @dataclass
 class _State(Series):
     history: list[Probed] = field(default_factory=list)  # what measured the deployment
+    start_predicted: bool = False  # the start is the measured curve's edge
 
 
 def run_search(plan: SlaPlan, say: Say) -> tuple[dict, int]:
@@ -138,6 +150,7 @@ def run_search(plan: SlaPlan, say: Say) -> tuple[dict, int]:
 
 def _search(plan: SlaPlan, sla: dict, state: _State, say: Say) -> int:
     start = plan.start_qps or _start_rate(plan, sla, state, say)
+    step = PREDICTED_STEP if plan.start_predicted or state.start_predicted else 2.0
     if start is None:
         return EXIT_INTERRUPTED if state.interrupted else EXIT_FAILED
     sla["start"]["qps"] = start
@@ -165,7 +178,7 @@ def _search(plan: SlaPlan, sla: dict, state: _State, say: Say) -> int:
         if full and probe["verdict"] == PASS:
             confirmed_by_probe[rate] = probe
         history.append(Probed(rate, probe["verdict"] == PASS, full))
-        upcoming, attempt = next_probe(history, start, plan.tolerance), 0
+        upcoming, attempt = next_probe(history, start, plan.tolerance, step), 0
     found = bracket(history)
     proven = bracket(history, full_size_only=True).highest_pass
     _conclude(sla, history)
@@ -230,34 +243,83 @@ def _confirm(plan: SlaPlan, sla: dict, state: _State, say: Say, highest_pass: fl
 
 
 def _start_rate(plan: SlaPlan, sla: dict, state: _State, say: Say) -> float | None:
+    """Where the search starts: the Server rate a short three-point curve puts at the limits.
+    Offline (everything in flight) gives the most the deployment serves, one request in flight
+    the latency no load can beat; the third point holds the concurrency that at that latency
+    would serve START_SHARE_OF_OFFLINE of Offline's rate. The curve's edge (Little's law on its
+    points, analysis/curve.py) is the start; with no point within the limits, a share of
+    Offline's rate is, and the search steps down from it."""
     sla["start"] = {"qps": None, "offline_samples_per_second": None, "dir": None,
-                    "rule": f"{START_SHARE_OF_OFFLINE:g} x the Offline run's samples/s",
-                    "aborted": []}
-
-    def attempt(name: str) -> dict:
-        output = state.launch(plan.output_dir / name, name,
-                         ["--scenario", "Offline", "--duration", "1", "--no-report",
-                          "--min-query-count", str(START_RUN_QUERIES)],
-                         lambda: say(f"{name}: a short Offline run ({START_RUN_QUERIES} queries) "
-                                     f"for the start rate"))
-        loadgen = (output.results or {}).get("loadgen") or {}
-        run = {"dir": name, "offline_samples_per_second": loadgen.get("samples_per_second"),
-               **_aborted_or_measured(state, output, name)}
-        if run.get("verdict") == ABORTED:
-            say(f"{name}: ABORTED in {output.wall_s:g} s: {run['reason']}")
-        return run
-
-    run = _until_measured(plan, sla, state, "start-offline", sla["start"]["aborted"], attempt)
-    samples_per_second = run["offline_samples_per_second"]
-    sla["start"].update(dir=run["dir"], offline_samples_per_second=samples_per_second)
+                    "rule": "", "points": [], "aborted": []}
+    offline = _start_point(plan, sla, state, say, "start-offline", [], START_RUN_QUERIES)
+    samples_per_second = offline.get("offline_samples_per_second")
+    sla["start"].update(dir=offline["dir"], offline_samples_per_second=samples_per_second)
     if not samples_per_second:
         if not state.interrupted:
             say(f"the Offline start run measured nothing; see "
-                f"{plan.output_dir / run['dir'] / 'run.log'}, or give --start-qps")
+                f"{plan.output_dir / offline['dir'] / 'run.log'}, or give --start-qps")
         return None
-    start = round_rate(START_SHARE_OF_OFFLINE * samples_per_second)
-    say(f"start rate: {start:g} QPS (Offline served {samples_per_second:,.2f} samples/s)")
+    one = _start_point(plan, sla, state, say, "start-c0001", ["--max-concurrency", "1"],
+                       START_ONE_QUERIES)
+    points = [offline, one]
+    if one.get("mean_latency_s"):
+        middle = max(2, round(START_SHARE_OF_OFFLINE * samples_per_second
+                              * one["mean_latency_s"]))
+        points.append(_start_point(plan, sla, state, say, f"start-c{middle:04d}",
+                                   ["--max-concurrency", str(middle)],
+                                   max(START_MIDDLE_QUERIES, 4 * middle)))
+    if state.interrupted:
+        return None
+    measured = [LoadPoint(p["requests_per_s"], p["ttft_p99_ms"], p["tpot_p99_ms"])
+                for p in points if p.get("requests_per_s") and p.get("ttft_p99_ms") is not None]
+    edge = predicted_server_rate(measured, plan.limits.ttft_ms, plan.limits.tpot_ms)
+    if edge is None:
+        start = round_rate(START_SHARE_OF_OFFLINE * samples_per_second)
+        sla["start"]["rule"] = (f"{START_SHARE_OF_OFFLINE:g} x the Offline run's samples/s: no "
+                                f"start point kept the limits")
+    else:
+        start = round_rate(edge)
+        state.start_predicted = True
+        sla["start"]["rule"] = (f"predicted from {len(measured)} start points (Offline, "
+                                f"concurrency 1 and {points[-1]['concurrency']}): where their "
+                                f"p99s reach the limits")
+    say(f"start rate: {start:g} QPS ({sla['start']['rule']}; Offline served "
+        f"{samples_per_second:,.2f} samples/s)")
     return start
+
+
+def _start_point(plan: SlaPlan, sla: dict, state: _State, say: Say, name: str,
+                 concurrency: list[str], queries: int) -> dict:
+    """One short Offline-issue run of the start curve and its figures (TTFT from the send: a
+    request waiting for a slot in the client is not yet at the server)."""
+    def attempt(label: str) -> dict:
+        output = state.launch(
+            plan.output_dir / label, label,
+            ["--scenario", "Offline", "--duration", "1", "--no-report", "--no-equal-issue",
+             "--min-query-count", str(queries), *concurrency],
+            lambda: say(f"{label}: a short Offline run ({queries} queries"
+                        f"{', at most ' + concurrency[1] + ' in flight' if concurrency else ''})"
+                        f" for the start rate"))
+        loadgen = (output.results or {}).get("loadgen") or {}
+        run = {"dir": label, "concurrency": int(concurrency[1]) if concurrency else None,
+               "offline_samples_per_second": loadgen.get("samples_per_second"),
+               **_aborted_or_measured(state, output, label)}
+        requests = plan.output_dir / label / "requests.jsonl"
+        if run.get("verdict") == ABORTED:
+            say(f"{label}: ABORTED in {output.wall_s:g} s: {run['reason']}")
+        elif requests.exists():
+            figures = point_figures(read_requests(requests), plan.limits.ttft_ms,
+                                    plan.limits.tpot_ms)
+            mean_ms = ((output.results or {}).get("client", {}).get("e2e_ms") or {}).get("mean")
+            run.update(requests_per_s=figures["requests_per_s"],
+                       ttft_p99_ms=figures["ttft_ms"]["p99"], tpot_p99_ms=figures["tpot_ms"]["p99"],
+                       mean_latency_s=mean_ms / 1000 if mean_ms else None)
+        return run
+
+    run = _until_measured(plan, sla, state, name, sla["start"]["aborted"], attempt)
+    sla["start"]["points"].append(run)
+    _write(plan, sla)
+    return run
 
 
 def _probe(plan: SlaPlan, sla: dict, state: _State, say: Say, name: str, rate: float,

@@ -19,6 +19,10 @@ from dataclasses import dataclass
 # Below the start divided by this, the search gives up: even a trickle of queries fails.
 LOWEST_FRACTION = 1024
 NEAR_EDGE = 1.25
+# From a predicted start the first step is to the edge's bracket; each further one squares it
+# (a prediction far off is left fast), up to doubling.
+PREDICTED_STEP = NEAR_EDGE
+MAX_STEP = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +65,12 @@ def near_edge(history: Sequence[Probed]) -> bool:
             and found.lowest_fail <= found.highest_pass * NEAR_EDGE)
 
 
-def next_probe(history: Sequence[Probed], start_qps: float,
-               tolerance: float) -> NextProbe | None:
+def next_probe(history: Sequence[Probed], start_qps: float, tolerance: float,
+               step: float = 2.0) -> NextProbe | None:
     """The next probe, or None when the search is over (the bracket is narrow enough, or even
-    the lowest rate worth trying failed)."""
+    the lowest rate worth trying failed). Until a pass and a fail bracket the answer, the rate
+    is multiplied or divided by step: 2 from a guess, PREDICTED_STEP from a start the measured
+    curve predicts (near the edge already), squared at each further step up to MAX_STEP."""
     if not history:
         return NextProbe(start_qps, False)
     doubtful = _doubtful_fail(history)
@@ -72,10 +78,12 @@ def next_probe(history: Sequence[Probed], start_qps: float,
         return NextProbe(doubtful.qps, doubtful.full_size)
     full_size = near_edge(history)
     found = bracket(history)
+    rates = min(8, len({p.qps for p in history}))  # 1.25 ** 2 ** 7 is far past MAX_STEP
+    step = min(MAX_STEP, step ** (2 ** (rates - 1)))
     if found.lowest_fail is None:
-        return NextProbe(2 * found.highest_pass, full_size)
+        return NextProbe(step * found.highest_pass, full_size)
     if found.highest_pass is None:
-        lower = found.lowest_fail / 2
+        lower = found.lowest_fail / step
         return None if lower < start_qps / LOWEST_FRACTION else NextProbe(lower, full_size)
     if full_size:
         proven = bracket(history, full_size_only=True).highest_pass

@@ -42,11 +42,12 @@ def write_json(path: Path, value: dict) -> None:
     path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
 
 
-def write_source(layout: Layout) -> None:
+def write_source(src: Path) -> None:
+    """This harness's code and a README into src (a submission's source folder)."""
     package = Path(str(resources.files("client_sut")))
-    shutil.copytree(package, layout.src / "client_sut",
+    shutil.copytree(package, src / "client_sut",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    (layout.src / "README.md").write_text(SRC_README, encoding="utf-8")
+    (src / "README.md").write_text(SRC_README, encoding="utf-8")
 
 
 def _accuracy(runs: Path, scenario: str, target: Path) -> None:
@@ -73,7 +74,7 @@ def assemble(layout: Layout, runs: Path, scenarios: Sequence[str], system: dict,
     if layout.org.exists():
         shutil.rmtree(layout.org)
     write_json(layout.system_json, system)
-    write_source(layout)
+    write_source(layout.src)
     for scenario in scenarios:
         _copy_logs(run_dir(runs, scenario, "performance"), layout.performance(scenario))
         _accuracy(runs, scenario, layout.accuracy(scenario))

@@ -43,10 +43,18 @@ from client_sut.runs.results import read_requests
 from client_sut.runs.runner import prepare_output_dir
 from client_sut.runs.server_guard import ServerGuard
 from client_sut.sla.search import round_rate
-from client_sut.sweep.emit import V61_FOLDER, EmitTarget, prepare_emit, write_v61
+from client_sut.sweep.emit import (
+    V1_FOLDER,
+    V61_FOLDER,
+    EmitTarget,
+    prepare_emit,
+    write_v1,
+    write_v61,
+)
 from client_sut.sweep.endpoints_files import write_point_files
 from client_sut.sweep.plan import (
     CONCURRENCY,
+    EMIT_V1,
     EMIT_V61,
     OFFLINE,
     PILOT_LATENCY_QUERIES,
@@ -80,7 +88,7 @@ def run_sweep(plan: SweepPlan, say: Say) -> tuple[dict, int]:
     """sweep.json's content and the exit status; sweep.json is rewritten after every run."""
     prepare_output_dir(plan.output_dir)
     target = prepare_emit(plan.system_file, plan.checker, plan.division, plan.endpoints,
-                          plan.output_dir) if EMIT_V61 in plan.emit else None
+                          plan.output_dir) if plan.emit else None
     state = _State(plan.run_args, plan.output_dir / TOKEN_CACHE)
     state.guard = ServerGuard(plan.endpoints, plan.credentials, None, say,
                               lambda: state.interrupted)
@@ -89,7 +97,7 @@ def run_sweep(plan: SweepPlan, say: Say) -> tuple[dict, int]:
         try:
             status = _sweep(plan, sweep, state, say)
             if target is not None and sweep["points"] and not state.interrupted:
-                status = max(status, _emit_v61(plan, sweep, state, target, say))
+                status = max(status, _emit(plan, sweep, state, target, say))
         except RunStopped as stop:  # a server gone: the points measured stand, no more are run
             sweep["aborted"] = {"during": stop.during, "reason": stop.reason}
             say(f"the sweep stops (exit {stop.exit_status}): {stop.reason}")
@@ -140,28 +148,39 @@ def _sweep(plan: SweepPlan, sweep: dict, state: _State, say: Say) -> int:
     return status
 
 
-def _emit_v61(plan: SweepPlan, sweep: dict, state: _State, target: EmitTarget,
-              say: Say) -> int:
-    """The accuracy run, then the v6.1 layout and its checks (EXIT_FAILED when they fail)."""
+def _emit(plan: SweepPlan, sweep: dict, state: _State, target: EmitTarget, say: Say) -> int:
+    """The accuracy run, then each layout and its checks (EXIT_FAILED when one fails)."""
     output = state.launch(plan.output_dir / "accuracy", "accuracy",
                           ["--scenario", "Offline", "--mode", "accuracy", "--no-report"],
                           lambda: say("accuracy: every sample once (Offline), scored with ROUGE "
-                                      "for the endpoints-v61 layout"))
+                                      "for the result layouts"))
     lost = state.guard.lost(output.results, output.exit_status, "accuracy")
     if lost is not None:
         raise RunStopped(lost, "accuracy")
     accuracy = (output.results or {}).get("accuracy")
     if accuracy is None:
-        sweep["emit"] = {EMIT_V61: {"passed": False, "reason": f"the accuracy run scored "
-                                    f"nothing (exit {output.exit_status}; see accuracy/run.log)"}}
-        say(sweep["emit"][EMIT_V61]["reason"])
-        return EXIT_FAILED
-    say(f"laying out {V61_FOLDER}/" + (" and running MLCommons' checker"
-                                       if target.checker else ""))
-    report = write_v61(target, plan.output_dir, sweep["points"], accuracy, output.wall_s)
-    sweep["emit"] = {EMIT_V61: report}
+        say(f"the accuracy run scored nothing (exit {output.exit_status}; see "
+            f"{plan.output_dir / 'accuracy' / 'run.log'})")
+    sweep["accuracy"] = None if accuracy is None else {
+        "dir": "accuracy", "passed": accuracy["passed"], "gen_num": accuracy["gen_num"],
+        **{key: accuracy[key] for key in ("rouge1", "rouge2", "rougeL", "rougeLsum")}}
+    if EMIT_V61 in plan.emit:
+        if accuracy is None:
+            sweep["emit"][EMIT_V61] = {"passed": False, "reason": "no accuracy was scored"}
+        else:
+            say(f"laying out {V61_FOLDER}/" + (" and running MLCommons' checker"
+                                               if target.checker else ""))
+            sweep["emit"][EMIT_V61] = write_v61(target, plan.output_dir, sweep["points"],
+                                                accuracy, output.wall_s)
+    if EMIT_V1 in plan.emit:
+        say(f"laying out {V1_FOLDER}/")
+        sweep["emit"][EMIT_V1] = write_v1(target, plan.output_dir, sweep["points"],
+                                          plan.dataset_samples, accuracy, output.wall_s)
     _write(plan, sweep)
-    return EXIT_OK if report["passed"] else EXIT_FAILED
+    for name, report in sweep["emit"].items():
+        for line in report.get("extra_checks", {}).get("findings", []):
+            say(f"{name}: {line}")
+    return EXIT_OK if all(r["passed"] for r in sweep["emit"].values()) else EXIT_FAILED
 
 
 def _rate(point: Point, sweep: dict, state: _State) -> float | None:
@@ -350,6 +369,7 @@ def _skeleton(plan: SweepPlan) -> dict:
         "verdict": None,
         "interrupted": False,
         "aborted": None,
+        "accuracy": None,
         "emit": {},
     }
 

@@ -1,12 +1,21 @@
-"""`sweep --emit endpoints-v61`: the sweep's points laid out as the MLPerf Inference checker
-(v6.1, endpoints mode) reads a scenario, then that checker's verdict and what it does not check.
+"""`sweep --emit`: the sweep's points laid out for MLCommons' checkers.
+
+`endpoints-v61`: as the MLPerf Inference checker (v6.1, endpoints mode) reads a scenario, then
+that checker's verdict and what it does not check.
 
 `endpoints-v61/<division>/<submitter>/`: `systems/<system>.json`, `src/` (this harness), and per
 scenario `results/<system>/llama3.1-8b/<Scenario>/` with the point's `config.yaml` and
 `performance/result_summary.json`, `accuracy/accuracy_results.json` (the sweep's accuracy run:
 Offline, every sample once, ROUGE as MLPerf scores it), `measurements.json` and `README.md`.
-scenario_pick.py says which point fills which scenario. Every input is checked (prepare_emit)
-before the first point runs.
+scenario_pick.py says which point fills which scenario.
+
+`endpoints-v1`: an MLPerf Endpoints v1.0 bundle, `endpoints-v1/<submitter>/<SUBMISSION_ID>/`
+with `src/` and `results/<system>/llama3.1-8b/r<N>/` per concurrency point (and the Offline
+point): `point.yaml`, `system_desc.json`, `result_summary.json`, `config.yaml`, and
+`accuracy_results.json` where accuracy was scored (the Offline point). Its checker (the
+endpoints submission CLI) is not at hand, so endpoints_v1.py's checks say what is missing.
+
+Every input is checked (prepare_emit) before the first point runs.
 """
 
 from __future__ import annotations
@@ -17,13 +26,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from client_sut.accuracy.rouge import ROUGE_KEYS
 from client_sut.errors import UsageError
 from client_sut.submission import probe
 from client_sut.submission.assemble import write_json, write_source
 from client_sut.submission.checker import run_checker, tools_dir
 from client_sut.submission.layout import DIVISIONS, Layout
-from client_sut.submission.system import measurements, read_user_description, system_description
+from client_sut.submission.system import (
+    measurements,
+    read_user_description,
+    system_description,
+)
+from client_sut.sweep.endpoints_v1 import (
+    folder_name,
+    point_yaml,
+    region_labels,
+    v1_findings,
+)
 from client_sut.sweep.scenario_pick import (
     DATASET_SAMPLES,
     candidate,
@@ -31,7 +52,8 @@ from client_sut.sweep.scenario_pick import (
     pick_scenarios,
 )
 
-V61_FOLDER = "endpoints-v61"
+V61_FOLDER, V1_FOLDER = "endpoints-v61", "endpoints-v1"
+SUBMISSION_ID = "client-sut-sweep"
 # The checker's CSV gives Offline's samples/s the unit it gives Server's tokens/s.
 CHECKER_NOTES = ("the checker's summary CSV labels Offline's result (samples/s) as Tokens/s",)
 
@@ -54,8 +76,8 @@ class EmitTarget:
 def prepare_emit(system_file: Path | None, checker: Path | None, division: str,
                  endpoints: Sequence[str], output_dir: Path) -> EmitTarget:
     if system_file is None:
-        raise UsageError("--emit endpoints-v61 needs --system-file: the TOML file describing "
-                         "the system (see README, Submission)")
+        raise UsageError("--emit needs --system-file: the TOML file describing the system "
+                         "(see README, Submission)")
     if division not in DIVISIONS:
         raise UsageError(f"--division {division!r} is not one of {', '.join(DIVISIONS)}")
     if checker is not None:
@@ -104,7 +126,7 @@ def write_v61(target: EmitTarget, output_dir: Path, points: Sequence[Mapping],
     picked = pick_scenarios([candidate(name, by_name[name]["kind"], summary)
                              for name, summary in summaries.items()])
     write_json(layout.system_json, target.system)
-    write_source(layout)
+    write_source(layout.src)
     software = probe.software_stack()
     findings = []
     for scenario, name in picked.items():
@@ -133,3 +155,43 @@ def write_v61(target: EmitTarget, output_dir: Path, points: Sequence[Mapping],
     report["passed"] = not findings and bool(report["official_checker"]
                                              and report["official_checker"]["passed"])
     return report
+
+
+def write_v1(target: EmitTarget, output_dir: Path, points: Sequence[Mapping],
+             dataset_samples: int, accuracy: Mapping | None, accuracy_wall_s: float) -> dict:
+    """Lays the v1.0 bundle out; the report for sweep.json."""
+    root = output_dir / V1_FOLDER / target.submitter / SUBMISSION_ID
+    if root.exists():
+        shutil.rmtree(root)
+    curve = [p for p in points if not p["failed"] and p.get("dir")
+             and p["kind"] in ("concurrency", "offline")]
+    labels = region_labels(curve)
+    highest = max((p["concurrency"] for p in curve if p["concurrency"]), default=0)
+    write_source(root / "src" / "client_sut")
+    seeds: dict = {}
+    folders = {}
+    for point in curve:
+        source = output_dir / point["dir"]
+        folder = root / "results" / target.system_id / "llama3.1-8b" / folder_name(
+            point, dataset_samples)
+        folder.mkdir(parents=True)
+        shutil.copy2(source / "performance" / "result_summary.json", folder)
+        shutil.copy2(source / "config.yaml", folder)
+        write_json(folder / "system_desc.json", target.system)
+        config = yaml.safe_load((source / "config.yaml").read_text(encoding="utf-8"))
+        seeds = {k: v for k, v in config["settings"]["runtime"].items() if k.endswith("_seed")}
+        run = json.loads((source / "results.json").read_text(encoding="utf-8"))
+        described = point_yaml(point, labels[point["name"]], seeds, run.get("warmup"),
+                               highest, dataset_samples,
+                               str(target.measurements.get("weight_data_types", "")))
+        (folder / "point.yaml").write_text(yaml.safe_dump(described, sort_keys=False),
+                                           encoding="utf-8")
+        if point["kind"] == "offline" and accuracy is not None:
+            write_json(folder / "accuracy_results.json",
+                       accuracy_results(accuracy, accuracy_wall_s))
+        folders[point["name"]] = folder.name
+    findings = v1_findings(curve, labels, seeds, dataset_samples, DATASET_SAMPLES,
+                           "Offline, every sample once" if accuracy is not None else None)
+    return {"folder": str(root), "points": folders, "regions": labels,
+            "extra_checks": {"passed": not findings, "findings": findings},
+            "passed": not findings}

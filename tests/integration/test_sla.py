@@ -82,6 +82,12 @@ def test_sla_json_keeps_the_contract(search):
     assert result["binding_constraint"] == "ttft"  # TPOT is the same at any load here
     assert 0 < result["goodput"]["share"] <= 1 and result["goodput"]["requests_per_second"] > 0
     assert result["interrupted"] is False
+    # The start: the edge a three-point curve predicts (Offline, concurrency 1 and the one
+    # that at one-in-flight latency would serve 3/4 of Offline's rate), near the capacity.
+    start = result["start"]
+    assert start["rule"].startswith("predicted from 3 start points"), start["rule"]
+    assert [p["dir"] for p in start["points"]][:2] == ["start-offline", "start-c0001"]
+    assert 0.5 * CAPACITY_QPS <= start["qps"] <= CAPACITY_QPS
     verdicts = {probe["verdict"] for probe in result["probes"]}
     assert {"pass", "fail"} <= verdicts
     for probe in result["probes"] + [result["confirmation"]]:

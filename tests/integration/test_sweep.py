@@ -5,15 +5,19 @@ dies ends the sweep with the points it measured."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import yaml
 
 from client_sut.analysis.curve import CurvePoint, pareto_front
 from client_sut.config import LatencyLimits
+from client_sut.servers.emitter import EmitterProcess
 from client_sut.sla.command import start_from_sweep
 from client_sut.sla.search import round_rate
 from client_sut.submission.checker import run_checker
@@ -29,7 +33,7 @@ POINT_KEYS = {"name", "kind", "concurrency", "target_qps", "region", "dir", "exi
               "requests_per_s",
               "duration_s", "system_tokens_per_s", "tokens_per_s_per_user",
               "tokens_per_s_per_user_mean", "ttft_ms", "tpot_ms", "goodput", "loadgen_result",
-              "mean_latency_s", "failed", "notes"}
+              "mean_latency_s", "failed", "notes", "standard_errors"}
 
 
 SWEEP_PAGE = """({
@@ -49,9 +53,41 @@ def sweep(url: str, demo_tokenizer, output_dir, *args: str) -> subprocess.Comple
          str(output_dir), *args], cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
-def test_the_curve_is_the_model_the_emitter_implements(start_emitter, demo_tokenizer, tmp_path):
-    emitter = start_emitter(*EMITTER)
-    done = sweep(emitter.url, demo_tokenizer, tmp_path, "--concurrency", "1,4,8")
+@dataclass(frozen=True)
+class Swept:
+    done: subprocess.CompletedProcess
+    output: Path
+
+
+def swept(emitter_args, demo_tokenizer, output: Path, *args: str) -> Swept:
+    emitter = EmitterProcess(*emitter_args)
+    try:
+        return Swept(sweep(emitter.url, demo_tokenizer, output, *args), output)
+    finally:
+        emitter.stop()
+
+
+@pytest.fixture(scope="module")
+def curve(demo_tokenizer, tmp_path_factory) -> Swept:
+    """The curve of the emitter with 4 slots (shared: the side-by-side report reads it too)."""
+    return swept(EMITTER, demo_tokenizer, tmp_path_factory.mktemp("curve"), "--concurrency",
+                 "1,4,8")
+
+
+@pytest.fixture(scope="module")
+def emitted(demo_tokenizer, tmp_path_factory) -> Swept:
+    """A sweep laid out for the v6.1 checker, against the emitter with 16 slots (its Server
+    point's 662 requests take seconds, not half a minute)."""
+    output = tmp_path_factory.mktemp("emitted")
+    system_file = output.parent / "system.toml"
+    system_file.write_text(SYSTEM_FILE)
+    return swept(("--max-running", "16", *EMITTER[2:]), demo_tokenizer, output / "sweep",
+                 "--concurrency", "1,4", "--emit", "endpoints-v61", "--emit", "endpoints-v1",
+                 "--system-file", str(system_file), "--checker", str(CHECKER))
+
+
+def test_the_curve_is_the_model_the_emitter_implements(curve):
+    done, tmp_path = curve.done, curve.output
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "sweep.json").read_text())
     assert result["verdict"] == "complete" and result["plan"]["points"] == [
@@ -196,15 +232,9 @@ def test_a_sweep_at_fixed_concurrency_or_rates_not_both(demo_tokenizer, tmp_path
         "concurrency or at fixed rates")
 
 
-def test_endpoints_v61_is_what_mlcommons_checker_accepts_and_our_checks_judge(
-        start_emitter, demo_tokenizer, tmp_path):
-    # Sixteen slots: the Server point's 662 requests take seconds, not half a minute.
-    emitter = start_emitter("--max-running", "16", *EMITTER[2:])
-    system_file = tmp_path / "system.toml"
-    system_file.write_text(SYSTEM_FILE)
-    output = tmp_path / "sweep"
-    done = sweep(emitter.url, demo_tokenizer, output, "--concurrency", "1,4", "--emit",
-                 "endpoints-v61", "--system-file", str(system_file), "--checker", str(CHECKER))
+def test_endpoints_v61_is_what_mlcommons_checker_accepts_and_our_checks_judge(emitted,
+                                                                             tmp_path):
+    done, output = emitted.done, emitted.output
     # The folder is not a valid result, and says why: 2 s points and the emitter's summaries.
     assert done.returncode == 1, done.stderr[-3000:]
     result = json.loads((output / "sweep.json").read_text())
@@ -232,15 +262,65 @@ def test_endpoints_v61_is_what_mlcommons_checker_accepts_and_our_checks_judge(
     assert runtime["min_duration_ms"] == 1_200_000 and runtime["max_duration_ms"] == 2000
     accuracy = json.loads((scenario / "accuracy" / "accuracy_results.json").read_text())
     assert accuracy["accuracy_scores"][0]["total_samples"] == SAMPLES
-    # A planted fault: a TTFT bound over the Server limit. The checker refuses the folder.
-    summary_path = scenario / "performance" / "result_summary.json"
+    # A planted fault in a copy: a TTFT bound over the Server limit. The checker refuses it.
+    planted = tmp_path / "endpoints-v61"
+    shutil.copytree(output / "endpoints-v61", planted)
+    summary_path = planted / scenario.relative_to(output / "endpoints-v61") / "performance" / \
+        "result_summary.json"
     summary = json.loads(summary_path.read_text())
     summary["ttft"]["early_stopping_percentiles"]["99.0"] = 2.5e9
     summary_path.write_text(json.dumps(summary))
-    verdict = run_checker(CHECKER, output / "endpoints-v61", "TestOrg", tmp_path / "log",
+    verdict = run_checker(CHECKER, planted, "TestOrg", tmp_path / "log",
                           tmp_path / "summary.csv", skip_dataset_size_check=True)
     assert not verdict.passed and verdict.returncode == 1
     assert any("TTFT" in error or "ttft" in error for error in verdict.errors), verdict.errors
+
+
+def test_endpoints_v1_is_a_folder_per_point_with_what_keeps_it_from_a_bundle(emitted):
+    result = json.loads((emitted.output / "sweep.json").read_text())
+    bundle = result["emit"]["endpoints-v1"]
+    # The concurrency points and Offline (its concurrency the dataset); not the Server point.
+    assert bundle["points"] == {"c0001": "r1", "c0004": "r4", "offline": f"r{SAMPLES}"}
+    assert bundle["regions"]["c0004"] == "low_latency"  # Ultra-Low's highest point
+    results = Path(bundle["folder"]) / "results" / "emitter_cpu" / "llama3.1-8b"
+    for name, folder in bundle["points"].items():
+        files = {f.name for f in (results / folder).iterdir()}
+        assert {"point.yaml", "result_summary.json", "config.yaml", "system_desc.json"} <= files
+        assert ("accuracy_results.json" in files) == (name == "offline")
+    point = yaml.safe_load((results / "r4" / "point.yaml").read_text())
+    assert point["concurrency"] == 4 and point["runtime_settings"]["load_pattern"] == \
+        "concurrency"
+    assert point["warmup"]["requests_issued"] == point["warmup"]["requests_completed"] == 0
+    findings = " | ".join(bundle["extra_checks"]["findings"])
+    assert "c0001: measured for" in findings and "not a bound v1.0 seed set" in findings
+    assert "no point in the required region(s) low, medium, high" in findings
+    assert not bundle["passed"]
+    assert result["accuracy"]["gen_num"] == SAMPLES and result["accuracy"]["dir"] == "accuracy"
+
+
+SIDE_BY_SIDE = """({
+  rows: [...document.querySelectorAll('#differences tbody tr')]
+      .map(row => [...row.querySelectorAll('td')].map(cell => cell.textContent)),
+  paths: document.querySelectorAll('#fig-sweeps svg path').length
+})"""
+
+
+def test_two_sweeps_side_by_side_with_what_lies_beyond_the_noise(curve, emitted, tmp_path):
+    """The 4-slot emitter as the baseline, the 16-slot one as the candidate: with everything in
+    flight (Offline) four times the slots serve about four times the tokens, far beyond the
+    noise; at concurrency 1 and 4 the slots make no difference to serve."""
+    done = subprocess.run([sys.executable, "-m", "client_sut", "report", str(curve.output),
+                           str(emitted.output), "--output-dir", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    visit = visit_page(tmp_path / "report.html", SIDE_BY_SIDE)
+    assert visit.errors == [] and visit.values["paths"] > 20
+    rows = {(row[1], row[2]): row for row in visit.values["rows"]}
+    # Every point both measured, each figure with its noise.
+    assert {point for point, _ in rows} == {"c0001", "c0004", "offline"} and len(rows) == 9
+    assert all(row[6].startswith("±") for row in rows.values())
+    offline = rows[("offline", "system tokens/s")]
+    assert offline[7] == "yes" and float(offline[5].rstrip("%")) > 150
 
 
 def points_rate(result: dict, name: str) -> float:

@@ -55,3 +55,42 @@ def test_accuracy_results_as_endpoints_writes_them():
     assert entry["score"] == {"rouge1": "38.7791", "rouge2": "15.9276", "rougeL": "24.4956",
                               "rougeLsum": "35.7930", "gen_len": "8167644", "gen_num": 13368}
     assert entry["total_samples"] == 13368 and entry["dataset_type"] == "accuracy"
+
+
+def test_endpoints_v1_points_their_regions_and_what_keeps_them_from_a_bundle():
+    from client_sut.sweep.endpoints_v1 import (
+        SEED_SET_A,
+        folder_name,
+        point_yaml,
+        region_labels,
+        v1_findings,
+    )
+
+    def point(concurrency, region, kind="concurrency"):
+        return {"name": f"c{concurrency}" if concurrency else "offline", "kind": kind,
+                "concurrency": concurrency, "region": region, "duration_s": 700.0,
+                "planned": {"queries": 13_368}}
+
+    points = [point(1, "ultra_low"), point(16, "ultra_low"), point(40, "low"),
+              point(64, "medium"), point(128, "high"), point(None, "offline", "offline")]
+    labels = region_labels(points)
+    # Each region's highest point is its required one; the rest the submitter's choice.
+    assert labels == {"c1": "submitters_choice", "c16": "low_latency", "c40": "low_concurrency",
+                      "c64": "med_concurrency", "c128": "high_concurrency",
+                      "offline": "submitters_choice"}
+    assert [folder_name(p, 13_368) for p in points[-2:]] == ["r128", "r13368"]
+    seeds = {"scheduler_random_seed": 16159082839903944936,
+             "dataloader_random_seed": 2747215439041700203}
+    warmup = {"requests": 4, "errors": 1, "seconds": 0.5, "prompts": "built-in"}
+    described = point_yaml(points[-1], labels["offline"], seeds, warmup, 128, 13_368, "bf16")
+    assert (described["concurrency"], described["offline"]) == (13_368, "dedicated")
+    assert described["runtime_settings"]["load_pattern"] == "max_throughput"
+    assert described["runtime_settings"]["min_duration_ms"] == 1_200_000
+    assert described["warmup"]["requests_completed"] == 3
+    findings = v1_findings(points, labels, seeds, 13_368, 13_368, "Offline, every sample once")
+    # Durations, passes and regions are right; the seeds and the accuracy runs are not.
+    assert [f.split(" ")[0] for f in findings] == ["c40:", "c64:", "c128:", "offline:", "the",
+                                                   "accuracy"]
+    bound = {"scheduler_random_seed": SEED_SET_A["scheduler_rng_seed"],
+             "dataloader_random_seed": SEED_SET_A["sample_index_rng_seed"]}
+    assert not any("seed" in f for f in v1_findings(points, labels, bound, 13_368, 13_368, "x"))

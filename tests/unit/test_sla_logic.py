@@ -178,3 +178,18 @@ def test_most_queries_bounds_a_poisson_schedule():
 def test_most_queries_counts_equal_issue_padding():
     assert most_queries(1.0, 10.0, 505, pad_to=200) == 600
     assert most_queries(1.0, 10.0, 600, pad_to=200) == 600
+
+
+def test_from_a_predicted_start_the_first_steps_are_short_then_grow_to_doubling():
+    from client_sut.sla.search import PREDICTED_STEP
+
+    def after(*passes: bool) -> float:
+        history, qps = [], 10.0
+        for passed in passes:
+            history.append(Probed(qps, passed))
+            qps = next_probe(history, 10.0, 0.03, PREDICTED_STEP).qps
+        return qps
+
+    assert after(True) == 12.5 and after(False) == 8.0  # one step to the edge's bracket
+    assert after(True, True) == pytest.approx(12.5 * 1.25 ** 2)  # far off: left faster
+    assert after(True, True, True) == pytest.approx(12.5 * 1.25 ** 2 * 2)  # then doubling
