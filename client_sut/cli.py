@@ -137,7 +137,8 @@ def _run_parser(commands) -> None:
                               description="One LoadGen run: the client streams completions from "
                                           "the endpoints and reports to LoadGen.")
     _deployment_flags(run)
-    run.add_argument("--scenario", default="Offline", help="Offline|Server|Interactive|SingleStream")
+    run.add_argument("--scenario", default="Offline",
+                     help="Offline|Server|Interactive|SingleStream")
     run.add_argument("--mode", default="performance", help="performance|accuracy")
     run.add_argument("--target-qps", type=float, metavar="Q",
                      help="LoadGen's target QPS (Server arrival rate; Offline expected rate)")
@@ -430,7 +431,8 @@ def _cmd_sla(args: argparse.Namespace) -> int:
               f"{sla['self_check']['issue_lag_ms']['p99']} ms, event-loop lag p99 "
               f"{sla['self_check']['event_loop_lag_ms']['p99']} ms; "
               + ("; ".join(warnings) if warnings else "no warnings"))
-    print(f"  {len(sla['probes'])} probes in {sla['elapsed_s']:g} s; {args.output_dir / 'sla.json'}")
+    print(f"  {len(sla['probes'])} probes in {sla['elapsed_s']:g} s; "
+          f"{args.output_dir / 'sla.json'}")
     return status
 
 
@@ -603,21 +605,25 @@ def _cmd_submission(args: argparse.Namespace) -> int:
 
 def _report_parser(commands) -> None:
     report = commands.add_parser(
-        "report", help="one self-contained report.html from run and sla folders",
+        "report", help="one self-contained report.html from run, sla and sweep folders",
         description="Write report.html (nothing fetched when it is opened) and its figures as "
-                    "SVG files beside it, from the folders `run` and `sla` wrote; several "
-                    "folders are also put side by side.")
+                    "SVG files beside it, from the folders `run`, `sla` and `sweep` wrote; "
+                    "several runs or sweeps are also put side by side, or with --nodes "
+                    "combined as the nodes of one benchmark.")
     report.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
     report.add_argument("--output-dir", type=Path, metavar="DIR",
                         help="where report.html goes (default: DIR for one folder, ./report for "
                              "several)")
+    report.add_argument("--nodes", action="store_true",
+                        help="the run folders are the nodes of one benchmark (one client per "
+                             "node, run at once): a per-node table and the combined figures")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from client_sut.report import write_report
 
     default = args.dirs[0] if len(args.dirs) == 1 else Path("report")
-    print(f"report: {write_report(args.dirs, args.output_dir or default)}")
+    print(f"report: {write_report(args.dirs, args.output_dir or default, nodes=args.nodes)}")
     return EXIT_OK
 
 

@@ -14,10 +14,11 @@ REPORT_FILE = "report.html"
 FIGURES_FOLDER = "report_figures"
 
 
-def write_report(dirs: Sequence[Path], output_dir: Path) -> Path:
+def write_report(dirs: Sequence[Path], output_dir: Path, nodes: bool = False) -> Path:
     """Reads each folder (a run's, an sla search's or a sweep's) and writes
     output_dir/report.html; several runs or several sweeps are also set side by side, the
-    first sweep the baseline of the others."""
+    first sweep the baseline of the others. nodes: the runs are the nodes of one benchmark,
+    combined (analysis/nodes.py)."""
     from client_sut.report.page import PageBuilder
 
     if not dirs:
@@ -33,7 +34,16 @@ def write_report(dirs: Sequence[Path], output_dir: Path) -> Path:
         else:
             page.sweep(folder, prefix)
     runs = [f for f in folders if isinstance(f, RunFolder)]
-    if len(runs) > 1:
+    if nodes:
+        if len(runs) < 2 or len(runs) != len(folders):
+            raise UsageError("--nodes combines run folders, one per node: give two or more, "
+                             "and only run folders")
+        scenarios = {run.results["scenario"] for run in runs}
+        if len(scenarios) > 1:
+            raise UsageError(f"--nodes: the nodes of one benchmark run one scenario, these ran "
+                             f"{', '.join(sorted(scenarios))}")
+        page.nodes(runs)
+    elif len(runs) > 1:
         page.comparison(runs)
     sweeps = [f for f in folders if isinstance(f, SweepFolder)]
     if len(sweeps) > 1:

@@ -315,6 +315,29 @@ class PageBuilder:
                       "noise (1.96 x combined error)", "beyond the noise"], rows, "differences")
             + self.figure("", "sweeps", plots.sweeps_side_by_side(curves)) + "</section>"))
 
+    def nodes(self, runs: Sequence[RunFolder]) -> None:
+        """The runs as the nodes of one benchmark: each node's row, the combined figures, and
+        how each was combined."""
+        from client_sut.analysis.nodes import Node, combine_nodes
+
+        combined = combine_nodes([Node(run.label, run.results, run.records) for run in runs])
+        total = combined["combined"]
+        rows = [[_e(r["node"]), _e(r["host"]), _e(", ".join(r["endpoints"])), _e(r["result"]),
+                 _num(r["requests"]), _num(r["errors"]), _num(r["tokens_per_s"]),
+                 _num(r["ttft_p99_ms"], 1), _num(r["tpot_p99_ms"], 2)]
+                for r in combined["rows"]]
+        rows.append([f"all {total['nodes']} nodes", "", "", _e(total["result"]),
+                     _num(total["requests"]), _num(total["errors"]), _num(total["tokens_per_s"]),
+                     _num(total["ttft_ms"]["p99"], 1), _num(total["tpot_ms"]["p99"], 2)])
+        how = [f"{name.replace('_', ' ')}: {text}"
+               for name, text in combined["how_combined"].items()]
+        self.sections.insert(0, (
+            f"<section class=\"nodes\"><h2>{total['nodes']} nodes, one benchmark "
+            f"({_e(total['scenario'])})</h2>"
+            + _table(["node", "client host", "endpoints", "result", "requests", "errors",
+                      "tokens/s", "TTFT p99 ms", "TPOT p99 ms"], rows, "nodes")
+            + _list(how) + "</section>"))
+
     def comparison(self, runs: Sequence[RunFolder]) -> None:
         from client_sut.report import plots
 

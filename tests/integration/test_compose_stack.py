@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ WHEELS = Path("/opt/wheels")  # torch's CPU build, which PyPI lacks (see docker/
 COMPOSE_FILES = [REPO / "docker-compose.yml", REPO / "docker-compose.cpu.yml",
                  REPO / "tests" / "containers" / "compose.test.yml"]
 BUILD_TIMEOUT_S, UP_TIMEOUT_S = 1200, 900
+WHEELS_PORT = 18787
 
 
 def _engine_answers() -> str | None:
@@ -46,9 +48,13 @@ def _timed(label: str, command: list[str], timeout: float, **kwargs) -> subproce
     return result
 
 
-def _free_port() -> int:
+def _free_port(wanted: int = 0) -> int:
+    """wanted if it is free (0: any free port)."""
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        try:
+            probe.bind(("127.0.0.1", wanted))
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
@@ -69,9 +75,10 @@ def images():
     _timed("client image", ["docker", "build", "-q", "-f", "Dockerfile.client", "--build-arg",
                             f"BASE_IMAGE={BASE_IMAGE}", "-t", CLIENT_IMAGE, "."],
            BUILD_TIMEOUT_S, cwd=REPO)
-    # The torch wheel reaches the build from a file server on 127.0.0.1 (host network).
+    # The torch wheel reaches the build from a file server on 127.0.0.1 (host network), on the
+    # same port each time: the URL is a build argument, part of the heavy layer's cache key.
     wheels = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
-                               "--directory", str(WHEELS), str(port := _free_port())],
+                               "--directory", str(WHEELS), str(port := _free_port(WHEELS_PORT))],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _timed("server image", ["docker", "build", "-q", "--network", "host", "-f",
@@ -88,34 +95,128 @@ def images():
         print(f"{image}: {int(size) / 1e6:,.0f} MB", file=sys.stderr)
 
 
-def test_compose_stack_runs_on_cpu_and_leaves_the_results_on_the_host(images, tmp_path):
+@dataclass
+class Stack:
+    """The CPU stack's server, up for the module; each test runs the client against it."""
+
+    compose: list[str]
+    env: dict
+    folder: Path
+
+    def server_up(self) -> None:
+        """Started (again, when a test's `up` stopped it) and healthy."""
+        _timed("server up", [*self.compose, "up", "-d", "--no-build", "--wait", "server"],
+               UP_TIMEOUT_S, env=self.env)
+
+    def client(self, name: str, *command: str, **env: str) -> tuple[subprocess.CompletedProcess,
+                                                                    Path]:
+        """One compose command for the client into a results folder of its own (not created
+        here: Docker makes it, owned by root, as it does for a user who did not)."""
+        self.server_up()
+        results = self.folder / name
+        started = time.monotonic()
+        done = subprocess.run([*self.compose, *command], capture_output=True, text=True,
+                              timeout=UP_TIMEOUT_S,
+                              env={**self.env, "RESULTS_DIR": str(results), **env})
+        print(f"{name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
+        return done, results
+
+
+@pytest.fixture(scope="module")
+def stack(images, tmp_path_factory):
     from server.demo_corpus import write_corpus
     from server.demo_model import build
 
-    model = tmp_path / "demo-model"
+    folder = tmp_path_factory.mktemp("stack")
+    model = folder / "demo-model"
     build(model)
-    dataset = write_corpus(tmp_path / "demo_news.jsonl")
-    results = tmp_path / "results"  # not created here: Docker makes it, owned by root
+    dataset = write_corpus(folder / "demo_news.jsonl")
     env = {**os.environ, "TEST_PORT": str(_free_port()), "DEMO_MODEL": str(model),
-           "DATASET_FILE": str(dataset), "RESULTS_DIR": str(results),
-           "SCENARIOS": "Offline Server",
-           "EXTRA_ARGS": "--tokenizer /models/demo --total-sample-count 32 --duration 2 "
-                         "--min-query-count 32 --target-qps 4"}
+           "DATASET_FILE": str(dataset), "RESULTS_DIR": str(folder / "unused")}
     compose = [str(Path(sys.executable).parent / "docker-compose"), "-p", "clientsuttest",
                *(arg for f in COMPOSE_FILES for arg in ("-f", str(f)))]
     try:
-        started = time.monotonic()
-        up = subprocess.run([*compose, "up", "--no-build", "--abort-on-container-exit",
-                             "--exit-code-from", "client", "server", "client"],
-                            capture_output=True, text=True, timeout=UP_TIMEOUT_S, env=env)
-        print(f"compose up to the client's exit: {time.monotonic() - started:.0f} s",
-              file=sys.stderr)
+        yield Stack(compose, env, folder)
     finally:
         subprocess.run([*compose, "down", "--volumes", "--timeout", "30"], capture_output=True,
                        timeout=300, env=env)
+
+
+def _results(folder: Path, name: str) -> dict:
+    return json.loads((folder / name / "results.json").read_text())
+
+
+SHORT = {"SCENARIOS": "Offline", "SAMPLES": "16", "EXTRA_ARGS": "--tokenizer /models/demo"}
+
+
+@pytest.mark.parametrize("profile, folder", [("performance", "offline"),
+                                             ("accuracy", "offline-accuracy")])
+def test_a_profile_runs_the_client_in_its_mode(stack, profile, folder):
+    service = f"client-{profile}"
+    # In the background, then waited for: `up` in the foreground would stop the server with it.
+    started, results = stack.client(f"profile-{profile}", "--profile", profile, "up", "-d",
+                                    "--no-build", **SHORT)
+    assert started.returncode == 0, started.stderr[-3000:]
+    up = subprocess.run([*stack.compose, "wait", service], capture_output=True, text=True,
+                        timeout=UP_TIMEOUT_S, env={**stack.env, "RESULTS_DIR": str(results)})
+    log = subprocess.run([*stack.compose, "logs", service], capture_output=True, text=True,
+                         timeout=120, env={**stack.env, "RESULTS_DIR": str(results)}).stdout
+    up = subprocess.CompletedProcess(up.args, int(up.stdout.strip() or up.returncode), log,
+                                     up.stderr)
+    assert sorted(p.name for p in results.iterdir() if p.is_dir()) == [folder, "report_figures"]
+    run = _results(results, folder)
+    assert run["mode"] == profile and run["client"]["requests"] == 16, log
+    assert (results / "report.html").is_file()
+    assert up.returncode == 1, log  # 16 samples: INVALID, and the demo model's ROUGE fails
+
+
+def test_full_mode_runs_both_and_gives_the_accuracy_verdict(stack):
+    done, results = stack.client("full", "run", "--rm", "-e", "MODE=full", "client", **SHORT)
+    log = done.stdout[-4000:] + done.stderr[-2000:]
+    assert _results(results, "offline")["mode"] == "performance", log
+    accuracy = _results(results, "offline-accuracy")["accuracy"]
+    assert not accuracy["passed"]  # random weights
+    assert f"Offline: accuracy FAILED (rouge1 {accuracy['rouge1']}, 16 samples)" in done.stdout
+    assert (results / "report.html").is_file() and done.returncode == 1, log
+
+
+def test_sla_mode_answers_in_one_line(stack):
+    done, results = stack.client(
+        "sla", "run", "--rm", "-e", "MODE=sla", "client", SAMPLES="16",
+        EXTRA_ARGS="--tokenizer /models/demo",
+        SLA_ARGS="--ttft-limit-ms 20000 --tpot-limit-ms 2000 --probe-duration 2 "
+                 "--confirm-duration 4 --max-probes 3 --tolerance 0.5")
+    log = done.stdout[-4000:] + done.stderr[-2000:]
+    sla = json.loads((results / "sla" / "sla.json").read_text())
+    assert sla["answer_qps"] and f"serves {sla['answer_qps']:g} queries/s" in done.stdout, log
+    assert (results / "report.html").is_file() and done.returncode == 0, log
+
+
+def test_submission_mode_leaves_the_folder_and_the_checkers_verdict(stack):
+    from tests.integration.test_submission import CHECKER, SYSTEM_FILE
+
+    results = stack.folder / "submission"
+    results.mkdir()
+    (results / "system.toml").write_text(SYSTEM_FILE)
+    done, _ = stack.client("submission", "run", "--rm", "-e", "MODE=submission", "client",
+                           CHECKER_DIR=str(CHECKER), **SHORT)
+    log = done.stdout[-4000:] + done.stderr[-2000:]
+    report = json.loads((results / "submission" / "submission.json").read_text())
+    # A 16-sample QSL is no performance sample count the checker takes: refused, and said.
+    assert report["official_checker"]["errors"] and not report["passed"], log
+    assert (results / "submission" / "submission" / "closed" / "TestOrg").is_dir()
+    assert (results / "report.html").is_file() and done.returncode == 1, log
+
+
+def test_compose_stack_runs_on_cpu_and_leaves_the_results_on_the_host(stack):
+    # Last: `up` in the foreground stops the server when the client exits.
+    up, results = stack.client(
+        "up", "up", "--no-build", "--abort-on-container-exit", "--exit-code-from", "client",
+        "server", "client", SCENARIOS="Offline Server",
+        EXTRA_ARGS="--tokenizer /models/demo --total-sample-count 32 --duration 2 "
+                   "--min-query-count 32 --target-qps 4")
     log = up.stdout[-6000:] + up.stderr[-3000:]
-    offline = json.loads((results / "offline" / "results.json").read_text())
-    server = json.loads((results / "server" / "results.json").read_text())
+    offline, server = _results(results, "offline"), _results(results, "server")
     assert offline["client"]["errors"] == 0 and offline["client"]["requests"] == 32, log
     assert server["client"]["errors"] == 0 and server["client"]["requests"] >= 8, log
     endpoint = offline["endpoints"][0]
@@ -123,6 +224,7 @@ def test_compose_stack_runs_on_cpu_and_leaves_the_results_on_the_host(images, tm
     assert endpoint["reached"] == "replica" and endpoint["url"].startswith("http://127.0.0.1:")
     # The client ran as the results folder's owner, not as root.
     assert (results / "offline" / "results.json").stat().st_uid != 0
+    assert (results / "report.html").is_file()  # one report beside the runs
     # Short runs are never VALID by LoadGen's rules (too few queries): exit status 1 then,
     # which is what the client container passes on.
     expected = max(0 if r["loadgen"]["result"] == "VALID" else 1 for r in (offline, server))

@@ -20,13 +20,23 @@ def tool(name: str) -> str:
 
 def test_compose_file_is_valid_and_wires_server_to_client(tmp_path):
     result = subprocess.run([tool("docker-compose"), "-f", str(REPO / "docker-compose.yml"),
-                             "config", "--format", "json"], capture_output=True, text=True,
-                            timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+                             "--profile", "client", "--profile", "performance", "--profile",
+                             "accuracy", "config", "--format", "json"], capture_output=True,
+                            text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     import json
     config = json.loads(result.stdout)
     server, client = config["services"]["server"], config["services"]["client"]
-    assert client["depends_on"]["server"]["condition"] == "service_healthy"
+    # One client, in the mode MODE names; the profiles run it in one mode each, as the seeds do.
+    for name, mode, profile in (("client", "performance", "client"),
+                                ("client-performance", "performance", "performance"),
+                                ("client-accuracy", "accuracy", "accuracy")):
+        service = config["services"][name]
+        assert service["environment"]["MODE"] == mode and service["profiles"] == [profile]
+        assert service["depends_on"]["server"]["condition"] == "service_healthy"
+        assert service["volumes"] == client["volumes"]
+    assert "profiles" not in server  # `up` with a profile starts the server too
     assert server["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     # The client finds every server through the file the launcher writes to a shared volume.
     assert client["environment"]["ENDPOINTS_FILE"] == "/run/client-sut/endpoints"

@@ -181,3 +181,53 @@ def test_report_of_a_folder_without_results_is_a_usage_error(tmp_path):
     assert "holds no results.json (a run), sla.json (an sla search) or sweep.json" \
         in completed.stderr
     assert len(completed.stderr.strip().splitlines()) == 1
+
+
+NODES_PAGE = """[...document.querySelectorAll('#nodes tr')].filter(row => row.querySelector('td'))
+    .map(row => [...row.querySelectorAll('td')].map(cell => cell.textContent))"""
+
+
+def test_the_nodes_of_one_benchmark_combined(server_run, demo_tokenizer, tmp_path):
+    """A second node (its own server, its own client) beside the module's Server run: the
+    per-node table and the combined figures, percentiles over the pooled requests."""
+    from client_sut.analysis.metrics import summarize_ms, ttft_ns
+    from client_sut.runs.results import read_requests
+
+    emitter = EmitterProcess("--first-token-ms", "40", "--gap-ms", "2", "--output-tokens",
+                             str(TOKENS))
+    second = tmp_path / "node-2"
+    try:
+        completed = cli_run(emitter, demo_tokenizer, second, "--scenario", "Server",
+                            "--target-qps", "30", "--duration", "3", "--min-query-count", "100",
+                            "--no-report")
+    finally:
+        emitter.stop()
+    assert completed.returncode in (0, 1), completed.stderr
+    first = server_run[1]
+    out = tmp_path / "report"
+    done = subprocess.run([sys.executable, "-m", "client_sut", "report", "--nodes", str(first),
+                           str(second), "--output-dir", str(out)],
+                          capture_output=True, text=True, timeout=CLI_TIMEOUT_S, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    visit = visit_page(out / "report.html", NODES_PAGE)
+    assert visit.errors == []
+    node_1, node_2, combined = visit.values
+    assert [node_1[0], node_2[0], combined[0]] == ["server-run", "node-2", "all 2 nodes"]
+    runs = [json.loads((folder / "results.json").read_text()) for folder in (first, second)]
+    assert int(combined[4].replace(",", "")) == sum(r["client"]["requests"] for r in runs)
+    # The combined TTFT p99 is the pooled requests' p99, not the mean of the nodes' p99s.
+    pooled = [r for folder in (first, second) for r in read_requests(folder / "requests.jsonl")]
+    p99 = summarize_ms(t for t in map(ttft_ns, pooled) if t is not None)["p99"]
+    assert float(combined[7].replace(",", "")) == pytest.approx(p99, abs=0.06)
+    page = (out / "report.html").read_text()
+    assert "never an average of the nodes&#x27; percentiles" in page or \
+        "never an average of the nodes' percentiles" in page
+    # Nodes of one benchmark run one scenario: a run of another is refused, in one line.
+    offline = tmp_path / "offline"
+    (offline).mkdir()
+    (offline / "results.json").write_text(json.dumps({**runs[1], "scenario": "Offline"}))
+    (offline / "requests.jsonl").write_text((second / "requests.jsonl").read_text())
+    refused = subprocess.run([sys.executable, "-m", "client_sut", "report", "--nodes",
+                              str(first), str(offline)], capture_output=True, text=True,
+                             timeout=CLI_TIMEOUT_S, cwd=REPO)
+    assert refused.returncode == 2 and "run one scenario" in refused.stderr

@@ -299,7 +299,7 @@ def test_endpoints_v1_is_a_folder_per_point_with_what_keeps_it_from_a_bundle(emi
 
 
 SIDE_BY_SIDE = """({
-  rows: [...document.querySelectorAll('#differences tbody tr')]
+  rows: [...document.querySelectorAll('#differences tr')].filter(row => row.querySelector('td'))
       .map(row => [...row.querySelectorAll('td')].map(cell => cell.textContent)),
   paths: document.querySelectorAll('#fig-sweeps svg path').length
 })"""
