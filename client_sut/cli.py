@@ -54,8 +54,9 @@ def _deployment_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     group.add_argument("--endpoint", action="append", default=[], metavar="URL",
                        help="base URL of an OpenAI-compatible server; repeat for several; "
                             "dns+http://NAME:PORT means every address NAME resolves to")
-    group.add_argument("--endpoints-file", type=Path, metavar="PATH",
-                       help="more endpoints, one URL per line (server.launch --endpoints-file)")
+    group.add_argument("--endpoints-file", type=Path, action="append", default=[],
+                       metavar="PATH", help="more endpoints, one URL per line (server.launch "
+                                            "--endpoints-file); repeat for several launchers")
     group.add_argument("--model", help="served model name (default: the first of GET /v1/models)")
     group.add_argument("--tokenizer", metavar="PATH_OR_NAME",
                        help="tokenizer for the prompts (default: the model)")
@@ -228,7 +229,8 @@ def _endpoints_parser(commands) -> None:
         description="Resolve --endpoint (dns+http://NAME:PORT: every address of NAME) and "
                     "--endpoints-file into the servers a run would drive, one URL per line.")
     endpoints.add_argument("--endpoint", action="append", default=[], metavar="URL")
-    endpoints.add_argument("--endpoints-file", type=Path, metavar="PATH")
+    endpoints.add_argument("--endpoints-file", type=Path, action="append", default=[],
+                           metavar="PATH")
     endpoints.add_argument("--expect", type=int, metavar="N",
                            help="wait until N servers are found and every one answers /health")
     endpoints.add_argument("--wait", type=float, default=900.0, metavar="SECONDS",
@@ -315,7 +317,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _deployment_config(args: argparse.Namespace, output_dir: Path) -> RunConfig:
     return RunConfig(
         endpoints=tuple(normalise_endpoint(url) for url in args.endpoint),
-        endpoints_file=args.endpoints_file,
+        endpoints_files=tuple(args.endpoints_file),
         dataset=args.dataset,
         output_dir=output_dir,
         model=args.model,
@@ -404,7 +406,7 @@ def _cmd_sla(args: argparse.Namespace) -> int:
     # Everything checkable here is checked before any run: flags, credentials, the folder.
     deployment = validate(replace(_deployment_config(args, args.output_dir), scenario=scenario,
                                   limits=limits))
-    found = discover(deployment.endpoints, deployment.endpoints_file)
+    found = discover(deployment.endpoints, deployment.endpoints_files)
     plan = SlaPlan(scenario=scenario,
                    limits=limits or _official_limits(scenario),
                    official_limits=limits is None or limits == _official_limits(scenario),
@@ -491,7 +493,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.point_duration is not None and not args.point_duration > 0:
         raise UsageError(f"--point-duration must be greater than 0, got {args.point_duration}")
     deployment = validate(_deployment_config(args, args.output_dir))
-    found = discover(deployment.endpoints, deployment.endpoints_file)
+    found = discover(deployment.endpoints, deployment.endpoints_files)
     samples = len(load_samples(deployment.dataset, deployment.total_sample_count))
     plan = SweepPlan(points=points, output_dir=args.output_dir, run_args=_passed_on(args),
                      dataset_samples=samples,

@@ -120,7 +120,7 @@ class RunConfig:
     progress: ProgressMode = ProgressMode.AUTO
     gpu_metrics: str | None = None  # a DCGM exporter's /metrics URL: GPUs on another host
     server_metrics: bool = True  # scrape each endpoint's /metrics during the run
-    endpoints_file: Path | None = None  # more endpoints, one URL per line (server.launch)
+    endpoints_files: tuple[Path, ...] = ()  # more endpoints, one URL a line (server.launch)
     dialect: str | None = None  # the servers' kind, as the user names it (None: probed)
 
 
@@ -148,7 +148,7 @@ def normalise_endpoint(url: str) -> str:
 
 def validate(config: RunConfig) -> RunConfig:
     """Check what can be checked without I/O. Raises UsageError with the fix."""
-    if not config.endpoints and config.endpoints_file is None:
+    if not config.endpoints and not config.endpoints_files:
         raise UsageError("no --endpoint given; pass the base URL of an OpenAI-compatible server "
                          "(or --endpoints-file)")
     if len(set(config.endpoints)) != len(config.endpoints):

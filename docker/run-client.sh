@@ -10,7 +10,8 @@
 #                     (/results/submission; $SYSTEM_FILE and $CHECKER mounted in)
 # SAMPLES=N makes every run short (N samples, N queries; the runs say they are not compliant).
 # The servers: the URLs in $ENDPOINTS (dns+http://NAME:PORT for every address of NAME) and those
-# listed in $ENDPOINTS_FILE (written by the server container's launcher). With
+# listed in $ENDPOINTS_FILE (written by the server container's launcher; several, space-separated,
+# one per server container). With
 # $EXPECT_ENDPOINTS it first waits (up to $WAIT_S seconds) until that many servers answer.
 set -eu
 
@@ -32,7 +33,9 @@ endpoint_flags=""
 for url in ${ENDPOINTS:-}; do
     endpoint_flags="$endpoint_flags --endpoint $url"
 done
-[ -n "${ENDPOINTS_FILE:-}" ] && endpoint_flags="$endpoint_flags --endpoints-file $ENDPOINTS_FILE"
+for file in ${ENDPOINTS_FILE:-}; do  # one per server container's launcher
+    endpoint_flags="$endpoint_flags --endpoints-file $file"
+done
 [ -n "$endpoint_flags" ] || { echo "set ENDPOINTS or ENDPOINTS_FILE" >&2; exit 2; }
 
 if [ -n "${EXPECT_ENDPOINTS:-}" ]; then

@@ -92,18 +92,18 @@ def read_endpoints_file(path: Path) -> list[str]:
     return urls
 
 
-def discover(endpoints: Sequence[str], endpoints_file: Path | None = None,
+def discover(endpoints: Sequence[str], endpoints_files: Sequence[Path] = (),
              resolve: Resolver = system_resolver) -> tuple[Endpoint, ...]:
-    """The servers to drive, in the order given; a server named twice is a usage error."""
+    """The servers to drive, in the order given; a server named twice is a usage error.
+    endpoints_files: one per launcher (each server container writes its own)."""
     found: list[Endpoint] = []
     for spec in endpoints:
         if spec.startswith(DNS_PREFIX):
             found += expand_dns(spec, resolve)
         else:
             found.append(Endpoint(spec, "--endpoint", AS_GIVEN))
-    if endpoints_file is not None:
-        found += [Endpoint(url, f"file:{endpoints_file}", REPLICA)
-                  for url in read_endpoints_file(endpoints_file)]
+    for path in endpoints_files:
+        found += [Endpoint(url, f"file:{path}", REPLICA) for url in read_endpoints_file(path)]
     if not found:
         raise UsageError("no endpoint given; pass --endpoint URL (dns+http://NAME:PORT for every "
                          "address of a name) or --endpoints-file PATH")
@@ -122,7 +122,7 @@ def endpoint_origins(found: Sequence[Endpoint]) -> dict[str, dict]:
             for e in found}
 
 
-def wait_for_endpoints(endpoints: Sequence[str], endpoints_file: Path | None, expect: int,
+def wait_for_endpoints(endpoints: Sequence[str], endpoints_files: Sequence[Path], expect: int,
                        wait_s: float, progress: Callable[[str], None]) -> tuple[Endpoint, ...]:
     """Discover until `expect` servers are found and each answers /health, or `wait_s` passes
     (a usage error then: the run would fail its endpoint checks anyway). Replicas start at
@@ -130,7 +130,7 @@ def wait_for_endpoints(endpoints: Sequence[str], endpoints_file: Path | None, ex
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            found = discover(endpoints, endpoints_file)
+            found = discover(endpoints, endpoints_files)
             healthy = [e for e in found
                        if check_health(e.url, timeout_s=HEALTH_TIMEOUT_S).answer is Answer.ANSWERED]
             state = f"{len(healthy)} of {len(found)} servers found answer /health, {expect} expected"

@@ -167,7 +167,7 @@ def _probe_dialects(config: RunConfig, model: str, tokenizer,
 
 def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     config = validate(config)
-    found = discover(config.endpoints, config.endpoints_file)
+    found = discover(config.endpoints, config.endpoints_files)
     config = replace(config, endpoints=tuple(endpoint.url for endpoint in found))
     calibration = load_calibration(config.calibration) if config.calibration else None
     prepare_output_dir(config.output_dir)

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,3 +230,60 @@ def test_compose_stack_runs_on_cpu_and_leaves_the_results_on_the_host(stack):
     # which is what the client container passes on.
     expected = max(0 if r["loadgen"]["result"] == "VALID" else 1 for r in (offline, server))
     assert up.returncode == expected, log
+
+
+def _served_requests(url: str) -> float:
+    """vLLM's own count of the requests it finished (0 while it does not answer)."""
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("vllm:request_success_total"))
+
+
+def test_two_servers_one_killed_mid_run_fails_only_its_requests(stack):
+    """Two CPU servers pinned to a core each, found through their launchers' files; the second
+    is killed (docker kill) while a Server run drives both: the run ends, the live server's
+    requests count, the dead one's fail under its endpoint, nothing is lost, the exit status is
+    1. Last: the stack's server is recreated pinned to its core."""
+    port_2 = _free_port()
+    compose = [*stack.compose, "-f", str(REPO / "docker-compose.two-servers.yml"),
+               "-f", str(REPO / "tests" / "containers" / "compose.two-servers.test.yml")]
+    results = stack.folder / "two-servers"
+    env = {**stack.env, "TEST_PORT_2": str(port_2), "RESULTS_DIR": str(results),
+           "SCENARIOS": "Server", "EXTRA_ARGS": "--tokenizer /models/demo --total-sample-count "
+           "32 --duration 40 --min-query-count 160 --target-qps 4"}
+    _timed("two servers up", [*compose, "up", "-d", "--no-build", "--wait", "server",
+                              "server-2"], UP_TIMEOUT_S, env=env)
+    client = subprocess.Popen([*compose, "run", "--rm", "client"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        second = f"http://127.0.0.1:{port_2}"
+        deadline = time.monotonic() + 300  # the client's start, then 10 of its requests
+        while _served_requests(second) < 10 and client.poll() is None:
+            assert time.monotonic() < deadline, "the second server served no requests"
+            try:  # a bounded poll: the client's exit ends it too
+                client.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass
+        _timed("docker kill server-2", [*compose, "kill", "server-2"], 120, env=env)
+        stdout, stderr = client.communicate(timeout=UP_TIMEOUT_S)
+    finally:
+        client.kill()
+    log = stdout[-4000:] + stderr[-2000:]
+    run = _results(results, "server")
+    endpoints = {e["url"]: e for e in run["endpoints"]}
+    first = f"http://127.0.0.1:{stack.env['TEST_PORT']}"
+    assert set(endpoints) == {first, second}, log
+    assert all(e["found_by"].startswith("file:/run/client-sut/endpoints") for e in
+               endpoints.values())
+    assert endpoints[first]["errors"] == 0 and endpoints[first]["requests"] > 10, log
+    assert endpoints[second]["errors"] > 0, log  # failed, and named under its endpoint
+    client_figures = run["client"]
+    assert client_figures["issued"] == client_figures["requests"]  # nothing lost
+    assert client_figures["errors"] == endpoints[second]["errors"]
+    assert client.returncode == 1, log
+    page = (results / "report.html").read_text()  # both replicas side by side
+    assert first in page and second in page

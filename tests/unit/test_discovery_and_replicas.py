@@ -39,9 +39,15 @@ def test_plain_url_is_used_as_given_and_says_it_may_be_a_service():
 def test_endpoints_file(tmp_path):
     listing = tmp_path / "endpoints"
     listing.write_text("# written by server.launch\nhttp://gpu0:8000/v1\n\nhttp://gpu0:8001\n")
-    found = discover([], listing)
+    found = discover([], [listing])
     assert [e.url for e in found] == ["http://gpu0:8000", "http://gpu0:8001"]
     assert found[0].found_by == f"file:{listing}" and found[0].reached == REPLICA
+    # One file per launcher (two server containers): every server, each named by its file.
+    second = tmp_path / "endpoints-2"
+    second.write_text("http://node1:8000\n")
+    both = discover([], [listing, second])
+    assert [e.url for e in both][-1] == "http://node1:8000"
+    assert both[-1].found_by == f"file:{second}"
 
 
 @pytest.mark.parametrize("specs, table, message", [
@@ -58,7 +64,7 @@ def test_discovery_errors(specs, table, message):
 
 def test_missing_endpoints_file_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="cannot read --endpoints-file"):
-        discover([], tmp_path / "none")
+        discover([], [tmp_path / "none"])
 
 
 def test_system_resolver_reads_the_hosts_file():
