@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -98,22 +101,32 @@ def visit_page(path: Path, expression: str, width: int = 1280, height: int = 160
     """Opens the file in a fresh headless Chromium and returns what happened."""
     if CHROMIUM is None:
         raise RuntimeError("chromium is not installed (apt-get install chromium)")
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helpers (renderer, crash handler) may still write into the profile after the
+    # browser itself exited: its whole session is stopped, and what a helper left is no error.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         browser = subprocess.Popen(
             [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu",
              "--disable-dev-shm-usage", "--no-first-run", "--remote-debugging-port=0",
              f"--user-data-dir={profile}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)
         try:
             port = _devtools_port(browser)
             return asyncio.run(_visit(port, path.resolve().as_uri(), expression, width, height))
         finally:
-            browser.terminate()
-            try:
-                browser.wait(10)
-            except subprocess.TimeoutExpired:
-                browser.kill()
-                browser.wait()
+            _stop_session(browser)
+
+
+def _stop_session(browser: subprocess.Popen) -> None:
+    """SIGTERM to the browser's session, then SIGKILL to any helper that outlived it."""
+    try:
+        os.killpg(browser.pid, signal.SIGTERM)
+        browser.wait(10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(browser.pid, signal.SIGKILL)
+    browser.wait()
 
 
 def _devtools_port(browser: subprocess.Popen) -> int:
