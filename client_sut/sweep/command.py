@@ -1,8 +1,8 @@
 """`client-sut sweep`: the throughput-interactivity curve, one real LoadGen run per point.
 I/O and orchestration; what each figure means is `analysis/curve.py`, what runs is `plan.py`.
 
-A concurrency sweep starts with two short pilots: Offline at the highest concurrency for about
-the most the points will serve, and concurrency 1 for the latency no point can beat; each
+A concurrency sweep starts with two short pilots: Offline, everything in flight, for the most
+the points will serve, and concurrency 1 for the latency no point can beat; each
 point's size is then predicted from them and from the points below it. Every point is a
 `client-sut run` process of its own, in its own folder as `run` writes it, with its MLPerf
 Endpoints files beside (endpoints_files.py); sweep.json is rewritten after each. Ctrl-C
@@ -207,13 +207,12 @@ def _skipped(point: Point, sweep: dict) -> dict:
 
 
 def _pilots(plan: SweepPlan, sweep: dict, state: _State, say: Say) -> bool:
-    """The Offline pilot at the highest concurrency (about the most the points will serve) and
-    the concurrency-1 pilot (the lowest latency): the points' sizes come from them. False: they
-    measured nothing."""
+    """The Offline pilot, everything in flight (the most the deployment serves: it bounds every
+    point, the Offline point's own rate included), and the concurrency-1 pilot (the lowest
+    latency): the points' sizes come from them. False: they measured nothing."""
     levels = _levels(plan)
-    highest = max(levels, default=0)
-    pilots = [("pilot-offline", ["--max-concurrency", str(highest)] if levels else [],
-               min(plan.dataset_samples, max(64, 2 * highest)))]
+    pilots = [("pilot-offline", [], min(plan.dataset_samples, max(64, 2 * max(levels,
+                                                                              default=0))))]
     if levels:  # the concurrency points' sizes start from the latency of one in flight
         pilots.append(("pilot-c0001", ["--max-concurrency", "1"], PILOT_LATENCY_QUERIES))
     for name, extra, queries in pilots:

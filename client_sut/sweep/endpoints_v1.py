@@ -48,7 +48,7 @@ def point_yaml(point: Mapping, region: str, seeds: Mapping, warmup: Mapping | No
     """point.yaml for one point: what the policies' §8.3 lists, from what the sweep knows;
     warmup is the run's own (results.json), all its requests sent at once."""
     offline = point["kind"] == "offline"
-    warmup = warmup or {"requests": 0, "errors": 0, "seconds": 0.0, "prompts": "none"}
+    warmup = {"requests": 0, "errors": 0, "seconds": 0.0, "prompts": "none", **(warmup or {})}
     return {
         "concurrency": dataset_samples if offline else point["concurrency"],
         "region": region,
