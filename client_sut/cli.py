@@ -580,6 +580,7 @@ def _submission_parser(commands) -> None:
 
 
 def _cmd_submission(args: argparse.Namespace) -> int:
+    from client_sut.measure.discovery import read_endpoints_file
     from client_sut.submission.command import (
         SubmissionConfig,
         make_submission,
@@ -595,8 +596,10 @@ def _cmd_submission(args: argparse.Namespace) -> int:
         division=args.division, scenarios=tuple(args.scenario or ("Offline", "Server")),
         runs=args.runs, user_conf=args.user_conf, run_args=tuple(args.run_args),
         # The servers to ask for their vLLM version and model (names to resolve are skipped).
-        endpoints=tuple(normalise_endpoint(url) for url in run_args.endpoint
-                        if url.startswith(("http://", "https://"))) if run_args else (),
+        endpoints=tuple(normalise_endpoint(url) for url in [
+            *run_args.endpoint, *(listed for path in run_args.endpoints_file
+                                  for listed in read_endpoints_file(path))]
+            if url.startswith(("http://", "https://"))) if run_args else (),
         credentials=_deployment_config(run_args, args.output_dir).credentials if run_args
         else Credentials(),
         skip_dataset_size_check=args.skip_dataset_size_check)

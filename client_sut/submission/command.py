@@ -73,7 +73,8 @@ def _scenarios(names: tuple[str, ...]) -> list[str]:
 
 
 def _endpoints(config: SubmissionConfig, runs: Path, scenarios: list[str]) -> list[str]:
-    if config.endpoints:
+    """The servers to describe: those the runs will be made against, else those they were."""
+    if config.endpoints or config.run_args:
         return list(config.endpoints)
     urls = {endpoint["url"] for scenario in scenarios
             for endpoint in run_results(runs, scenario, "performance").get("endpoints", [])}

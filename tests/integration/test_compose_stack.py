@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from client_sut.runs.results import exit_status
 from tests.conftest import REPO
 
 BASE_IMAGE = os.environ.get("CLIENT_SUT_TEST_BASE_IMAGE", "local/debian-py:bookworm")
@@ -139,8 +141,8 @@ def stack(images, tmp_path_factory):
     try:
         yield Stack(compose, env, folder)
     finally:
-        subprocess.run([*compose, "down", "--volumes", "--timeout", "30"], capture_output=True,
-                       timeout=300, env=env)
+        subprocess.run([*compose, "down", "--volumes", "--remove-orphans", "--timeout", "30"],
+                       capture_output=True, timeout=300, env=env)
 
 
 def _results(folder: Path, name: str) -> dict:
@@ -162,13 +164,16 @@ def test_a_profile_runs_the_client_in_its_mode(stack, profile, folder):
                         timeout=UP_TIMEOUT_S, env={**stack.env, "RESULTS_DIR": str(results)})
     log = subprocess.run([*stack.compose, "logs", service], capture_output=True, text=True,
                          timeout=120, env={**stack.env, "RESULTS_DIR": str(results)}).stdout
-    up = subprocess.CompletedProcess(up.args, int(up.stdout.strip() or up.returncode), log,
-                                     up.stderr)
+    # `wait` prints `container "ID" exited with status code N`.
+    status = re.search(r"status code (\d+)", up.stdout + up.stderr)
+    up = subprocess.CompletedProcess(up.args, int(status.group(1)) if status else up.returncode,
+                                     log, up.stderr)
     assert sorted(p.name for p in results.iterdir() if p.is_dir()) == [folder, "report_figures"]
     run = _results(results, folder)
     assert run["mode"] == profile and run["client"]["requests"] == 16, log
     assert (results / "report.html").is_file()
-    assert up.returncode == 1, log  # 16 samples: INVALID, and the demo model's ROUGE fails
+    # The container's status is its run's: the demo model's ROUGE fails its accuracy run.
+    assert up.returncode == exit_status(run), log
 
 
 def test_full_mode_runs_both_and_gives_the_accuracy_verdict(stack):
@@ -182,30 +187,16 @@ def test_full_mode_runs_both_and_gives_the_accuracy_verdict(stack):
 
 
 def test_sla_mode_answers_in_one_line(stack):
+    # Limits the CPU server cannot keep at the rates tried: each probe is cut short once the p99
+    # is lost, so the mode's path runs in seconds (a pass needs 505 queries: minutes here).
     done, results = stack.client(
         "sla", "run", "--rm", "-e", "MODE=sla", "client", SAMPLES="16",
         EXTRA_ARGS="--tokenizer /models/demo",
-        SLA_ARGS="--ttft-limit-ms 20000 --tpot-limit-ms 2000 --probe-duration 2 "
-                 "--confirm-duration 4 --max-probes 3 --tolerance 0.5")
+        SLA_ARGS="--start-qps 100 --ttft-limit-ms 50 --probe-duration 1 --max-probes 2")
     log = done.stdout[-4000:] + done.stderr[-2000:]
     sla = json.loads((results / "sla" / "sla.json").read_text())
-    assert sla["answer_qps"] and f"serves {sla['answer_qps']:g} queries/s" in done.stdout, log
-    assert (results / "report.html").is_file() and done.returncode == 0, log
-
-
-def test_submission_mode_leaves_the_folder_and_the_checkers_verdict(stack):
-    from tests.integration.test_submission import CHECKER, SYSTEM_FILE
-
-    results = stack.folder / "submission"
-    results.mkdir()
-    (results / "system.toml").write_text(SYSTEM_FILE)
-    done, _ = stack.client("submission", "run", "--rm", "-e", "MODE=submission", "client",
-                           CHECKER_DIR=str(CHECKER), **SHORT)
-    log = done.stdout[-4000:] + done.stderr[-2000:]
-    report = json.loads((results / "submission" / "submission.json").read_text())
-    # A 16-sample QSL is no performance sample count the checker takes: refused, and said.
-    assert report["official_checker"]["errors"] and not report["passed"], log
-    assert (results / "submission" / "submission" / "closed" / "TestOrg").is_dir()
+    assert [p["verdict"] for p in sla["probes"]] == ["fail", "fail"], log
+    assert "no rate was confirmed VALID within the Server SLA" in done.stdout, log
     assert (results / "report.html").is_file() and done.returncode == 1, log
 
 
@@ -248,13 +239,19 @@ def test_two_servers_one_killed_mid_run_fails_only_its_requests(stack):
     is killed (docker kill) while a Server run drives both: the run ends, the live server's
     requests count, the dead one's fail under its endpoint, nothing is lost, the exit status is
     1. Last: the stack's server is recreated pinned to its core."""
-    port_2 = _free_port()
+    # Ports of their own: the stack's server port may still be held (TIME_WAIT) by the server
+    # the test before stopped.
+    port_1, port_2 = _free_port(), _free_port()
     compose = [*stack.compose, "-f", str(REPO / "docker-compose.two-servers.yml"),
                "-f", str(REPO / "tests" / "containers" / "compose.two-servers.test.yml")]
     results = stack.folder / "two-servers"
-    env = {**stack.env, "TEST_PORT_2": str(port_2), "RESULTS_DIR": str(results),
+    env = {**stack.env, "TEST_PORT": str(port_1), "TEST_PORT_2": str(port_2),
+           "RESULTS_DIR": str(results),
            "SCENARIOS": "Server", "EXTRA_ARGS": "--tokenizer /models/demo --total-sample-count "
            "32 --duration 40 --min-query-count 160 --target-qps 4"}
+    # From nothing: the endpoints volume emptied, so that no file of a former server makes a
+    # new one look healthy.
+    _timed("stack down", [*compose, "down", "--volumes", "--timeout", "30"], 300, env=env)
     _timed("two servers up", [*compose, "up", "-d", "--no-build", "--wait", "server",
                               "server-2"], UP_TIMEOUT_S, env=env)
     client = subprocess.Popen([*compose, "run", "--rm", "client"], stdout=subprocess.PIPE,
@@ -275,7 +272,7 @@ def test_two_servers_one_killed_mid_run_fails_only_its_requests(stack):
     log = stdout[-4000:] + stderr[-2000:]
     run = _results(results, "server")
     endpoints = {e["url"]: e for e in run["endpoints"]}
-    first = f"http://127.0.0.1:{stack.env['TEST_PORT']}"
+    first = f"http://127.0.0.1:{port_1}"
     assert set(endpoints) == {first, second}, log
     assert all(e["found_by"].startswith("file:/run/client-sut/endpoints") for e in
                endpoints.values())
