@@ -109,7 +109,7 @@ case "$mode" in
         client-sut submission --system-file "${SYSTEM_FILE:?set SYSTEM_FILE}" \
             --checker "${CHECKER:?set CHECKER (a checkout of mlcommons/inference)}" \
             $scenario_flags --output-dir /results/submission \
-            ${SAMPLES:+--skip-dataset-size-check} -- $common ${SAMPLES:+--total-sample-count "$SAMPLES"} \
+            ${SAMPLES:+--skip-dataset-size-check} -- $common $short \
             ${EXTRA_ARGS:-} || status=$?
         keep "$status"
         folders=$(find /results/submission/runs -mindepth 2 -maxdepth 2 -name performance | sort)

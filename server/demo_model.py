@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import sysconfig
+import tempfile
 import time
 from pathlib import Path
 
@@ -94,17 +96,29 @@ def build_model(out_dir: Path, seed: int) -> None:
 
 
 def build(out_dir: Path, seed: int = 0, force: bool = False) -> Path:
-    """Build the demo model into out_dir, unless a finished build is already there."""
-    marker = out_dir / MARKER
-    if marker.exists() and not force:
+    """Build the demo model into out_dir, unless a finished build is already there.
+
+    Built in a folder beside it and renamed into place, so a server started on out_dir by
+    another process (parallel tests, the demo) never reads a half-written model."""
+    if (out_dir / MARKER).exists() and not force:
         return out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    staging.chmod(0o755)  # not mkdtemp's 0700: servers in containers read it as other users
     started = time.monotonic()
-    build_tokenizer(out_dir)
-    build_model(out_dir, seed)
+    build_tokenizer(staging)
+    build_model(staging, seed)
     # Written last: its presence means the folder is complete.
-    marker.write_text(json.dumps({"seed": seed, "vocab_size": VOCAB_SIZE,
-                                  "build_seconds": round(time.monotonic() - started, 1)}))
+    (staging / MARKER).write_text(json.dumps({"seed": seed, "vocab_size": VOCAB_SIZE,
+                                              "build_seconds": round(time.monotonic() - started,
+                                                                     1)}))
+    if force or not (out_dir / MARKER).exists():  # else another builder finished first
+        shutil.rmtree(out_dir, ignore_errors=True)  # an unfinished build's, or the forced one
+        try:
+            staging.rename(out_dir)
+        except OSError:  # another builder renamed its copy in between: the same model
+            pass
+    shutil.rmtree(staging, ignore_errors=True)
     return out_dir
 
 

@@ -24,6 +24,30 @@ def pytest_sessionstart(session) -> None:
                     f"(CI puts it there)", returncode=2)
 
 
+# `make test` runs the suite on several workers (pytest-xdist, --dist loadfile): a module's
+# tests share one worker, so a server or images a module starts once are started once (the
+# e2e tests on the session's vLLM servers are one module for this). The longest modules are
+# handed out first, so that none of them starts last.
+LONGEST_FIRST = ("test_compose_stack", "test_vllm_cpu", "test_submission", "test_llama_server",
+                 "test_sweep", "test_report_of_emitter_runs")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    def rank(item) -> int:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: collection order within a module and among the rest
+
+
+def announce(config, message: str) -> None:
+    """A line on the terminal now, for long set-up work that would otherwise look like a hang
+    (pytest captures a test's output, and a worker's until its test ends)."""
+    with config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+        sys.stderr.write(f"\n{message}\n")
+        sys.stderr.flush()
+
+
 @pytest.fixture(scope="session")
 def demo_tokenizer(tmp_path_factory) -> Path:
     """The demo model's tokenizer alone (no weights): enough for runs against the emitter."""

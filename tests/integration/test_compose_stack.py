@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from client_sut.runs.results import exit_status
-from tests.conftest import REPO
+from tests.conftest import REPO, announce
 
 BASE_IMAGE = os.environ.get("CLIENT_SUT_TEST_BASE_IMAGE", "local/debian-py:bookworm")
 CLIENT_IMAGE, SERVER_IMAGE = "client-sut-client:0.1.0", "client-sut-server-cpu:0.1.0"
@@ -71,8 +71,11 @@ def _pip_index_args() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def images():
+def images(request):
     """The base image (debootstrap, once per machine), then the project's two images on it."""
+    announce(request.config, "[compose tests] building the images: a Debian base image, then "
+                             "the client's and vLLM's (about 10 minutes the first time on 2 "
+                             "cores, seconds once Docker has them cached)")
     _timed("base image", ["bash", str(REPO / "tests" / "containers" / "build-base-image.sh"),
                           BASE_IMAGE], BUILD_TIMEOUT_S)
     _timed("client image", ["docker", "build", "-q", "-f", "Dockerfile.client", "--build-arg",
@@ -168,7 +171,8 @@ def test_a_profile_runs_the_client_in_its_mode(stack, profile, folder):
     status = re.search(r"status code (\d+)", up.stdout + up.stderr)
     up = subprocess.CompletedProcess(up.args, int(status.group(1)) if status else up.returncode,
                                      log, up.stderr)
-    assert sorted(p.name for p in results.iterdir() if p.is_dir()) == [folder, "report_figures"]
+    assert sorted(p.name for p in results.iterdir() if p.is_dir()) == [folder,
+                                                                       "report_figures"], log
     run = _results(results, folder)
     assert run["mode"] == profile and run["client"]["requests"] == 16, log
     assert (results / "report.html").is_file()
@@ -197,6 +201,25 @@ def test_sla_mode_answers_in_one_line(stack):
     sla = json.loads((results / "sla" / "sla.json").read_text())
     assert [p["verdict"] for p in sla["probes"]] == ["fail", "fail"], log
     assert "no rate was confirmed VALID within the Server SLA" in done.stdout, log
+    assert (results / "report.html").is_file() and done.returncode == 1, log
+
+
+def test_submission_mode_leaves_the_folder_and_the_checkers_verdict(stack):
+    from tests.integration.test_submission import CHECKER, SYSTEM_FILE
+
+    results = stack.folder / "submission"
+    results.mkdir()
+    (results / "system.toml").write_text(SYSTEM_FILE)
+    done, _ = stack.client("submission", "run", "--rm", "-e", "MODE=submission", "client",
+                           CHECKER_DIR=str(CHECKER), **SHORT)
+    log = done.stdout[-4000:] + done.stderr[-2000:]
+    report = json.loads((results / "submission" / "submission.json").read_text())
+    # SAMPLES makes each of its runs short: 16 queries, not the 600 s Offline run.
+    runs = results / "submission" / "runs" / "Offline"
+    assert _results(runs, "performance")["client"]["requests"] == 16, log
+    # A 16-sample QSL is no performance sample count the checker takes: refused, and said.
+    assert report["official_checker"]["errors"] and not report["passed"], log
+    assert (results / "submission" / "submission" / "closed" / "TestOrg").is_dir()
     assert (results / "report.html").is_file() and done.returncode == 1, log
 
 

@@ -154,6 +154,7 @@ def test_llama_cpps_ids_come_from_its_logprobs_and_its_context_from_props(start_
     assert small.log() == []
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("dialect", ["trtllm", "tgi"])
 def test_timing_holds_with_two_tokens_a_chunk_and_an_empty_chunk_before_the_first(
         start_emitter, demo_tokenizer, run_cli, dialect):

@@ -10,11 +10,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from client_sut.errors import EXIT_SERVER_LOST
 from client_sut.servers.emitter import EmitterProcess
 from tests.conftest import REPO, SHARED_DATA, wait_for_requests
 from tests.integration.test_sla import ENV, K, LIMITS, SERVER_LIKE, deployment, sla
 from tests.integration.test_submission import CHECKER, SYSTEM_FILE
+
+# The searches' verdicts rest on the emitter's known capacity: run with the cores to
+# themselves (make test runs the timing tests after the parallel ones).
+pytestmark = pytest.mark.timing
 
 PROBE = ("--probe-duration", "3", "--confirm-duration", "6")
 PROBE_QUERIES = 505  # each short probe's queries (LoadGen's early stopping needs 459)
