@@ -11,13 +11,13 @@ demo: $(STAMP)
 	$(PY) -m server.demo
 
 # Every test, then the fifteen slowest. Most of the suite waits on clocks (LoadGen's runs,
-# servers starting, images building), so it runs on more workers than cores, a module to a
-# worker (a server or images a module starts are started once); then the tests that time the
-# client against the emitter's known capacity run alone, since the others' load would move
-# their figures. Both parts run; the worse status is make's.
-TEST_WORKERS ?= 4
+# servers starting), so it runs on two workers: one takes the modules with real servers in turn
+# (vLLM, llama.cpp, the compose stack), the other the rest (tests/conftest.py). Then the tests
+# that hold the client's timing to the emitter's known capacity run alone, since the others'
+# load would move their figures. Both parts run; the worse status is make's.
+TEST_WORKERS ?= 2
 test: $(STAMP) llama-server
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not timing" --durations=15; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not timing" --durations=15; \
 	parallel=$$?; \
 	$(PY) -m pytest -m timing --durations=5; \
 	alone=$$?; \

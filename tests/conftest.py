@@ -24,20 +24,34 @@ def pytest_sessionstart(session) -> None:
                     f"(CI puts it there)", returncode=2)
 
 
-# `make test` runs the suite on several workers (pytest-xdist, --dist loadfile): a module's
-# tests share one worker, so a server or images a module starts once are started once (the
-# e2e tests on the session's vLLM servers are one module for this). The longest modules are
-# handed out first, so that none of them starts last.
-LONGEST_FIRST = ("test_compose_stack", "test_vllm_cpu", "test_submission", "test_llama_server",
-                 "test_sweep", "test_report_of_emitter_runs")
+# `make test` runs the suite on two workers (pytest-xdist, --dist loadfile), then the tests
+# marked `timing` alone. A module's tests stay on one worker, so a server or the images a module
+# starts are started once. The modules that start CPU-heavy servers (vLLM, llama.cpp, the
+# compose stack) take turns on one worker, so that at most one of them loads the cores while
+# the other worker runs the light tests; they come first, since they take longest.
+SERVER_MODULES = ("tests/integration/test_compose_stack.py", "tests/e2e/test_vllm_cpu.py",
+                  "tests/e2e/test_llama_server.py")
 
 
 def pytest_collection_modifyitems(config, items) -> None:
     def rank(item) -> int:
-        module = item.module.__name__.rsplit(".", 1)[-1]
-        return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
+        module = item.nodeid.split("::", 1)[0]
+        return SERVER_MODULES.index(module) if module in SERVER_MODULES else len(SERVER_MODULES)
 
     items.sort(key=rank)  # stable: collection order within a module and among the rest
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ServersTakeTurns(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = super()._split_scope(nodeid)
+            return "the modules with real servers" if module in SERVER_MODULES else module
+
+    return ServersTakeTurns(config, log)
 
 
 def announce(config, message: str) -> None:

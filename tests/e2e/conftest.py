@@ -1,5 +1,5 @@
-"""The end-to-end tests' servers: real vLLM on CPU with the demo model, started once for the
-session and shared by every e2e module (starting them takes about a minute)."""
+"""The end-to-end tests' data and vLLM servers: real vLLM on CPU with the demo model, started
+once for its module (starting them takes about a minute) and stopped at its end."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ SERVER_USER_CONF = ("llama3_1-8b.Server.ttft_latency = 10000\n"
                     "llama3_1-8b.Server.target_latency_percentile = 90\n")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def vllm(tmp_path_factory):
     model_dir = build(REPO / "work" / "demo-model")
     group = start_servers(load_profile("cpu-demo"), model=str(model_dir), port=free_port(8100),

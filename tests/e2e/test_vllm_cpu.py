@@ -1,8 +1,7 @@
 """End to end against the real vLLM OpenAI server on CPU, serving the demo model.
 
-Two servers are started once for the session (tests/e2e/conftest.py); every run goes through
-the real `client-sut run` command. One module, so that parallel test workers (make test) keep
-every test on these servers on one worker.
+Two servers are started once for this module (tests/e2e/conftest.py); every run goes through
+the real `client-sut run` command.
 """
 
 from __future__ import annotations
