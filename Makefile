@@ -12,14 +12,14 @@ demo: $(STAMP)
 
 # Every test, then the fifteen slowest. Most of the suite waits on clocks (LoadGen's runs,
 # servers starting), so it runs on two workers: one takes the modules with real servers in turn
-# (vLLM, llama.cpp, the compose stack), the other the rest (tests/conftest.py). Then the tests
-# that hold the client's timing to the emitter's known capacity run alone, since the others'
-# load would move their figures. Both parts run; the worse status is make's.
+# (vLLM, the compose stack), the other the rest (tests/conftest.py). Then the tests
+# whose verdicts rest on a server's known capacity run alone, since the others' load would
+# move their figures. Both parts run; the worse status is make's.
 TEST_WORKERS ?= 2
 test: $(STAMP) llama-server
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not timing" --durations=15; \
 	parallel=$$?; \
-	$(PY) -m pytest -m timing --durations=5; \
+	$(PY) -m pytest -m timing --durations=15; \
 	alone=$$?; \
 	exit $$(( parallel > alone ? parallel : alone ))
 

@@ -26,11 +26,10 @@ def pytest_sessionstart(session) -> None:
 
 # `make test` runs the suite on two workers (pytest-xdist, --dist loadfile), then the tests
 # marked `timing` alone. A module's tests stay on one worker, so a server or the images a module
-# starts are started once. The modules that start CPU-heavy servers (vLLM, llama.cpp, the
-# compose stack) take turns on one worker, so that at most one of them loads the cores while
-# the other worker runs the light tests; they come first, since they take longest.
-SERVER_MODULES = ("tests/integration/test_compose_stack.py", "tests/e2e/test_vllm_cpu.py",
-                  "tests/e2e/test_llama_server.py")
+# starts are started once. The modules that start CPU-heavy servers (vLLM, the compose stack)
+# take turns on one worker, so that one of them at most loads the cores while the other worker
+# runs the light tests; they come first, since they take longest.
+SERVER_MODULES = ("tests/integration/test_compose_stack.py", "tests/e2e/test_vllm_cpu.py")
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -26,7 +26,9 @@ from server.llamacpp import build_server, convert, start_server
 from tests.conftest import REPO, SHARED_DATA
 from tests.e2e.conftest import SERVER_USER_CONF
 
-pytestmark = pytest.mark.e2e
+# Its Server run needs the cores that llama-server's capacity was measured with (run beside
+# the other tests it served a sixth of it): make test runs it with the timing tests, alone.
+pytestmark = [pytest.mark.e2e, pytest.mark.timing]
 
 SLOTS = 4
 

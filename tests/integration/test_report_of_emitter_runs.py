@@ -17,6 +17,10 @@ from client_sut.servers.emitter import EmitterProcess
 from tests.browser import visit_page
 from tests.conftest import CLI_TIMEOUT_S, REPO, SHARED_DATA
 
+# Its Server run must be VALID at a rate the emitter serves only with the cores to itself:
+# make test runs the timing tests alone.
+pytestmark = pytest.mark.timing
+
 TOKENS = 32
 RUN_FIGURES = {"fig-latency-cdfs", "fig-over-time", "fig-endpoints", "fig-server-metrics"}
 # What the page shows, read in the browser: each verdict, and each figure with its drawing size.

@@ -36,7 +36,8 @@ pytestmark = [pytest.mark.timing,
 BENCHMARK_SAMPLES = 13_368
 USER_CONF = """\
 *.Offline.target_qps = 1
-llama3_1-8b.Server.target_qps = 100
+# Equal issue pads the Server run to the QSL's 13,368 queries: 33 s at this rate (134 s at 100).
+llama3_1-8b.Server.target_qps = 400
 llama3_1-8b-interactive.Server.target_qps = 100
 # An Interactive run held to the Server limits: the checker takes it, the extra checks do not.
 llama3_1-8b-interactive.Server.ttft_latency = 2000
