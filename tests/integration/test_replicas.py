@@ -3,7 +3,13 @@ an endpoints file as `server.launch --endpoints-file` writes it."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import SHARED_DATA
+
+# Which replica is slow is told from their TTFTs 130 ms apart: load from other tests made a fast
+# one differ too. make test runs the timing tests alone.
+pytestmark = pytest.mark.timing
 
 FAST_MS, SLOW_MS = 20.0, 150.0
 
