@@ -108,10 +108,10 @@ def build(out_dir: Path, seed: int = 0, force: bool = False) -> Path:
     started = time.monotonic()
     build_tokenizer(staging)
     build_model(staging, seed)
+    seconds = round(time.monotonic() - started, 1)
     # Written last: its presence means the folder is complete.
     (staging / MARKER).write_text(json.dumps({"seed": seed, "vocab_size": VOCAB_SIZE,
-                                              "build_seconds": round(time.monotonic() - started,
-                                                                     1)}))
+                                              "build_seconds": seconds}))
     if force or not (out_dir / MARKER).exists():  # else another builder finished first
         shutil.rmtree(out_dir, ignore_errors=True)  # an unfinished build's, or the forced one
         try:
