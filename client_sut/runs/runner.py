@@ -231,8 +231,9 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
                         connection_per_request=drive.client.connection_per_request.get(
                             endpoint["url"]))
     finished = not drive.interrupted and drive.stopped_early is None
+    interrupt = _RememberedInterrupt()
     try:  # scoring can take minutes: an interrupt stops it, and the run is written without it
-        _signals_interrupt()
+        interrupt.arm()
         if finished and config.mode is Mode.ACCURACY:
             progress("scoring accuracy (ROUGE)")
             results["accuracy"] = _score_accuracy(config, samples, tokenizer_name)
@@ -241,12 +242,17 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
                 read_accuracy_log(config.output_dir / "mlperf_log_accuracy.json"),
                 eos_token_id=tokenizer.eos_token_id,
                 check_first_token=config.scenario.streams_first_token)
+        interrupt.raise_if_dropped()
     except KeyboardInterrupt:  # after LoadGen ended: what was measured is still written
         progress("interrupted: writing what was measured, without the verdict being computed")
         drive.interrupted = results["interrupted"] = True
         results["compliant"] = False
         results["compliance_notes"].append("the run was interrupted")
+        for verdict in ("accuracy", "audit"):  # an interrupted run carries none, even if done
+            results.pop(verdict, None)
     _signals_ignored()
+    if "accuracy" in results:
+        write_accuracy(config.output_dir / "accuracy.json", results["accuracy"])
     observer.annotate(results, bridge.records, [len(ids) for ids in prompt_ids])
     for endpoint in lost_endpoints(results["endpoints"]):
         progress(f"the server at {endpoint['url']} {endpoint['health']['summary']}")
@@ -276,12 +282,10 @@ def _resolve_workers(config: RunConfig, settings, calibration: Calibration | Non
 
 
 def _score_accuracy(config: RunConfig, samples: list[Sample], tokenizer_name: str) -> dict:
-    result = evaluate_rows(read_accuracy_log(config.output_dir / "mlperf_log_accuracy.json"),
-                           [sample.reference for sample in samples],
-                           load_tokenizer(tokenizer_name, use_fast=False),
-                           category=config.scenario.category, workers=config.scoring_workers)
-    write_accuracy(config.output_dir / "accuracy.json", result)
-    return result
+    return evaluate_rows(read_accuracy_log(config.output_dir / "mlperf_log_accuracy.json"),
+                         [sample.reference for sample in samples],
+                         load_tokenizer(tokenizer_name, use_fast=False),
+                         category=config.scenario.category, workers=config.scoring_workers)
 
 
 async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
@@ -466,6 +470,27 @@ def _signals_interrupt() -> None:
     """Both signals raise KeyboardInterrupt, as Ctrl-C does by default."""
     for sig in _SIGNALS:
         signal.signal(sig, signal.default_int_handler)
+
+
+class _RememberedInterrupt:
+    """Both signals raise KeyboardInterrupt, and are remembered: Python drops an exception
+    raised while the garbage collector runs a callback (it only prints "Exception ignored"),
+    so an interrupt that lands there would otherwise let the scoring run on to its end."""
+
+    def __init__(self) -> None:
+        self.received = False
+
+    def arm(self) -> None:
+        for sig in _SIGNALS:
+            signal.signal(sig, self._interrupt)
+
+    def _interrupt(self, _signum, _frame) -> None:
+        self.received = True
+        raise KeyboardInterrupt
+
+    def raise_if_dropped(self) -> None:
+        if self.received:
+            raise KeyboardInterrupt
 
 
 def _noop(_samples) -> None:
