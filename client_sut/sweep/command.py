@@ -59,6 +59,7 @@ from client_sut.sweep.plan import (
     OFFLINE,
     PILOT_LATENCY_QUERIES,
     RATE,
+    RATE_MARGIN,
     SERVER,
     Point,
     SweepPlan,
@@ -71,6 +72,7 @@ from client_sut.sweep.plan import (
 Say = Callable[[str], None]
 SWEEP_VERSION = 1
 TOKEN_CACHE = "tokens.msgpack"
+SHORT_RUN_SUFFIX = "-too-short"  # a point's first run, when it ended before its duration
 # A Server point runs this share of the rate the curve predicts: a closed loop meets no Poisson
 # bursts, so a Server run's edge lies at or below the prediction.
 SERVER_POINT_SHARE = 0.9
@@ -124,18 +126,22 @@ def _sweep(plan: SweepPlan, sweep: dict, state: _State, say: Say) -> int:
             say(f"{point.name}: {sweep['points'][-1]['reason']}")
             status = EXIT_FAILED
             continue
-        server = point.kind in (RATE, SERVER)
-        passes, queries = point_size(rate, duration, plan.dataset_samples, ES_P99_QUERIES
-                                     if server and EMIT_V61 in plan.emit else 1)
-        args = point_args(point, rate, queries, duration, len(plan.endpoints))
-        output = state.launch(plan.output_dir / point.name, point.name, args, lambda: say(
-            f"{point.name}: {_describe(point, rate)}, {queries} queries ({passes} passes over the "
-            f"dataset), at least {duration:g} s"))
-        record = _point_record(plan, point, output, rate, passes, queries, duration)
+        record, output, lost = _run_point(plan, point, rate, duration, state, say)
+        if _ran_short(point, output, record, lost, state):
+            # An Offline issue's size is fixed before it starts, from a prediction: a point
+            # that served faster ended before its duration. Sized from its own rate it runs
+            # once more, and the short run is kept beside it.
+            short = f"{point.name}{SHORT_RUN_SUFFIX}"
+            (plan.output_dir / point.name).rename(plan.output_dir / short)
+            served = record["requests_per_s"]
+            say(f"{point.name}: served {served:g} queries/s and ended under its {duration:g} s: "
+                f"sized again from that rate (the short run is kept in {short})")
+            record, output, lost = _run_point(plan, point, served * RATE_MARGIN, duration,
+                                              state, say)
+            record["resized_after"] = {"dir": short, "requests_per_s": served}
         sweep["points"].append(record)
         _update_front(sweep)
         _write(plan, sweep)
-        lost = state.guard.lost(output.results, output.exit_status, point.name)
         if lost is not None:
             record.update(aborted=True, reason=lost)
             _write(plan, sweep)
@@ -146,6 +152,30 @@ def _sweep(plan: SweepPlan, sweep: dict, state: _State, say: Say) -> int:
         if point.kind == CONCURRENCY and record.get("mean_latency_s"):
             state.latency_below = (point.concurrency, record["mean_latency_s"])
     return status
+
+
+def _run_point(plan: SweepPlan, point: Point, rate: float, duration: float, state: _State,
+               say: Say) -> tuple[dict, RunOutput, str | None]:
+    """One point's run, sized for its rate: its record, its output, and why it measured no
+    deployment (a server lost), if it did not."""
+    server = point.kind in (RATE, SERVER)
+    passes, queries = point_size(rate, duration, plan.dataset_samples, ES_P99_QUERIES
+                                 if server and EMIT_V61 in plan.emit else 1)
+    args = point_args(point, rate, queries, duration, len(plan.endpoints))
+    output = state.launch(plan.output_dir / point.name, point.name, args, lambda: say(
+        f"{point.name}: {_describe(point, rate)}, {queries} queries ({passes} passes over the "
+        f"dataset), at least {duration:g} s"))
+    record = _point_record(plan, point, output, rate, passes, queries, duration)
+    return record, output, state.guard.lost(output.results, output.exit_status, point.name)
+
+
+def _ran_short(point: Point, output: RunOutput, record: dict, lost: str | None,
+               state: _State) -> bool:
+    """An Offline-issue point that ended before its duration with nothing else wrong."""
+    loadgen = (output.results or {}).get("loadgen") or {}
+    return (point.kind in (CONCURRENCY, OFFLINE) and lost is None and not state.interrupted
+            and loadgen.get("min_duration_met") is False and not record.get("errors")
+            and bool(record.get("requests_per_s")))
 
 
 def _emit(plan: SweepPlan, sweep: dict, state: _State, target: EmitTarget, say: Say) -> int:
