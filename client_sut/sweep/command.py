@@ -13,6 +13,7 @@ answering ends it too (exit 3), with the points measured and the reason.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -132,6 +133,7 @@ def _sweep(plan: SweepPlan, sweep: dict, state: _State, say: Say) -> int:
             # that served faster ended before its duration. Sized from its own rate it runs
             # once more, and the short run is kept beside it.
             short = f"{point.name}{SHORT_RUN_SUFFIX}"
+            shutil.rmtree(plan.output_dir / short, ignore_errors=True)  # an earlier sweep's
             (plan.output_dir / point.name).rename(plan.output_dir / short)
             served = record["requests_per_s"]
             say(f"{point.name}: served {served:g} queries/s and ended under its {duration:g} s: "
