@@ -114,7 +114,7 @@ def main() -> int:
     parser.add_argument("--start-qps", type=float, default=50.0)
     parser.add_argument("--skip-plain", action="store_true", help="only the sla search")
     parser.add_argument("--skip-fixed", action="store_true",
-                        help="no search from --start-qps (the predicted one and the plain one)")
+                        help="no search from --start-qps: the predicted and the plain ones only")
     args = parser.parse_args()
     capacity = args.k / ((args.first_token_ms + (args.tokens - 1) * args.gap_ms) / 1000)
     emitter = EmitterProcess("--max-running", str(args.k), "--first-token-ms",

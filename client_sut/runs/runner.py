@@ -258,7 +258,7 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
         progress(f"the server at {endpoint['url']} {endpoint['health']['summary']}")
     write_requests(config.output_dir / "requests.jsonl", bridge.records)
     write_results(config.output_dir / "results.json", results)
-    _signals_interrupt()
+    interrupt.arm()  # what was measured is written: a signal may now stop the report
     status = EXIT_INTERRUPTED if drive.interrupted else exit_status(results)
     return RunOutcome(results, status, config.output_dir,
                       loadgen_running=not drive.loadgen_finished)
@@ -466,16 +466,11 @@ def _signals_ignored() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
-def _signals_interrupt() -> None:
-    """Both signals raise KeyboardInterrupt, as Ctrl-C does by default."""
-    for sig in _SIGNALS:
-        signal.signal(sig, signal.default_int_handler)
-
-
 class _RememberedInterrupt:
-    """Both signals raise KeyboardInterrupt, and are remembered: Python drops an exception
-    raised while the garbage collector runs a callback (it only prints "Exception ignored"),
-    so an interrupt that lands there would otherwise let the scoring run on to its end."""
+    """Both signals raise KeyboardInterrupt, as Ctrl-C does by default, and are remembered:
+    Python drops an exception raised while the garbage collector runs a callback (it only
+    prints "Exception ignored"), so an interrupt that lands there during the scoring would
+    otherwise let it run on to its end."""
 
     def __init__(self) -> None:
         self.received = False

@@ -35,9 +35,3 @@ def test_an_interrupt_dropped_in_a_gc_callback_is_raised_again(signal_handlers, 
     with pytest.raises(KeyboardInterrupt):
         interrupt.raise_if_dropped()
 
-
-def test_no_interrupt_raises_nothing(signal_handlers):
-    interrupt = _RememberedInterrupt()
-    interrupt.arm()
-    interrupt.raise_if_dropped()
-    assert not interrupt.received
