@@ -141,12 +141,12 @@ def _sweep(plan: SweepPlan, sweep: dict, state: _State, say: Say) -> int:
             record, output, lost = _run_point(plan, point, served * RATE_MARGIN, duration,
                                               state, say)
             record["resized_after"] = {"dir": short, "requests_per_s": served}
+        if lost is not None:  # it measured no deployment: kept, but off the curve
+            record.update(aborted=True, reason=lost)
         sweep["points"].append(record)
         _update_front(sweep)
         _write(plan, sweep)
         if lost is not None:
-            record.update(aborted=True, reason=lost)
-            _write(plan, sweep)
             raise RunStopped(lost, point.name)
         say(f"{point.name}: {_summary(record)}")
         if record["failed"]:
@@ -334,7 +334,8 @@ def _load_pattern(point: Point, rate: float) -> dict:
 def _update_front(sweep: dict) -> None:
     points = [CurvePoint(p["name"], p["system_tokens_per_s"], p["tokens_per_s_per_user"])
               for p in sweep["points"] if p.get("system_tokens_per_s") is not None
-              and p["kind"] != SERVER]  # the curve's points: not the Server point it predicts
+              and p["kind"] != SERVER  # the curve's points: not the Server point it predicts
+              and not p["aborted"]]  # nor a point whose server was lost
     front = pareto_front(points)
     for point in sweep["points"]:
         point["on_front"] = point["name"] in front
