@@ -12,7 +12,10 @@ import pytest
 from tests.conftest import SHARED_DATA
 
 FAST_EMITTER = ("--first-token-ms", "5", "--gap-ms", "1", "--output-tokens", "8")
-SHORT_TIMEOUTS = ("--first-byte-timeout", "0.5", "--gap-timeout", "0.5")
+# Only the faults that stall are meant to time out; the others run under the default timeouts,
+# so a CI machine that stalls the emitter for a moment cannot turn their errors into timeouts.
+STALL_S = "3"
+SHORT_TIMEOUTS = ("--first-byte-timeout", "1", "--gap-timeout", "1")
 SCENARIOS = {
     "Server": ("--scenario", "Server", "--target-qps", "40", "--duration", "0.5",
                "--min-query-count", "24"),
@@ -53,9 +56,10 @@ def assert_failed_but_whole(run, kind: str) -> list[dict]:
 def test_fault_is_classified_and_the_run_completes(start_emitter, demo_tokenizer, run_cli,
                                                    fault, scenario):
     emitter = start_emitter(*FAST_EMITTER, "--fault", fault, "--fault-every", "3",
-                            "--stall-s", "2")
+                            "--stall-s", STALL_S)
+    timeouts = SHORT_TIMEOUTS if FAULT_KINDS[fault] == "timeout" else ()
     run = run_cli("--endpoint", emitter.url, "--tokenizer", str(demo_tokenizer), "--dataset",
-                  str(SHARED_DATA), "--total-sample-count", "24", *SHORT_TIMEOUTS,
+                  str(SHARED_DATA), "--total-sample-count", "24", *timeouts,
                   *SCENARIOS[scenario], timeout=120)
     failed = assert_failed_but_whole(run, FAULT_KINDS[fault])
     kinds = {r["error"]["kind"] for r in failed}
@@ -73,8 +77,8 @@ def test_fault_is_classified_and_the_run_completes(start_emitter, demo_tokenizer
 def test_server_killed_mid_run(start_emitter, demo_tokenizer, run_cli, scenario):
     emitter = start_emitter(*FAST_EMITTER, "--die-after", "6")
     run = run_cli("--endpoint", emitter.url, "--tokenizer", str(demo_tokenizer), "--dataset",
-                  str(SHARED_DATA), "--total-sample-count", "24", *SHORT_TIMEOUTS,
-                  *SCENARIOS[scenario], timeout=120)
+                  str(SHARED_DATA), "--total-sample-count", "24", *SCENARIOS[scenario],
+                  timeout=120)
     assert run.returncode == 1, run.stdout + run.stderr
     client = run.results["client"]
     assert client["issued"] == client["requests"]
