@@ -126,16 +126,23 @@ def test_a_fail_below_a_pass_is_probed_once_more():
                       0.03).qps != 11.0
 
 
-def test_search_converges_on_a_step_within_a_bounded_number_of_probes():
+@pytest.mark.parametrize("short_edge, most_probes", [
+    (37.3, 9),  # short runs see the edge that full-size runs see
+    # Short runs 10% optimistic (as on vLLM for CPU, where a 10 s probe's TPOT p99 of 46 ms
+    # measured 105 ms over 60 s): the full-size fail sends the search back below.
+    (41.0, 13),
+])
+def test_search_converges_on_a_step_within_a_bounded_number_of_probes(short_edge, most_probes):
     edge, probes, upcoming = 37.3, [], NextProbe(10.0, False)
     for _ in range(20):
-        probes.append(Probed(upcoming.qps, upcoming.qps <= edge, upcoming.full_size))
+        passed = upcoming.qps <= (edge if upcoming.full_size else short_edge)
+        probes.append(Probed(upcoming.qps, passed, upcoming.full_size))
         upcoming = next_probe(probes, 10.0, 0.03)
         if upcoming is None:
             break
     found = bracket(probes, full_size_only=True)
     assert found.highest_pass <= edge < found.lowest_fail <= found.highest_pass * 1.03
-    assert len(probes) <= 9
+    assert len(probes) <= most_probes
 
 
 def record(issue_ms: float, first_ms: float | None, end_ms: float, tokens: int = 16,
