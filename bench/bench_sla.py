@@ -10,7 +10,7 @@ every probe a full run at the confirmation's size, doubling from the same start 
 INVALID, then bisecting to 0.1 QPS on LoadGen's VALID/INVALID alone, with no early stop and no
 confirmation. It prints the times and their ratios. `sla`'s own defaults are a 30 s probe to a
 600 s confirmation (1:20); `--confirm-duration 60` keeps that proportion to 3 s probes (about
-18 minutes), the default 6 s gives a quick look in which each run's start-up weighs more.
+18 minutes); the default 6 s gives a quick look, in which each run's start-up weighs more.
 
     python bench/bench_sla.py [--k 16] [--confirm-duration 6] [--probe-duration 3]
                               [--skip-fixed] [--skip-plain]
