@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from client_sut import __version__
+from client_sut.accuracy import reference_command
 from client_sut.accuracy.audit import AUDITS
 from client_sut.accuracy.rouge import DTYPES, TARGETS
 from client_sut.config import (
@@ -20,6 +21,7 @@ from client_sut.config import (
     Mode,
     ProgressMode,
     PromptForm,
+    PromptFormat,
     RunConfig,
     Scenario,
     check_dialect,
@@ -71,6 +73,10 @@ def _deployment_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     group.add_argument("--prompt-form",
                        help="tokens|text: the prompt as token ids or as text (default: tokens for "
                             "completions, text for chat)")
+    group.add_argument("--prompt-format", default="official", choices=("official", "chat"),
+                       help="official: MLPerf's plain prompt, exact for Llama-3.1-8B (default); "
+                            "chat: the same instruction as the user turn of the tokenizer's own "
+                            "chat template, for a model with another chat format (not compliant)")
     group.add_argument("--dialect", metavar="NAME",
                        help="the servers' kind (vllm, sglang, trtllm, tgi, openai, ollama, "
                             "llamacpp): what they accept and ignore, where a probe cannot tell "
@@ -160,6 +166,9 @@ def _run_parser(commands) -> None:
                           "tokenizer and sample count match")
     run.add_argument("--audit", choices=AUDITS,
                      help="a compliance test: TEST06 logs sampled responses and verifies them")
+    run.add_argument("--reference", type=Path, metavar="PATH",
+                     help="accuracy mode: judge against this reference implementation's "
+                          "outputs (client-sut reference) instead of the published targets")
     run.add_argument("--scoring-workers", type=int, metavar="N",
                      help="processes for accuracy scoring (default: every core)")
     run.add_argument("--progress", default="auto",
@@ -217,6 +226,10 @@ def _evaluate_parser(commands) -> None:
     evaluate.add_argument("--dtype", choices=sorted(DTYPES), default="int32",
                           help="token id type in the log (MLCommons' reference SUT logs int64)")
     evaluate.add_argument("--targets", choices=sorted(TARGETS), default="datacenter")
+    evaluate.add_argument("--reference", type=Path, metavar="PATH",
+                          help="judge against this reference implementation's outputs "
+                               "(client-sut reference) instead of --targets: each ROUGE at "
+                               "least 99%% of the reference's, gen_len within 90-110%%")
     evaluate.add_argument("--output", type=Path, metavar="PATH",
                           help="where to write accuracy.json (default: beside the log)")
     evaluate.add_argument("--workers", type=int, metavar="N",
@@ -304,12 +317,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from client_sut.accuracy.rouge import evaluate_file
+    from client_sut.accuracy.evaluate import evaluate_file
     from client_sut.runs.summary import print_accuracy
 
     result, output = evaluate_file(args.accuracy_log, args.dataset, args.tokenizer,
                                    dtype=args.dtype, category=args.targets, output=args.output,
-                                   workers=args.workers)
+                                   workers=args.workers, reference_path=args.reference)
     print_accuracy(result, output)
     return EXIT_OK if result["passed"] else EXIT_FAILED
 
@@ -327,6 +340,7 @@ def _deployment_config(args: argparse.Namespace, output_dir: Path) -> RunConfig:
         api=parse_choice(Api, args.api, "--api"),
         prompt_form=(parse_choice(PromptForm, args.prompt_form, "--prompt-form")
                      if args.prompt_form else None),
+        prompt_format=PromptFormat(args.prompt_format),
         max_concurrency=args.max_concurrency,
         client_workers=None if args.workers == "auto" else args.workers,
         warmup=args.warmup,
@@ -369,6 +383,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         equal_issue=not args.no_equal_issue,
         audit=args.audit,
         scoring_workers=args.scoring_workers,
+        reference=args.reference,
         progress=parse_choice(ProgressMode, args.progress, "--progress"),
         server_metrics=not args.no_server_metrics,
     )
@@ -641,6 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sla_parser(commands)
     _sweep_parser(commands)
     _evaluate_parser(commands)
+    reference_command.add_parser(commands)
     _calibrate_parser(commands)
     _report_parser(commands)
     _endpoints_parser(commands)
@@ -655,7 +671,8 @@ def main(argv: list[str] | None = None) -> int:
                 "endpoints": _cmd_endpoints,
                 "submission": _cmd_submission}
     try:
-        return handlers[args.command](args)
+        # A command that owns its parser names its own handler.
+        return (getattr(args, "handler", None) or handlers[args.command])(args)
     except UsageError as exc:
         print(f"client-sut {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

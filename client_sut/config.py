@@ -74,6 +74,14 @@ class Mode(str, Enum):
     ACCURACY = "accuracy"
 
 
+class PromptFormat(str, Enum):
+    """The prompt's wording and framing. OFFICIAL is MLPerf's plain prompt, exact for
+    Llama-3.1-8B; CHAT puts the same instruction and article in the user turn of the
+    tokenizer's own chat template, for a model trained on another chat format."""
+    OFFICIAL = "official"
+    CHAT = "chat"
+
+
 class PromptForm(str, Enum):
     TOKENS = "tokens"  # the prompt as token ids (vLLM accepts a list of ints)
     TEXT = "text"  # the prompt as text, tokenized by the server
@@ -96,6 +104,10 @@ class RunConfig:
     total_sample_count: int | None = None
     api: Api = Api.COMPLETIONS
     prompt_form: PromptForm | None = None  # None: tokens for completions, text for chat
+    prompt_format: PromptFormat = PromptFormat.OFFICIAL
+    # A reference implementation's outputs (client-sut reference): accuracy is judged against
+    # them, as MLPerf judges a model without published targets.
+    reference: Path | None = None
     max_concurrency: int = 512
     duration_s: float | None = None
     min_query_count: int | None = None
@@ -187,6 +199,8 @@ def validate(config: RunConfig) -> RunConfig:
     if config.api is Api.CHAT and config.prompt_form is PromptForm.TOKENS:
         raise UsageError("--api chat sends the prompt as text (the server applies its chat "
                          "template); drop --prompt-form tokens or use --api completions")
+    if config.reference is not None and config.mode is not Mode.ACCURACY:
+        raise UsageError("--reference judges accuracy: use it with --mode accuracy")
     config = replace(config, dialect=check_dialect(config.dialect))
     if config.prompt_form is None:
         default = PromptForm.TEXT if config.api is Api.CHAT else PromptForm.TOKENS

@@ -15,7 +15,6 @@ tokenizer's pre-tokenizer (GPT-2's byte-level split), which it cannot recognise 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import re
@@ -25,15 +24,14 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
+from server.cache import cache_root, locked
 from server.launch import LaunchError, ServerGroup, wait_healthy
 
 SOURCE_PACKAGE = "llama-cpp-python"
 SOURCE_VERSION = "0.3.36"
-CACHE_ENV = "CLIENT_SUT_CACHE"
 # Only what the server needs: no tests, examples, TLS, or web UI (the prebuilt one is fetched
 # from a model hub at configure time, which these machines cannot reach).
 CMAKE_OPTIONS = ("-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DGGML_NATIVE=OFF",
@@ -53,20 +51,8 @@ def _say(message: str) -> None:
 
 
 def cache_dir() -> Path:
-    """Where the build lives: $CLIENT_SUT_CACHE, else the user's cache folder."""
-    root = os.environ.get(CACHE_ENV)
-    if not root:
-        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "client_sut"
-    return Path(root) / f"llama.cpp-{SOURCE_VERSION}"
-
-
-@contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """One build at a time per cache folder, across processes."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+    """Where the build lives, in the per-machine cache."""
+    return cache_root() / f"llama.cpp-{SOURCE_VERSION}"
 
 
 def _fetch_source(dest: Path, say: Say) -> None:
@@ -120,7 +106,7 @@ def build_server(say: Say = _say) -> Path:
     root = cache_dir()
     binary = root / "bin" / "llama-server"
     marker = root / "built.json"
-    with _locked(root):
+    with locked(root):
         if marker.exists() and binary.exists():
             return binary
         started = time.monotonic()

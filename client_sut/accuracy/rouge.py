@@ -185,40 +185,5 @@ def judge(scores: dict, targets: Targets) -> dict:
             "partial": partial, "notes": notes, "judged_targets": judged}
 
 
-def evaluate_rows(rows: Sequence[dict], references: Sequence[str], tokenizer, *,
-                  dtype: str = "int32", category: str = "datacenter",
-                  workers: int | None = None) -> dict:
-    """Score an accuracy log's rows against the dataset's references (qsl_idx = position)."""
-    unique = dedupe(rows)
-    out_of_range = [r["qsl_idx"] for r in unique if not 0 <= r["qsl_idx"] < len(references)]
-    if out_of_range:
-        raise UsageError(f"accuracy log names qsl_idx {out_of_range[0]} but the dataset has "
-                         f"{len(references)} samples; pass the dataset the run used")
-    ids = [decode_ids(r["data"], dtype).tolist() for r in unique]
-    predictions = tokenizer.batch_decode(ids, skip_special_tokens=True)
-    scores = score_texts(predictions, [references[r["qsl_idx"]] for r in unique], workers)
-    targets = TARGETS[category]
-    return {**scores, **judge(scores, targets), "targets": asdict(targets),
-            "category": category, "dtype": dtype}
-
-
-
 def write_accuracy(path: Path, result: dict) -> None:
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-
-
-def evaluate_file(log_path: Path, dataset: str, tokenizer_name: str, *, dtype: str = "int32",
-                  category: str = "datacenter", output: Path | None = None,
-                  workers: int | None = None) -> tuple[dict, Path]:
-    """`client-sut evaluate`: score a log from any MLPerf harness; writes accuracy.json."""
-    from client_sut.data.dataset import load_samples
-    from client_sut.data.tokenization import load_tokenizer
-
-    rows = read_accuracy_log(log_path)
-    references = [sample.reference for sample in load_samples(dataset)]
-    tokenizer = load_tokenizer(tokenizer_name, use_fast=False)
-    result = evaluate_rows(rows, references, tokenizer, dtype=dtype, category=category,
-                           workers=workers)
-    output = output or log_path.parent / "accuracy.json"
-    write_accuracy(output, result)
-    return result, output

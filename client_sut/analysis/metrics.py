@@ -156,6 +156,27 @@ def _present(values: Iterable[float | None]) -> list[float]:
     return [v for v in values if v is not None]
 
 
+# What a one-token answer reports, decided here once. LoadGen derives TPOT as
+# (latency - TTFT) / (n_tokens - 1): for n_tokens 1 it logs an error_runtime line, counts the
+# sample as 0 tokens and gives it a TPOT of TTFT - latency (zero or less), with no effect on
+# VALID. MLPerf's reference SUTs report len(output ids) as they are, so they meet the same; we
+# report the true count too, never a padded one (TEST06 holds token_count to the ids logged).
+ONE_TOKEN_LOADGEN = ("LoadGen logs 'error_runtime: Number of tokens need to be greater than 1' "
+                     "for each, counts it as 0 tokens and gives it a TPOT of TTFT minus latency "
+                     "(zero or less), as it would for MLPerf's reference implementation")
+
+
+def one_token_answers(records: Sequence[RequestRecord]) -> dict:
+    """Answers of exactly one token (an EOS drawn first where min_tokens is ignored): reported
+    to LoadGen with their true count; no TPOT of the client's (it needs two tokens)."""
+    single = [r for r in records if r.ok and r.output_tokens == 1]
+    return {"count": len(single),
+            "samples": sorted({r.sample_index for r in single})[:20],
+            "finish_reasons": dict(Counter(r.finish_reason or "none" for r in single)),
+            "reported_tokens": 1, "client_tpot": "none: excluded from tpot_ms",
+            "loadgen": ONE_TOKEN_LOADGEN}
+
+
 def client_summary(records: Sequence[RequestRecord]) -> dict:
     """The client's own figures for a run: the cross-check of LoadGen's."""
     ok = [r for r in records if r.ok]
@@ -177,6 +198,7 @@ def client_summary(records: Sequence[RequestRecord]) -> dict:
         "issue_lag_ms": summarize_ms(issue_lag_ns(r) for r in records),
         "connect_ms": summarize_ms(connect_ns(r) for r in records),
         "short_responses": sum(1 for r in ok if r.output_tokens < 2),
+        "one_token_answers": one_token_answers(records),
         "token_count_mismatches": sum(
             1 for r in ok
             if r.server_completion_tokens is not None

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from client_sut.config import PromptFormat
 from client_sut.errors import UsageError
 
 PROMPT_TEMPLATE = (
@@ -130,11 +131,38 @@ def _sample(row: dict, position: int, spec: str) -> Sample:
                      f"input/output (cnn_eval.json) or article/highlights")
 
 
-def tokenize_prompts(tokenizer, samples: Sequence[Sample]) -> list[tuple[int, ...]]:
-    """Prompt token ids for every sample: MLCommons' tok_input where given, else the tokenizer
-    with its default special tokens (so BOS is prepended, as the reference does)."""
+def chat_messages(sample: Sample) -> list[dict]:
+    """The chat format's conversation: the official prompt, whole, as the user turn."""
+    return [{"role": "user", "content": sample.prompt}]
+
+
+def prompt_texts(tokenizer, samples: Sequence[Sample],
+                 prompt_format: PromptFormat = PromptFormat.OFFICIAL) -> list[str]:
+    """Each sample's prompt as text: what a server that takes no token ids is sent."""
+    if prompt_format is PromptFormat.OFFICIAL:
+        return [sample.prompt for sample in samples]
+    return [_chat_template(tokenizer, sample, tokenize=False) for sample in samples]
+
+
+def tokenize_prompts(tokenizer, samples: Sequence[Sample],
+                     prompt_format: PromptFormat = PromptFormat.OFFICIAL
+                     ) -> list[tuple[int, ...]]:
+    """Prompt token ids for every sample. Official: MLCommons' tok_input where given, else the
+    tokenizer with its default special tokens (so Llama's BOS is prepended, as the reference
+    does). Chat: the tokenizer's own chat template, with the assistant's turn opened."""
+    if prompt_format is PromptFormat.CHAT:
+        return [tuple(_chat_template(tokenizer, sample, tokenize=True)) for sample in samples]
     missing = [i for i, s in enumerate(samples) if s.prompt_ids is None]
     encoded = tokenizer([samples[i].prompt for i in missing])["input_ids"] if missing else []
     by_index = dict(zip(missing, encoded))
     return [s.prompt_ids if s.prompt_ids is not None else tuple(by_index[i])
             for i, s in enumerate(samples)]
+
+
+def _chat_template(tokenizer, sample: Sample, *, tokenize: bool):
+    if not getattr(tokenizer, "chat_template", None):
+        raise UsageError(f"--prompt-format chat needs a chat template, and tokenizer "
+                         f"{getattr(tokenizer, 'name_or_path', '')!r} has none; use "
+                         f"--prompt-format official")
+    return tokenizer.apply_chat_template(chat_messages(sample), add_generation_prompt=True,
+                                         tokenize=tokenize, return_dict=False)

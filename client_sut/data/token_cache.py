@@ -3,7 +3,7 @@
 Tokenizing 13,368 articles takes tens of seconds; an `sla` search runs each probe as a process
 of its own (LoadGen takes one configuration per process) and would pay that every probe. The
 cache is used only when everything the ids depend on is unchanged: dataset (path, size and
-modification time), tokenizer, sample count and prompt template.
+modification time), tokenizer, sample count, prompt template and prompt format.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from client_sut.data.dataset import PROMPT_TEMPLATE
 PromptIds = list[tuple[int, ...]]
 
 
-def cache_key(dataset: str, tokenizer: str, sample_count: int) -> str:
+def cache_key(dataset: str, tokenizer: str, sample_count: int, prompt_format: str) -> str:
     path = Path(dataset)
     stat = f"{path.stat().st_size}:{path.stat().st_mtime_ns}" if path.is_file() else ""
     material = "\n".join([str(path.resolve()) if path.exists() else dataset, stat, tokenizer,
-                          str(sample_count), PROMPT_TEMPLATE])
+                          str(sample_count), PROMPT_TEMPLATE, prompt_format])
     return hashlib.sha256(material.encode()).hexdigest()
 
 

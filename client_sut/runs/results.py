@@ -34,12 +34,14 @@ def build_results(config: RunConfig, *, model: str, sample_count: int, notes: li
     balance = replica_balance(records, config.endpoints)
     client["issued"] = issued
     client["goodput"] = goodput(records, limits and limits.ttft_ms, limits and limits.tpot_ms)
+    notes = notes + one_token_notes(client["one_token_answers"], config.mode)
     return {
         "scenario": config.scenario.value,
         "mode": config.mode.value,
         "model": model,
         "api": config.api.value,
         "prompt_form": config.prompt_form.value,
+        "prompt_format": config.prompt_format.value,
         "dataset": config.dataset,
         "sample_count": sample_count,
         "compliant": not notes and not interrupted and not stopped_early,
@@ -64,6 +66,18 @@ def build_results(config: RunConfig, *, model: str, sample_count: int, notes: li
         "self_check": self_check,
         "clock": CLOCK,
     }
+
+
+def one_token_notes(single: dict, mode: Mode) -> list[str]:
+    """A run with one-token answers says so: its detail log has LoadGen errors, which the
+    submission checker rejects in an accuracy run."""
+    if not single["count"]:
+        return []
+    return [f"{single['count']} answers were a single token (samples {single['samples'][:5]}; "
+            f"the server ignored min_tokens 1 or stopped at once): reported with their true "
+            f"count, " + single["loadgen"].replace("LoadGen logs", "and LoadGen logged")
+            + ("; the submission checker rejects an accuracy log with LoadGen errors"
+               if mode is Mode.ACCURACY else "")]
 
 
 def exit_status(results: dict) -> int:

@@ -21,7 +21,9 @@ from pathlib import Path
 import mlperf_loadgen as lg
 
 from client_sut.accuracy.audit import audit_config_path, verify_test06
-from client_sut.accuracy.rouge import evaluate_rows, read_accuracy_log, write_accuracy
+from client_sut.accuracy.evaluate import evaluate_rows
+from client_sut.accuracy.reference import Reference, check_covers, read_reference
+from client_sut.accuracy.rouge import read_accuracy_log, write_accuracy
 from client_sut.analysis.breach import Breach, BreachRule, BreachWatch, most_queries
 from client_sut.analysis.health import lost_endpoints
 from client_sut.analysis.loadgen_logs import loadgen_summary, read_detail_log
@@ -33,7 +35,7 @@ from client_sut.config import (
     Scenario,
     validate,
 )
-from client_sut.data.dataset import Sample, load_samples, tokenize_prompts
+from client_sut.data.dataset import Sample, load_samples, prompt_texts, tokenize_prompts
 from client_sut.data.token_cache import cache_key, cached_prompt_ids
 from client_sut.data.tokenization import load_tokenizer
 from client_sut.dialect import (
@@ -138,25 +140,26 @@ def check_prompt_lengths(prompt_ids: list[tuple[int, ...]], served: ServedModel,
             f"shared by its --parallel slots) or use fewer samples")
 
 
-def _request_bodies(config: RunConfig, model: str, samples: list[Sample],
+def _request_bodies(config: RunConfig, model: str, texts: list[str],
                     prompt_ids: list[tuple[int, ...]], shape: Capabilities) -> list[bytes]:
     """What each sample asks, in the shape the servers take (their dialect)."""
     send_ids = config.prompt_form is PromptForm.TOKENS and shape.token_prompt
     return [request_body(config.api, model, config.generation,
-                         prompt_ids=ids if send_ids else None, prompt_text=sample.prompt,
+                         prompt_ids=ids if send_ids else None, prompt_text=text,
                          omit=shape.refused, extra=shape.extra)
-            for sample, ids in zip(samples, prompt_ids)]
+            for text, ids in zip(texts, prompt_ids)]
 
 
 def _probe_dialects(config: RunConfig, model: str, tokenizer,
                     progress: Progress) -> dict[str, Dialect]:
     """Each endpoint's dialect, from a short request whose prompt is the warm-up's (no dataset
     sample: no prefix cache is primed for the measured ones)."""
-    [sample] = warmup_samples(1)
-    [ids] = tokenize_prompts(tokenizer, [sample])
+    samples = warmup_samples(1)
+    [ids] = tokenize_prompts(tokenizer, samples, config.prompt_format)
+    [text] = prompt_texts(tokenizer, samples, config.prompt_format)
     dialects = asyncio.run(probe_dialects(
         config.endpoints, model, config.api, config.generation,
-        ids if config.prompt_form is PromptForm.TOKENS else None, sample.prompt,
+        ids if config.prompt_form is PromptForm.TOKENS else None, text,
         config.credentials, config.dialect, prompt_length=len(ids)))
     for url, dialect in dialects.items():
         progress(f"{url}: {describe(dialect)}")
@@ -173,14 +176,20 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     prepare_output_dir(config.output_dir)
     samples = load_samples(config.dataset, config.total_sample_count)
     progress(f"dataset: {len(samples)} samples from {config.dataset}")
+    reference = None
+    if config.reference is not None:  # a file that cannot judge this run is bad input
+        reference = read_reference(config.reference)
+        check_covers(reference, range(len(samples)), config.prompt_format.value,
+                     config.reference)
     credentials = config.credentials
     served = asyncio.run(probe_endpoints(config.endpoints, config.model, credentials))
     model = served.name
     tokenizer_name = config.tokenizer or model
     tokenizer = load_tokenizer(tokenizer_name)
     prompt_ids = cached_prompt_ids(
-        config.token_cache, cache_key(config.dataset, tokenizer_name, len(samples)),
-        lambda: tokenize_prompts(tokenizer, samples))
+        config.token_cache,
+        cache_key(config.dataset, tokenizer_name, len(samples), config.prompt_format.value),
+        lambda: tokenize_prompts(tokenizer, samples, config.prompt_format))
     check_prompt_lengths(prompt_ids, served, config.generation.max_tokens)
     settings = build_test_settings(config, len(samples))
     config = _resolve_workers(config, settings, calibration, progress)
@@ -191,10 +200,13 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
                              settings.server_target_latency_percentile) + dialect_notes(
         dialects, token_prompt_asked=config.prompt_form is PromptForm.TOKENS)
     judged_limits = limits if config.scenario.loadgen_name == "Server" else None
-    bodies = _request_bodies(config, model, samples, prompt_ids, shape)
+    bodies = _request_bodies(config, model,
+                             prompt_texts(tokenizer, samples, config.prompt_format),
+                             prompt_ids, shape)
     warmups = warmup_samples(config.warmup)
-    warmup_bodies = _request_bodies(config, model, warmups, tokenize_prompts(tokenizer, warmups),
-                                    shape)
+    warmup_bodies = _request_bodies(
+        config, model, prompt_texts(tokenizer, warmups, config.prompt_format),
+        tokenize_prompts(tokenizer, warmups, config.prompt_format), shape)
     breach_rule = (_breach_rule(settings, limits, len(samples)) if config.stop_when_sla_fails
                    else None)
 
@@ -236,7 +248,7 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
         interrupt.arm()
         if finished and config.mode is Mode.ACCURACY:
             progress("scoring accuracy (ROUGE)")
-            results["accuracy"] = _score_accuracy(config, samples, tokenizer_name)
+            results["accuracy"] = _score_accuracy(config, samples, tokenizer_name, reference)
         if finished and config.audit is not None:
             results["audit"] = verify_test06(
                 read_accuracy_log(config.output_dir / "mlperf_log_accuracy.json"),
@@ -281,11 +293,14 @@ def _resolve_workers(config: RunConfig, settings, calibration: Calibration | Non
     return replace(config, client_workers=workers)
 
 
-def _score_accuracy(config: RunConfig, samples: list[Sample], tokenizer_name: str) -> dict:
+def _score_accuracy(config: RunConfig, samples: list[Sample], tokenizer_name: str,
+                    reference: Reference | None) -> dict:
     return evaluate_rows(read_accuracy_log(config.output_dir / "mlperf_log_accuracy.json"),
                          [sample.reference for sample in samples],
                          load_tokenizer(tokenizer_name, use_fast=False),
-                         category=config.scenario.category, workers=config.scoring_workers)
+                         category=config.scenario.category, workers=config.scoring_workers,
+                         reference=reference, reference_path=config.reference or "",
+                         prompt_format=config.prompt_format.value)
 
 
 async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,

@@ -19,6 +19,7 @@ from client_sut.config import (
     OFFICIAL_SAMPLE_COUNT,
     LatencyLimits,
     Mode,
+    PromptFormat,
     RunConfig,
     Scenario,
 )
@@ -126,6 +127,9 @@ def compliance_notes(config: RunConfig, sample_count: int, model: str,
         notes.append(f"{sample_count} samples in the QSL, the benchmark uses {official}")
     if model != OFFICIAL_MODEL:
         notes.append(f"served model {model!r} is not {OFFICIAL_MODEL}")
+    if config.prompt_format is not PromptFormat.OFFICIAL:
+        notes.append(f"prompt format {config.prompt_format.value}: not the official plain "
+                     f"prompt (--prompt-format)")
     if config.user_conf is not None:
         notes.append(f"user.conf {config.user_conf} may override settings: check it before "
                      f"submitting")

@@ -11,12 +11,12 @@ from client_sut.accuracy.rouge import (
     TARGETS,
     decode_ids,
     dedupe,
-    evaluate_rows,
     judge,
     postprocess,
     score_texts,
     sentence_splitter,
 )
+from client_sut.accuracy.evaluate import evaluate_rows
 from client_sut.errors import UsageError
 from client_sut.runs.summary import accuracy_lines
 from tests.conftest import SHARED_DATA

@@ -41,11 +41,13 @@ def test_token_cache_reuses_ids_only_for_the_same_inputs(tmp_path):
         calls.append(1)
         return [(1, 2, 3)]
 
-    key = cache_key(str(dataset), "tok", 1)
+    key = cache_key(str(dataset), "tok", 1, "official")
     assert cached_prompt_ids(cache, key, tokenize) == [(1, 2, 3)]
     assert cached_prompt_ids(cache, key, tokenize) == [(1, 2, 3)]
     assert len(calls) == 1
-    assert cached_prompt_ids(cache, cache_key(str(dataset), "other-tok", 1), tokenize)
+    assert cached_prompt_ids(cache, cache_key(str(dataset), "other-tok", 1, "official"), tokenize)
     assert len(calls) == 2
+    assert cached_prompt_ids(cache, cache_key(str(dataset), "tok", 1, "chat"), tokenize)
+    assert len(calls) == 3  # the chat format's ids are other ids
     dataset.write_text('{"article": "changed", "highlights": "b"}\n')
-    assert cache_key(str(dataset), "tok", 1) != key
+    assert cache_key(str(dataset), "tok", 1, "official") != key
