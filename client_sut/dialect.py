@@ -40,7 +40,7 @@ class Capabilities:
     ids: str = IDS_STREAMED
     usage: str = USAGE_CHUNK
     role_chunk: bool = False  # a chunk with no token before the first one (chat)
-    extra: tuple[tuple[str, int], ...] = ()  # fields of its own that make it give its ids
+    extra: tuple[tuple[str, int | bool], ...] = ()  # its own fields that make it give its ids
 
     def to_json(self) -> dict:
         return {"token_prompt": self.token_prompt, "refused": list(self.refused),
@@ -93,8 +93,10 @@ KNOWN = {
     "openai": Capabilities(refused=("return_token_ids", "min_tokens", "top_k"), ids=IDS_NONE),
     "ollama": Capabilities(token_prompt=False, ignored=("min_tokens", "top_k"), ids=IDS_NONE,
                            usage=USAGE_EVERY_CHUNK),
+    # timings_per_token: each chunk's running count of generated tokens, which tells how many
+    # ids it left out (a token ending inside a UTF-8 character gets no chunk of its own).
     "llamacpp": Capabilities(ignored=("min_tokens",), ids=IDS_LOGPROBS, usage=USAGE_INLINE,
-                             extra=(("n_probs", 1),)),
+                             extra=(("n_probs", 1), ("timings_per_token", True))),
     "llama-cpp-python": Capabilities(token_prompt=False, ids=IDS_NONE, usage=USAGE_NONE),
     "litellm": Capabilities(ids=IDS_NONE),  # its re-chunker drops token_ids
     "nim": Capabilities(),  # NIM for LLMs 2.x: vLLM inside

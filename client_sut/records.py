@@ -29,6 +29,9 @@ class TokenIdSource(str, Enum):
     # It sent ids for some tokens only (llama.cpp sends none for a token that ends inside a UTF-8
     # character): ids from tokenizing the whole text, which it sent in full.
     IDS_MISSING = "retokenized_ids_missing"
+    # It left some ids out, and each one left out was recovered exactly from the bytes of the
+    # text it sent and its own count of tokens per chunk (llama.cpp's timings.predicted_n).
+    RECOVERED = "server_ids_recovered"
     NONE = "none"  # no output at all
 
     @property
@@ -89,6 +92,9 @@ class RequestRecord:
     # A server slow to accept shows here, not as the client's own issue lag.
     connect_ns: int | None = None
     text: str = field(default="", repr=False)
+    # For a stream whose ids fell short of its count: every token-bearing event's text, ids and
+    # the server's running count of generated tokens (None where it gives none), in order.
+    pieces: tuple[tuple[str, tuple[int, ...], int | None], ...] = field(default=(), repr=False)
 
     @property
     def ok(self) -> bool:

@@ -34,7 +34,8 @@ class GenerationParams:
 
 def request_body(api: Api, model: str, params: GenerationParams, *,
                  prompt_ids: tuple[int, ...] | None, prompt_text: str,
-                 omit: tuple[str, ...] = (), extra: tuple[tuple[str, int], ...] = ()) -> bytes:
+                 omit: tuple[str, ...] = (),
+                 extra: tuple[tuple[str, int | bool], ...] = ()) -> bytes:
     """The JSON body for one sample; built once per sample, before the run. `omit`: the
     fields the server refuses (its dialect's), left out; `extra`: fields of its own that make
     it give its ids (llama.cpp's n_probs)."""

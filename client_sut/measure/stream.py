@@ -78,6 +78,10 @@ class _Choice(msgspec.Struct):
     logprobs: _Logprobs | None = None
 
 
+class _Timings(msgspec.Struct):
+    predicted_n: int | None = None  # llama.cpp's tokens generated so far (timings_per_token)
+
+
 class _Usage(msgspec.Struct):
     completion_tokens: int | None = None
 
@@ -86,6 +90,7 @@ class _Chunk(msgspec.Struct):
     id: str | None = None
     choices: list[_Choice] = msgspec.field(default_factory=list)
     usage: _Usage | None = None
+    timings: _Timings | None = None
     error: Any = None  # vLLM: {"message", "type", "code"}; rare, so decoded generically
     object: str | None = None
     message: str | None = None
@@ -123,7 +128,8 @@ class StreamAccumulator:
     `read_stored` handles them when the exchange is over.
     """
 
-    __slots__ = ("event_ns", "event_tokens", "token_ids", "texts", "saw_ids", "ids_in_logprobs",
+    __slots__ = ("event_ns", "event_tokens", "token_ids", "texts", "pieces", "saw_ids",
+                 "ids_in_logprobs",
                  "usage_tokens", "finish_reason", "first_reported", "done",
                  "response_id", "status", "first_byte_ns", "error_body", "scanner", "watched",
                  "on_first_token", "first_reported_ns", "stored", "stored_ns")
@@ -133,6 +139,7 @@ class StreamAccumulator:
         self.event_tokens = array("i")
         self.token_ids = array("i")
         self.texts: list[str] = []
+        self.pieces: list[tuple[str, tuple[int, ...], int | None]] = []  # where ids may be left out
         self.saw_ids = False
         self.ids_in_logprobs = False  # llama.cpp's: they may leave tokens out, the text does not
         self.usage_tokens: int | None = None
@@ -280,6 +287,9 @@ class StreamAccumulator:
         # re-tokenized.
         if text and (not self.saw_ids or self.ids_in_logprobs):
             self.texts.append(text)
+        if self.ids_in_logprobs and (text or ids):  # to recover the ids it leaves out
+            self.pieces.append((text, tuple(ids or ()),
+                                chunk.timings.predicted_n if chunk.timings else None))
         self.event_ns.append(arrived_ns)
         self.event_tokens.append(n_tokens)
         if n_tokens and not self.first_reported:
@@ -436,6 +446,7 @@ async def finish_request(inflight: InFlight, pool: ConnectionPool, endpoint: str
         first_reported_ns=acc.first_reported_ns, connect_ns=inflight.connect_ns,
         # Only these answers are re-tokenized; nobody else needs the text kept.
         text="".join(acc.texts) if source.retokenized else "",
+        pieces=tuple(acc.pieces) if source is TokenIdSource.IDS_MISSING else (),
     )
 
 

@@ -31,10 +31,12 @@ import mlperf_loadgen as lg
 from client_sut.measure.cores import plan_cores
 from client_sut.measure.dispatch import EndpointPool
 from client_sut.measure.driver import Batch, StreamDriver
-from client_sut.records import RequestError, RequestRecord
+from client_sut.records import RequestError, RequestRecord, TokenIdSource
 from client_sut.request import Api
 
 Retokenize = Callable[[str], list[int]]
+# A stream's pieces (records.RequestRecord.pieces) -> every id it generated, or None
+Recover = Callable[[tuple], list[int] | None]
 
 
 class LoadGenBridge:
@@ -42,9 +44,10 @@ class LoadGenBridge:
     process's event loop thread only."""
 
     def __init__(self, *, report_first_token: bool, retokenize: Retokenize,
-                 redact: Callable[[str], str]) -> None:
+                 redact: Callable[[str], str], recover: Recover | None = None) -> None:
         self._report_first_token = report_first_token
         self._retokenize = retokenize
+        self._recover = recover
         self._redact = redact
         self.records: list[RequestRecord] = []
         self.issued = 0
@@ -83,6 +86,8 @@ class LoadGenBridge:
         if record.error is not None:  # server text may echo the API key
             record = replace(record, error=RequestError(record.error.kind,
                                                         self._redact(record.error.message)))
+        if record.pieces and self._recover is not None:
+            record = self._recovered(record)
         if record.token_id_source.retokenized:
             record = replace(record, token_ids=array("i", self._retokenize(record.text)))
         ids = record.token_ids
@@ -101,6 +106,16 @@ class LoadGenBridge:
         self.records.append(record)
         self.completed += 1
         self.errors += not record.ok
+
+
+    def _recovered(self, record: RequestRecord) -> RequestRecord:
+        """The ids it left out, recovered exactly, where they can be: else the record as it is
+        (its whole text is tokenized then)."""
+        ids = self._recover(record.pieces)
+        if ids is None or len(ids) != record.server_completion_tokens:
+            return replace(record, pieces=())
+        return replace(record, token_ids=array("i", ids), pieces=(), text="",
+                       token_id_source=TokenIdSource.RECOVERED)
 
 
 class LoadGenSut:

@@ -37,8 +37,10 @@ from client_sut.config import (
 )
 from client_sut.data.dataset import Sample, load_samples, prompt_texts, tokenize_prompts
 from client_sut.data.token_cache import cache_key, cached_prompt_ids
+from client_sut.data.token_bytes import TokenBytes
 from client_sut.data.tokenization import load_tokenizer
 from client_sut.dialect import (
+    IDS_LOGPROBS,
     Capabilities,
     Dialect,
     describe,
@@ -61,7 +63,7 @@ from client_sut.measure.selfcheck import (
     load_calibration,
     self_check,
 )
-from client_sut.measure.sut import ClientSut, LoadGenBridge, LoadGenSut
+from client_sut.measure.sut import ClientSut, LoadGenBridge, LoadGenSut, Recover
 from client_sut.measure.transport import kernel_stamped
 from client_sut.measure.warmup import warm_up, warmup_samples
 from client_sut.measure.worker import WorkerSpec
@@ -220,8 +222,12 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
                            limits_ms=(judged_limits.ttft_ms, judged_limits.tpot_ms)
                            if judged_limits else (None, None), message=progress,
                            paths={url: d.paths for url, d in dialects.items()})
+    # Built before the run (a large vocabulary takes a tenth of a second), for the servers
+    # that may leave ids out.
+    recover = (TokenBytes(tokenizer).recover
+               if any(d.capabilities.ids == IDS_LOGPROBS for d in dialects.values()) else None)
     drive = run_event_loop(_drive(config, bodies, settings, retokenize, len(samples), progress,
-                                  warmup_bodies, breach_rule, observer))
+                                  warmup_bodies, breach_rule, observer, recover))
     bridge = drive.client.bridge
     progress(f"LoadGen {'finished' if drive.loadgen_finished else 'still running'} after "
              f"{time.monotonic() - started:.1f} s; writing results")
@@ -305,14 +311,16 @@ def _score_accuracy(config: RunConfig, samples: list[Sample], tokenizer_name: st
 
 async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
                  sample_count: int, progress: Progress, warmup_bodies: list[bytes],
-                 breach_rule: BreachRule | None, observer: RunObserver) -> _Drive:
+                 breach_rule: BreachRule | None, observer: RunObserver,
+                 recover: Recover | None) -> _Drive:
     loop = asyncio.get_running_loop()
     log_settings = lg.LogSettings()
     log_settings.log_output.outdir = str(config.output_dir)
     log_settings.log_output.copy_summary_to_stdout = False
     log_settings.enable_trace = False
     bridge = LoadGenBridge(report_first_token=config.scenario.streams_first_token,
-                           retokenize=retokenize, redact=config.credentials.redact)
+                           retokenize=retokenize, redact=config.credentials.redact,
+                           recover=recover)
     async with _streams(config, bridge, bodies, warmup_bodies, progress) as (client, warmup):
         if warmup["requests"] and warmup["errors"]:
             progress(f"warm-up: {warmup['errors']} of {warmup['requests']} requests failed, "
