@@ -20,15 +20,18 @@ def test_each_figures_source_and_every_disagreement_between_sources():
                record(135, 128, TokenIdSource.RETOKENIZED), record(7, None, TokenIdSource.SERVER),
                # llama.cpp's ids fell short of its count: the whole text, re-tokenized
                record(129, 128, TokenIdSource.IDS_MISSING),
+               # its ids fell short, and those left out were recovered from the text's bytes
+               record(128, 128, TokenIdSource.RECOVERED),
                record(3, 9, TokenIdSource.SERVER, failed=True)]  # a failed one is not counted
     accounting = token_accounting(records)
-    assert accounting["requests"] == {"with_usage": 5, "with_server_ids": 3,
-                                      "reference_tokenizer": 3, "server_ids_incomplete": 1}
+    assert accounting["requests"] == {"with_usage": 6, "with_server_ids": 3,
+                                      "server_ids_recovered": 1, "reference_tokenizer": 3,
+                                      "server_ids_incomplete": 1}
     assert accounting["disagreements"]["usage_vs_server_ids"] == {
-        "compared": 2, "disagreed": 0, "max_difference": 0, "total_difference": 0}
+        "compared": 3, "disagreed": 0, "max_difference": 0, "total_difference": 0}
     assert accounting["disagreements"]["usage_vs_reference_tokenizer"] == {
         "compared": 3, "disagreed": 3, "max_difference": 7, "total_difference": 10}
-    assert accounting["output_tokens"] == ("the server's usage count (5 requests), else the "
+    assert accounting["output_tokens"] == ("the server's usage count (6 requests), else the "
                                            "count of its ids (1)")
     assert ("reference tokenizer over the whole text (3, of which 1 where the server's ids fell "
             "short of its count)") in accounting["accuracy_log_ids"]
