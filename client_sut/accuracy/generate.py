@@ -91,7 +91,8 @@ def eos_ids(network, tokenizer) -> tuple[int, ...]:
 def generate_reference(model: str, samples: Sequence[Sample], *, dataset: str,
                        prompt_format: PromptFormat,
                        params: GenerationParams = GenerationParams(),
-                       progress: Callable[[str], None] = lambda _: None) -> Reference:
+                       progress: Callable[[str], None] = lambda _: None,
+                       name: str | None = None) -> Reference:
     torch, tokenizer, network = _load(model)
     eos = eos_ids(network, tokenizer)
     prompts = tokenize_prompts(tokenizer, samples, prompt_format)
@@ -112,7 +113,7 @@ def generate_reference(model: str, samples: Sequence[Sample], *, dataset: str,
     texts = tokenizer.batch_decode([list(o.ids) for o in outputs], skip_special_tokens=True)
     scores = score_texts(texts, [sample.reference for sample in samples], workers=1)
     return Reference(
-        model=model, weights_sha256=weights_sha256(model),
+        model=name or model, weights_sha256=weights_sha256(model),
         prompt_format=prompt_format.value, dataset=dataset,
         dataset_sha256=dataset_sha256(samples), max_new_tokens=params.max_tokens,
         min_new_tokens=params.min_tokens, eos_token_ids=eos, implementation=IMPLEMENTATION,

@@ -24,6 +24,8 @@ def add_parser(commands) -> None:
                     "gen_len within 90-110%%).")
     parser.add_argument("--model", required=True, metavar="DIR",
                         help="the model's Hugging Face folder (the weights the server serves)")
+    parser.add_argument("--model-name", metavar="NAME",
+                        help="how the file names the model (default: --model as given)")
     parser.add_argument("--dataset", required=True, metavar="PATH",
                         help="the dataset the runs use (qsl_idx = position in it)")
     parser.add_argument("--total-sample-count", type=int, metavar="N",
@@ -61,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
             return EXIT_OK
     say(f"computing the reference: {len(samples)} samples, {fmt.value} prompts, one at a time")
     reference = generate_reference(args.model, samples, dataset=args.dataset,
-                                   prompt_format=fmt, progress=say)
+                                   prompt_format=fmt, progress=say, name=args.model_name)
     write_reference(args.output, reference)
     print(_line(reference, args.output))
     return EXIT_OK
