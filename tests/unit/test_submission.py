@@ -171,6 +171,16 @@ def test_accuracy_txt_with_numpy_scalars_is_caught():
     assert ast.literal_eval(accuracy_text(RESULT).split("\n")[3])["gen_len"] == 8_100_000
 
 
+def test_one_token_answers_errors_are_named_for_their_cause():
+    one_token = "error_runtime: Number of tokens need to be greater than 1"
+    logs = {"performance": detail(), "accuracy": detail(errors=(one_token,) * 18),
+            "TEST06": detail()}
+    [(check, message)] = checks_failed(files(logs=logs))
+    assert check == "loadgen_errors"
+    assert message.startswith("accuracy detail log: 18 LoadGen errors 'Number of tokens need")
+    assert "a single token" in message
+
+
 def test_loadgen_errors_seeds_and_min_duration_in_any_log_are_caught():
     logs = {"performance": detail(effective_min_duration_ms=1000),
             "accuracy": detail(errors=("error_runtime: Multiple conf files are used",)),
