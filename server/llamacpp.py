@@ -29,6 +29,7 @@ from pathlib import Path
 
 from server.cache import cache_root, locked
 from server.launch import LaunchError, ServerGroup, wait_healthy
+from server.real_model import F32_GGUF_NAME, PRE_TOKENIZER, RealModel, prepare
 
 SOURCE_PACKAGE = "llama-cpp-python"
 SOURCE_VERSION = "0.3.36"
@@ -187,13 +188,20 @@ def start_server(binary: Path, model: Path, port: int, *, parallel: int = 4,
     return group
 
 
+def dequantized_gguf(model: RealModel) -> Path:
+    """The real model's dequantized float32 weights (what vLLM serves and the reference runs)
+    as a GGUF file, by llama.cpp's own converter: the same numbers on both servers, where the
+    Q4_1 file runs llama.cpp's quantized kernels (activations rounded to 8 bits). Needs the
+    build's source (build_server() first)."""
+    with locked(model.hf_dir.parent):
+        return convert(model.hf_dir, model.hf_dir.parent / F32_GGUF_NAME, PRE_TOKENIZER)
+
+
 def _model_file(name: str, work_dir: Path) -> Path:
     if name == "demo":
         from server.demo_model import build as build_demo_model
 
         return convert(build_demo_model(work_dir / "demo-model"), work_dir / "demo-model.gguf")
-    from server.real_model import dequantized_gguf, prepare
-
     real = prepare()
     return real.gguf if name == "real" else dequantized_gguf(real)
 

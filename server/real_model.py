@@ -159,17 +159,6 @@ def prepare(say=_say) -> RealModel:
         return _read(folder)
 
 
-def dequantized_gguf(model: RealModel) -> Path:
-    """The dequantized float32 weights (what vLLM serves and the reference runs) as a GGUF file
-    for llama-server, by llama.cpp's own converter: the same numbers on both servers, where the
-    Q4_1 file runs llama.cpp's quantized kernels (activations rounded to 8 bits). Needs
-    llama.cpp's source, which `server.llamacpp.build_server()` keeps in the cache."""
-    from server.llamacpp import convert
-
-    with locked(model.hf_dir.parent):
-        return convert(model.hf_dir, model.hf_dir.parent / F32_GGUF_NAME, PRE_TOKENIZER)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.parse_args(argv)

@@ -167,8 +167,17 @@ class PageBuilder:
         rows = [[key, _num(accuracy.get(key), 4), _num(judged.get(key), 4),
                  "yes" if accuracy["checks"].get(key) else "NO"]
                 for key in ("rouge1", "rouge2", "rougeL", "rougeLsum", "gen_len")]
-        return (f"<h3>Accuracy: {'PASSED' if accuracy['passed'] else 'FAILED'}</h3>"
-                + _table(["metric", "score", "target", "ok"], rows))
+        against = ("the reference implementation's scores on the same samples"
+                   if accuracy.get("category") == "reference" else "the published targets")
+        note = "".join(f"<p>{_e(n)}</p>" for n in accuracy.get("notes", []))
+        outputs = accuracy.get("outputs") or {}
+        if outputs.get("tokens"):
+            tokens, finish = outputs["tokens"], outputs["finish"]
+            note += (f"<p>outputs: {tokens['min']}-{tokens['max']} tokens (median "
+                     f"{tokens['p50']}); ended at EOS {finish['eos']}, at the token limit "
+                     f"{finish['length']}, otherwise {finish['other']}</p>")
+        return (f"<h3>Accuracy: {'PASSED' if accuracy['passed'] else 'FAILED'}, against "
+                f"{against}</h3>" + _table(["metric", "score", "target", "ok"], rows) + note)
 
     @staticmethod
     def _endpoint_table(rows: Sequence[figures.EndpointRow]) -> str:

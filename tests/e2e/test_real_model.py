@@ -23,8 +23,8 @@ from client_sut.accuracy.reference import read_reference
 from client_sut.accuracy.rouge import ROUGE_KEYS, read_accuracy_log
 from server.demo import free_port
 from server.launch import load_profile, start_servers
-from server.llamacpp import build_server, start_server
-from server.real_model import dequantized_gguf, prepare
+from server.llamacpp import build_server, dequantized_gguf, start_server
+from server.real_model import prepare
 from tests.conftest import REPO
 from tests.integration.test_submission import CHECKER
 

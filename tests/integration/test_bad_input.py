@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from client_sut.accuracy.reference import Reference, ReferenceOutput, write_reference
 from client_sut.cli import main
 from tests.conftest import SHARED_DATA, EmitterProcess
 
@@ -68,11 +69,17 @@ def files(tmp_path) -> dict:
     (tmp_path / "nokeys.jsonl").write_text('{"title": "t", "body": "b"}\n')
     (tmp_path / "bad.conf").write_text("*.Server.target_qps 5\n")
     (tmp_path / "a_file").write_text("")
+    reference = tmp_path / "reference.json"
+    write_reference(reference, Reference(
+        model="m", weights_sha256="w", prompt_format="chat", dataset="d", dataset_sha256="s",
+        max_new_tokens=128, min_new_tokens=1, eos_token_ids=(2,), implementation="greedy",
+        versions={}, generate_seconds=1.0,
+        outputs=(ReferenceOutput(0, (5, 2), "eos"), ReferenceOutput(1, (6, 2), "eos"))))
     one_long = tmp_path / "long.jsonl"
     one_long.write_text('{"article": "' + "word " * 2000 + '", "highlights": "h"}\n')
     return {"latin1": bad_utf8, "dict": tmp_path / "dict.json", "empty": tmp_path / "empty.json",
             "nokeys": tmp_path / "nokeys.jsonl", "badconf": tmp_path / "bad.conf",
-            "file": tmp_path / "a_file", "long": one_long}
+            "file": tmp_path / "a_file", "long": one_long, "reference": reference}
 
 
 # (case id, extra argv using {placeholders}, expected words in the error line)
@@ -113,6 +120,16 @@ CASES = [
     ("zero samples", ["--total-sample-count", "0"], "must be at least 1"),
     ("calibration not a calibrate.json", ["--calibration", "{badconf}"],
      "is not a calibrate.json"),
+    ("reference in performance mode", ["--reference", "{badconf}"], "use it with --mode accuracy"),
+    ("reference missing", ["--mode", "accuracy", "--reference", "{tmp}/none.json"],
+     "compute one with `client-sut reference`"),
+    ("not a reference file", ["--mode", "accuracy", "--reference", "{badconf}"],
+     "is not a reference file"),
+    ("reference too short", ["--mode", "accuracy", "--reference", "{reference}"],
+     "lacks qsl_idx 2"),
+    ("reference of another prompt format", ["--mode", "accuracy", "--reference", "{reference}",
+                                            "--total-sample-count", "2"], "--prompt-format chat"),
+    ("unknown prompt format", ["--prompt-format", "plain"], "invalid choice: 'plain'"),
 ]
 
 

@@ -99,3 +99,35 @@ def test_tokenize_prompts_uses_tok_input_where_given():
 
     samples = [Sample("x", "r", (1, 2)), Sample("abc", "r")]
     assert tokenize_prompts(Tokenizer(), samples) == [(1, 2), (len(build_prompt("abc")),)]
+
+
+def test_the_chat_format_puts_the_official_prompt_in_the_tokenizers_own_template(
+        demo_tokenizer):
+    from transformers import AutoTokenizer
+
+    from client_sut.config import PromptFormat
+    from client_sut.data.dataset import prompt_texts
+
+    tokenizer = AutoTokenizer.from_pretrained(demo_tokenizer)
+    sample = Sample("An article.", "A highlight.", (1, 2, 3))
+    [official] = prompt_texts(tokenizer, [sample])
+    [chat] = prompt_texts(tokenizer, [sample], PromptFormat.CHAT)
+    assert official == build_prompt("An article.")
+    # The demo template: BOS, the user's turn with the whole official prompt, the assistant's.
+    assert chat == ("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n" + official
+                    + "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+    # MLCommons' tok_input is the official prompt's: the chat format tokenizes its own text.
+    assert tokenize_prompts(tokenizer, [sample]) == [(1, 2, 3)]
+    [ids] = tokenize_prompts(tokenizer, [sample], PromptFormat.CHAT)
+    assert tokenizer.decode(ids) == chat
+
+
+def test_a_tokenizer_without_a_chat_template_cannot_take_the_chat_format(demo_tokenizer):
+    from transformers import AutoTokenizer
+
+    from client_sut.config import PromptFormat
+
+    tokenizer = AutoTokenizer.from_pretrained(demo_tokenizer)
+    tokenizer.chat_template = None
+    with pytest.raises(UsageError, match="has none; use --prompt-format official"):
+        tokenize_prompts(tokenizer, [Sample("a", "b")], PromptFormat.CHAT)
