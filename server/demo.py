@@ -225,7 +225,9 @@ def run_demo(work_dir: Path, dataset: str | None) -> int:
     group = _start_vllm(real.hf_dir, cores, logs, REAL_MODEL_NAME)
     try:
         _say(f"run accuracy: client-sut run {' '.join(REAL_ACCURACY)}")
-        status = _client("run", group.endpoints[0], accuracy_dir, *REAL_ACCURACY).returncode
+        # Quiet: its verdict is printed with the summaries at the end.
+        status = _client("run", group.endpoints[0], accuracy_dir, *REAL_ACCURACY,
+                         quiet=True).returncode
     finally:
         _say("stopping vLLM")
         group.stop()

@@ -33,7 +33,7 @@ class ReferenceOutput:
 @dataclass(frozen=True, slots=True)
 class Reference:
     """What a reference implementation generated, and everything its outputs depend on."""
-    model: str  # the model folder as given
+    model: str  # the model, as named when the reference was made
     weights_sha256: str  # of the weight files: the same name with other weights is not it
     prompt_format: str
     dataset: str
