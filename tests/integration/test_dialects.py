@@ -139,7 +139,9 @@ def test_llama_cpps_ids_come_from_its_logprobs_and_its_context_from_props(start_
     run = run_cli("--endpoint", emitter.url, "--tokenizer", str(demo_tokenizer), "--dataset",
                   str(SHARED_DATA), "--total-sample-count", "8", "--duration", "1",
                   "--min-query-count", "8", "--no-report", "--progress", "none")
-    assert run.results["endpoints"][0]["capabilities"]["extra"] == {"n_probs": 1}
+    # Its ids, and each chunk's running count of tokens (to recover the ids it leaves out).
+    assert run.results["endpoints"][0]["capabilities"]["extra"] == {"n_probs": 1,
+                                                                    "timings_per_token": True}
     served = {entry["response_id"]: entry["token_ids"] for entry in emitter.log()}
     for request in run.requests():  # the server's own ids, as it generated them
         assert request["token_id_source"] == "server"

@@ -211,13 +211,16 @@ def test_usage_inline_on_the_finish_chunk_counts_as_tgi_and_llama_cpp_send_it():
     assert acc.usage_tokens == 3 and list(acc.event_tokens) == [1, 1, 1]
 
 
-def llama_cpp(text, ids, finish=None, usage=None):
-    """llama-server's completion chunk: ids only as logprobs entries (asked with n_probs)."""
+def llama_cpp(text, ids, finish=None, usage=None, generated=None):
+    """llama-server's completion chunk: ids only as logprobs entries (asked with n_probs), and
+    its running count of generated tokens (asked with timings_per_token)."""
     content = [{"id": i, "token": "x", "bytes": [120], "logprob": 0.0, "top_logprobs": []}
                for i in ids]
     choice = {"text": text, "index": 0, "logprobs": {"content": content} if ids else None,
               "finish_reason": finish}
-    return event(object="text_completion", choices=[choice], **({"usage": usage} if usage else {}))
+    timings = {"timings": {"predicted_n": generated, "predicted_ms": 1.0}} if generated else {}
+    return event(object="text_completion", choices=[choice], **({"usage": usage} if usage else {}),
+                 **timings)
 
 
 def test_llama_cpps_ids_are_its_own_while_they_are_all_there():
@@ -230,10 +233,13 @@ def test_llama_cpps_ids_that_fall_short_of_its_count_give_way_to_the_whole_text(
     # A token ending inside a UTF-8 character gets no chunk of its own: its bytes come in the
     # next chunk's text, beside only that token's id. The text is whole; the ids are not.
     usage = {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
-    acc, _ = run([llama_cpp(" a", [5]), llama_cpp(" é", [7], "length", usage), b"[DONE]"])
+    acc, _ = run([llama_cpp(" a", [5], generated=1),
+                  llama_cpp(" é", [7], "length", usage, generated=3), b"[DONE]"])
     assert acc.usage_tokens == 3 and list(acc.token_ids) == [5, 7]
     assert acc.id_source() is TokenIdSource.IDS_MISSING
     assert "".join(acc.texts) == " a é"
+    # What recovers the id it left out: each chunk's text, ids and running count, in order.
+    assert acc.pieces == [(" a", (5,), 1), (" é", (7,), 3)]
 
 
 @pytest.mark.parametrize("error, message", [
