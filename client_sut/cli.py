@@ -73,7 +73,8 @@ def _deployment_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     group.add_argument("--prompt-form",
                        help="tokens|text: the prompt as token ids or as text (default: tokens for "
                             "completions, text for chat)")
-    group.add_argument("--prompt-format", default="official", choices=("official", "chat"),
+    group.add_argument("--prompt-format", default=PromptFormat.OFFICIAL.value,
+                       choices=[f.value for f in PromptFormat],
                        help="official: MLPerf's plain prompt, exact for Llama-3.1-8B (default); "
                             "chat: the same instruction as the user turn of the tokenizer's own "
                             "chat template, for a model with another chat format (not compliant)")

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from client_sut.config import PromptFormat
 from client_sut.errors import EXIT_OK
 
 
@@ -20,8 +21,8 @@ def add_parser(commands) -> None:
         description="Generate every sample's output with transformers' greedy generate on the "
                     "model's own weights (no server, no client), score it with MLPerf's ROUGE, "
                     "and write the reference file that `evaluate --reference` and `run --mode "
-                    "accuracy --reference` judge a served model against (99%% of its ROUGE, "
-                    "gen_len within 90-110%%).")
+                    "accuracy --reference` judge a served model against (99% of its ROUGE, "
+                    "gen_len within 90-110%).")
     parser.add_argument("--model", required=True, metavar="DIR",
                         help="the model's Hugging Face folder (the weights the server serves)")
     parser.add_argument("--model-name", metavar="NAME",
@@ -30,7 +31,8 @@ def add_parser(commands) -> None:
                         help="the dataset the runs use (qsl_idx = position in it)")
     parser.add_argument("--total-sample-count", type=int, metavar="N",
                         help="the first N samples (default: all)")
-    parser.add_argument("--prompt-format", default="official", choices=("official", "chat"),
+    parser.add_argument("--prompt-format", default=PromptFormat.OFFICIAL.value,
+                        choices=[f.value for f in PromptFormat],
                         help="as the runs will use it (default official)")
     parser.add_argument("--output", type=Path, default=Path("reference.json"), metavar="PATH")
     parser.add_argument("--force", action="store_true",
@@ -41,7 +43,6 @@ def add_parser(commands) -> None:
 def main(args: argparse.Namespace) -> int:
     from client_sut.accuracy.generate import dataset_sha256, generate_reference, weights_sha256
     from client_sut.accuracy.reference import read_reference, write_reference
-    from client_sut.config import PromptFormat
     from client_sut.data.dataset import load_samples
     from client_sut.request import GenerationParams
 
