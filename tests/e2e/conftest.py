@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from server.demo import free_port
+from server.demo import REAL_DATA, REAL_REFERENCE, REAL_SAMPLES, free_port
 from server.demo_corpus import write_corpus
 from server.demo_model import build
 from server.launch import load_profile, start_servers
@@ -39,10 +39,7 @@ def demo_data(tmp_path_factory) -> Path:
     return write_corpus(tmp_path_factory.mktemp("demo-data") / "demo_news.jsonl")
 
 
-# The real model's accuracy runs: the shipped articles, their reference, at least 32 of them.
-REAL_DATA = REPO / "server" / "demo_data" / "cnndm_validation_64.jsonl"
-REAL_REFERENCE = REPO / "server" / "demo_data" / "reference.smollm2-135m-instruct.chat.json"
-REAL_SAMPLES = 32
+# The real model's accuracy runs are the demo's: the shipped articles, their reference, 32.
 TEST06 = CHECKER / "compliance" / "TEST06" / "run_verification.py"
 
 

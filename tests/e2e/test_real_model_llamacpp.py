@@ -46,10 +46,10 @@ def test_llama_server_gives_every_id_and_its_accuracy_against_the_reference_is_s
     assert accuracy["outputs"]["finish"]["eos"] >= 1
     eos = read_reference(REAL_REFERENCE).eos_token_ids[0]
     assert "TEST06 verification complete" in official_test06(run, "Offline", eos)
-    # The verdict names every figure that fell short; none is hidden. Measured: 3 of 32
-    # outputs identical, ROUGE-1/2/L/Lsum 98.0/97.6/93.4/96.3% of the reference's: FAILED, by
-    # the Q4_1 kernels' numbers (the same weights in float32 served by llama-server: 30 of 32
-    # identical, 98.3-99.5%; by vLLM: 32 of 32, 100%).
+    # The verdict names every figure that fell short; none is hidden. Measured in two runs:
+    # 3 and 6 of 32 outputs identical, ROUGE-L 93.4% and 98.7% of the reference's: FAILED, by
+    # the Q4_1 kernels' numbers, which also move with how the server batched the requests (the
+    # same weights in float32 on llama-server: 30 of 32 identical; on vLLM: 32 of 32, 100%).
     short = {key for key, ok in accuracy["checks"].items() if not ok}
     assert {note.split()[0] for note in accuracy["notes"]} == short
     assert accuracy["passed"] == (not short) and accuracy["checks"]["gen_len"]
