@@ -52,7 +52,7 @@ def read_user_description(path: Path) -> UserDescription:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"system file {path} does not exist; pass --system-file with the TOML "
-                         f"file describing the system (see README, Submission)") from None
+                         f"file describing the system (see docs/submission.md)") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"cannot read system file {path}: {exc}") from None
     system_id = data.get("system_id")

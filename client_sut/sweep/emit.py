@@ -77,7 +77,7 @@ def prepare_emit(system_file: Path | None, checker: Path | None, division: str,
                  endpoints: Sequence[str], output_dir: Path) -> EmitTarget:
     if system_file is None:
         raise UsageError("--emit needs --system-file: the TOML file describing the system "
-                         "(see README, Submission)")
+                         "(see docs/submission.md)")
     if division not in DIVISIONS:
         raise UsageError(f"--division {division!r} is not one of {', '.join(DIVISIONS)}")
     if checker is not None:
