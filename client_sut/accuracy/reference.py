@@ -30,6 +30,15 @@ class ReferenceOutput:
     finish: str  # "eos" or "length"
 
 
+def outputs_key(weights_sha256: str, prompt_format: str, dataset_sha256: str,
+                max_new_tokens: int, min_new_tokens: int, samples: int) -> dict:
+    """What a reference's outputs depend on: equal keys, equal outputs (for the same library
+    versions)."""
+    return {"weights_sha256": weights_sha256, "prompt_format": prompt_format,
+            "dataset_sha256": dataset_sha256, "max_new_tokens": max_new_tokens,
+            "min_new_tokens": min_new_tokens, "samples": samples}
+
+
 @dataclass(frozen=True, slots=True)
 class Reference:
     """What a reference implementation generated, and everything its outputs depend on."""
@@ -49,10 +58,8 @@ class Reference:
     scores: Mapping[str, float] = field(default_factory=dict)  # over every output
 
     def key(self) -> dict:
-        """What the outputs depend on: equal keys, equal outputs (for the same library versions)."""
-        return {"weights_sha256": self.weights_sha256, "prompt_format": self.prompt_format,
-                "dataset_sha256": self.dataset_sha256, "max_new_tokens": self.max_new_tokens,
-                "min_new_tokens": self.min_new_tokens, "samples": len(self.outputs)}
+        return outputs_key(self.weights_sha256, self.prompt_format, self.dataset_sha256,
+                           self.max_new_tokens, self.min_new_tokens, len(self.outputs))
 
     def by_index(self) -> dict[int, ReferenceOutput]:
         return {output.qsl_idx: output for output in self.outputs}

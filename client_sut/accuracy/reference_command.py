@@ -42,7 +42,7 @@ def add_parser(commands) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from client_sut.accuracy.generate import dataset_sha256, generate_reference, weights_sha256
-    from client_sut.accuracy.reference import read_reference, write_reference
+    from client_sut.accuracy.reference import outputs_key, read_reference, write_reference
     from client_sut.data.dataset import load_samples
     from client_sut.request import GenerationParams
 
@@ -54,9 +54,8 @@ def main(args: argparse.Namespace) -> int:
     if args.output.exists() and not args.force:
         cached = read_reference(args.output)
         params = GenerationParams()
-        wanted = {"weights_sha256": weights_sha256(args.model), "prompt_format": fmt.value,
-                  "dataset_sha256": dataset_sha256(samples), "max_new_tokens": params.max_tokens,
-                  "min_new_tokens": params.min_tokens, "samples": len(samples)}
+        wanted = outputs_key(weights_sha256(args.model), fmt.value, dataset_sha256(samples),
+                             params.max_tokens, params.min_tokens, len(samples))
         if cached.key() == wanted:
             say(f"reference {args.output} is up to date ({len(samples)} samples); --force "
                 f"computes it again")

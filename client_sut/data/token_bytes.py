@@ -24,17 +24,11 @@ MAX_SPLITS = 10_000  # of one gap's bytes: far beyond a few bytes of one charact
 
 @functools.cache
 def _byte_level_table() -> dict[str, int]:
-    """GPT-2's byte-level alphabet (the printable stand-in of each byte) inverted."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
-                 *range(ord("®"), ord("ÿ") + 1)]
-    stand_ins, extra = {}, 0
-    for byte in range(256):
-        if byte in printable:
-            stand_ins[chr(byte)] = byte
-        else:
-            stand_ins[chr(256 + extra)] = byte
-            extra += 1
-    return stand_ins
+    """GPT-2's byte-level alphabet (the printable stand-in of each byte), inverted: the table
+    transformers converts byte-level tokenizers with."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    return {char: byte for byte, char in bytes_to_unicode().items()}
 
 
 class TokenBytes:
