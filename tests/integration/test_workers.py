@@ -12,6 +12,8 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import SHARED_DATA, stop_run, wait_for_requests
 
 STREAMS = ("--first-token-ms", "20", "--gap-ms", "2", "--output-tokens", "32")
@@ -19,6 +21,9 @@ STREAMS = ("--first-token-ms", "20", "--gap-ms", "2", "--output-tokens", "32")
 SLOW_STREAMS = ("--first-token-ms", "200", "--gap-ms", "50", "--output-tokens", "64")
 
 
+# Its VALID rests on the emitter's capacity at 100 QPS: beside the real-model vLLM module it went
+# INVALID once in CI (exit 1), so it runs with the timing tests, alone.
+@pytest.mark.timing
 def test_server_run_over_two_workers_is_valid_and_counts_every_process(start_emitter,
                                                                       demo_tokenizer, run_cli):
     emitter = start_emitter(*STREAMS)
