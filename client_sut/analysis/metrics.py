@@ -25,6 +25,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from client_sut.analysis.failures import error_examples
 from client_sut.analysis.token_accounting import token_accounting
 from client_sut.records import RequestRecord
 
@@ -187,6 +188,7 @@ def client_summary(records: Sequence[RequestRecord]) -> dict:
         "requests": len(records),
         "errors": len(records) - len(ok),
         "errors_by_kind": dict(sorted(errors_by_kind.items())),
+        "error_examples": error_examples(records),
         "output_tokens": output_tokens,
         "output_tokens_per_second": round(output_tokens / (span_ns / 1e9), 3) if span_ns else 0.0,
         "requests_per_second": round(len(ok) / (span_ns / 1e9), 3) if span_ns else 0.0,

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from client_sut.analysis.failures import failed_requests
 from client_sut.analysis.metrics import (
     NS_PER_MS,
     e2e_ns,
@@ -252,7 +253,8 @@ class Verdict:
 def run_verdict(results: dict) -> Verdict:
     """The report's first line: LoadGen's verdict and, when it is not plainly good, why."""
     loadgen, client = results["loadgen"], results["client"]
-    reasons = []
+    failed = failed_requests(client)
+    reasons = [failed] if failed else []  # first: LoadGen's verdict does not know of them
     if results.get("interrupted"):
         reasons.append("the run was interrupted: partial results")
     result = loadgen.get("result") or "no LoadGen result"
@@ -268,8 +270,6 @@ def run_verdict(results: dict) -> Verdict:
         if p99 is not None and bound is not None and p99 > bound:
             reasons.append(f"{figure[:4].upper()} p99 {p99:,.1f} ms is over the limit "
                            f"{bound:,.0f} ms")
-    if client.get("errors"):
-        reasons.append(f"{client['errors']} request errors {client.get('errors_by_kind', {})}")
     reasons += [f"LoadGen error: {e}" for e in loadgen.get("errors", [])]
     ok = result == "VALID" and not client.get("errors") and not results.get("interrupted")
     for name in ("accuracy", "audit"):
@@ -277,7 +277,8 @@ def run_verdict(results: dict) -> Verdict:
         if verdict is not None and not verdict.get("passed"):
             ok = False
             reasons.append(f"{name} failed")
-    headline = "INTERRUPTED" if results.get("interrupted") else result
+    headline = ("INTERRUPTED" if results.get("interrupted")
+                else f"FAILED REQUESTS (LoadGen {result})" if failed else result)
     return Verdict(headline, ok, tuple(reasons))
 
 

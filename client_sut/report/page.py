@@ -241,7 +241,9 @@ class PageBuilder:
         sla = folder.sla
         confirmed = bool(sla.get("confirmed"))
         answer = sla.get("answer_qps")
-        headline = (f"{answer:g} QPS within the limits" if answer is not None
+        failed = confirmed and (sla.get("confirmation") or {}).get("failed_requests")
+        headline = (f"FAILED: {failed} in the confirmation at {answer:g} QPS" if failed
+                    else f"{answer:g} QPS within the limits" if answer is not None
                     else "no answer: the search stopped" if sla.get("aborted")
                     else "no QPS kept the limits") + ("" if confirmed else " (not confirmed)")
         limits = sla.get("limits", {})
@@ -263,7 +265,8 @@ class PageBuilder:
                  "confirmation" if p.confirmation else "probe"] for p in points]
         self.sections.append(
             f'<section class="sla"><h2>SLA search {_e(folder.label)}: {_e(sla.get("scenario"))}'
-            f'</h2><div class="verdict {"ok" if confirmed else "bad"}" data-verdict>'
+            f'</h2><div class="verdict {"ok" if confirmed and not failed else "bad"}" '
+            f'data-verdict>'
             f"{_e(headline)}</div>{_list(facts)}"
             + _table(["target QPS", "verdict", "least s", "requests", "TTFT p99 ms",
                       "TPOT p99 ms", "tokens/s", ""], rows, "probes")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import msgspec
 
+from client_sut.analysis.failures import failed_requests
 from client_sut.analysis.metrics import client_summary, endpoint_summaries, goodput
 from client_sut.analysis.replicas import replica_balance
 from client_sut.config import LatencyLimits, Mode, RunConfig
@@ -34,7 +35,10 @@ def build_results(config: RunConfig, *, model: str, sample_count: int, notes: li
     balance = replica_balance(records, config.endpoints)
     client["issued"] = issued
     client["goodput"] = goodput(records, limits and limits.ttft_ms, limits and limits.tpot_ms)
-    notes = notes + one_token_notes(client["one_token_answers"], config.mode)
+    # Failed requests first: whatever else the run was, it did not measure the deployment.
+    failed = failed_requests(client)
+    notes = ([failed] if failed else []) + notes + one_token_notes(client["one_token_answers"],
+                                                                   config.mode)
     return {
         "scenario": config.scenario.value,
         "mode": config.mode.value,

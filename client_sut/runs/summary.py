@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from client_sut.analysis.failures import failed_requests
+
 
 def fmt_number(value, digits: int = 1) -> str:
     """Thousands separated, fixed decimals; '-' for a figure that was not measured."""
@@ -12,11 +14,15 @@ def fmt_number(value, digits: int = 1) -> str:
 
 def run_summary_lines(results: dict, output_dir: Path) -> list[str]:
     loadgen, client = results["loadgen"], results["client"]
+    failed = failed_requests(client)
+    notes = [note for note in results["compliance_notes"] if note != failed]
     lines = [
         ("INTERRUPTED: partial results. " if results["interrupted"] else "")
-        + f"{results['scenario']} {results['mode']}: LoadGen {loadgen['result'] or '-'}"
-        + ("" if results["compliant"] else " (not compliant: "
-           + "; ".join(results["compliance_notes"]) + ")"),
+        + f"{results['scenario']} {results['mode']}: "
+        # Failed requests are said before LoadGen's verdict, which does not know of them.
+        + (f"FAILED: {failed}; " if failed else "")
+        + f"LoadGen {loadgen['result'] or '-'}"
+        + (" (not compliant: " + "; ".join(notes) + ")" if notes else ""),
         f"  tokens/s    LoadGen {fmt_number(loadgen['tokens_per_second'])}   "
         f"client {fmt_number(client['output_tokens_per_second'])}",
         f"  TTFT p99 ms LoadGen {fmt_number(loadgen['ttft_ms']['p99'], 2)}   "

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from client_sut.analysis.curve import LoadPoint, point_figures, predicted_server_rate
 from client_sut.analysis.early_stopping import MIN_QUERIES_TO_PASS
+from client_sut.analysis.failures import failed_requests
 from client_sut.config import OFFICIAL_MIN_DURATION_S, LatencyLimits, Scenario
 from client_sut.errors import (
     EXIT_FAILED,
@@ -218,6 +219,11 @@ def _confirmation_size(plan: SlaPlan) -> tuple[float, int | None]:
 def _confirmed(sla: dict, run: dict) -> int:
     sla.update(answer_qps=run["target_qps"], confirmed=True, confirmation=run,
                goodput=run["goodput"], self_check=run["self_check"])
+    if run["failed_requests"]:  # within the p99s, yet not a deployment that served them all
+        sla["compliance_notes"].insert(0, f"the confirmation at {run['target_qps']:g} QPS: "
+                                          f"{run['failed_requests']}")
+        sla["compliant"] = False
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -392,7 +398,8 @@ def _probe_record(output: RunOutput, rate: float, duration_s: float, folder: str
     record = {"target_qps": rate, "duration_s": duration_s, "dir": folder,
               "exit_status": output.exit_status, "wall_s": output.wall_s}
     if results is None:
-        return {**record, "requests": 0, "result": None, "ttft_p99_ms": None,
+        return {**record, "requests": 0, "result": None, "failed_requests": None,
+                "ttft_p99_ms": None,
                 "tpot_p99_ms": None, "errors": None, "early_stopping_met": None,
                 "verdict": UNDECIDED, "reason": f"the run wrote no results (exit "
                                                 f"{output.exit_status}; see {folder}/run.log)",
@@ -400,12 +407,17 @@ def _probe_record(output: RunOutput, rate: float, duration_s: float, folder: str
                 "goodput": None, "self_check": None}
     figures = ProbeFigures.from_results(results)
     verdict = judge(figures)
+    failed = failed_requests(results["client"])
     return {**record, "requests": figures.queries, "result": figures.result,
+            "failed_requests": failed,
             "ttft_p99_ms": figures.ttft_p99_ms, "tpot_p99_ms": figures.tpot_p99_ms,
             "errors": figures.errors, "over_ttft": figures.over_ttft,
             "over_tpot": figures.over_tpot, "early_stopping_met": figures.early_stopping_met,
             "stopped_early": figures.stopped_early is not None,
-            "verdict": verdict.verdict, "reason": verdict.reason,
+            "verdict": verdict.verdict,
+            # Failed requests first, even where they were too few to lose the p99s.
+            "reason": f"{failed}; {verdict.reason}" if failed and verdict.constraint != "errors"
+            else verdict.reason,
             "constraint": verdict.constraint, "interrupted": figures.interrupted,
             "tokens_per_second": results["loadgen"]["tokens_per_second"]
             or results["client"]["output_tokens_per_second"],
@@ -459,6 +471,10 @@ def answer_line(sla: dict) -> str:
     limits = sla["limits"]
     sla_words = (f"the {sla['scenario']} SLA (TTFT p99 <= {limits['ttft_ms']:g} ms, TPOT p99 <= "
                  f"{limits['tpot_ms']:g} ms{'' if limits['official'] else ', not the official limits'})")
+    failed = sla["confirmed"] and sla["confirmation"]["failed_requests"]
+    if failed:
+        return (f"FAILED: {failed} in the confirmation at {sla['answer_qps']:g} queries/s, "
+                f"though LoadGen called it VALID within {sla_words}")
     if sla["confirmed"]:
         return (f"this deployment serves {sla['answer_qps']:g} queries/s within {sla_words}, "
                 f"confirmed VALID")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from client_sut.accuracy.audit import verify_test06
 from client_sut.accuracy.rouge import ROUGE_KEYS
+from client_sut.analysis.failures import failed_requests
 from client_sut.analysis.loadgen_logs import LoadGenLog
 from client_sut.config import OFFICIAL_LATENCY_LIMITS, OFFICIAL_MIN_DURATION_S, Scenario
 
@@ -176,3 +177,11 @@ def test06(files: ScenarioFiles, eos_token_id: int | None) -> list[Finding]:
 def check_scenario(files: ScenarioFiles, eos_token_id: int | None) -> list[Finding]:
     return [*summary_valid(files), *loadgen_errors(files), *official_settings(files),
             *latency_limits(files), *accuracy_txt(files), *test06(files, eos_token_id)]
+
+
+def failed_runs(results: Mapping[tuple[str, str], dict]) -> list[Finding]:
+    """Runs whose requests failed, per (scenario, kind of run) -> its results.json: LoadGen's
+    logs do not know of them, so neither does MLCommons' checker."""
+    return [Finding(scenario, "failed_requests", f"{kind} run: {note}")
+            for (scenario, kind), run in results.items()
+            if (note := failed_requests(run["client"]))]

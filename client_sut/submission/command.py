@@ -23,7 +23,8 @@ from client_sut.submission import probe
 from client_sut.submission.assemble import assemble
 from client_sut.submission.checker import run_checker, tools_dir
 from client_sut.submission.folder import check_folder
-from client_sut.submission.layout import DIVISIONS, Layout
+from client_sut.submission.checks import failed_runs
+from client_sut.submission.layout import DIVISIONS, RUN_KINDS, Layout
 from client_sut.submission.runs import (
     check_run_args,
     incomplete_runs,
@@ -127,7 +128,9 @@ def make_submission(config: SubmissionConfig, progress: Progress) -> SubmissionO
                           config.output_dir / "checker_summary.csv",
                           config.skip_dataset_size_check)
     eos = run_results(runs, scenarios[0], "TEST06")["audit"].get("eos_token_id")
-    findings = check_folder(layout, eos)
+    # Failed requests first: the runs did not measure the deployment.
+    findings = failed_runs({(s, kind): run_results(runs, s, kind) for s in scenarios
+                            for kind in RUN_KINDS}) + check_folder(layout, eos)
     report = {
         "folder": str(layout.org),
         "division": config.division,

@@ -31,6 +31,7 @@ from client_sut.analysis.curve import (
     step_function,
 )
 from client_sut.analysis.early_stopping import min_passing
+from client_sut.analysis.failures import failed_requests
 from client_sut.config import OFFICIAL_LATENCY_LIMITS, Scenario
 from client_sut.data.token_cache import cached_prompt_lengths
 from client_sut.errors import (
@@ -107,6 +108,11 @@ def run_sweep(plan: SweepPlan, say: Say) -> tuple[dict, int]:
             status = stop.exit_status
     sweep["interrupted"] = state.interrupted
     sweep["elapsed_s"] = state.elapsed_s
+    failed = [f"{p['name']}: {p['failed_requests']}" for p in sweep["points"]
+              if p.get("failed_requests")]
+    if failed:  # said first: those points did not measure the deployment
+        sweep["compliance_notes"][:0] = failed
+        sweep["compliant"] = False
     sweep["verdict"] = _verdict(sweep)
     _write(plan, sweep)
     return sweep, EXIT_INTERRUPTED if state.interrupted else status
@@ -304,10 +310,11 @@ def _point_record(plan: SweepPlan, point: Point, output: RunOutput, rate: float,
         notes.append(f"ran under its {duration_s:g} s: the size predicted was too small")
     if results.get("interrupted"):
         notes.append("interrupted")
-    return {**record, **figures, "loadgen_result": loadgen["result"],
+    failed = failed_requests(results["client"])
+    return {**record, **figures, "loadgen_result": loadgen["result"], "failed_requests": failed,
             "mean_latency_s": (results["client"]["e2e_ms"]["mean"] or 0) / 1000 or None,
             "failed": bool(figures["errors"]) or loadgen["result"] != "VALID",
-            "notes": notes}
+            "notes": ([failed] if failed else []) + notes}
 
 
 def _region(point: Point, found: Regions | None) -> str | None:
@@ -360,7 +367,8 @@ def _summary(record: dict) -> str:
     if record.get("system_tokens_per_s") is None:
         return record.get("reason", "measured nothing")
     per_user = record["tokens_per_s_per_user"]
-    return (f"{record['system_tokens_per_s']:,.1f} tokens/s, "
+    return ((f"FAILED: {record['failed_requests']}; " if record.get("failed_requests") else "")
+            + f"{record['system_tokens_per_s']:,.1f} tokens/s, "
             f"{'-' if per_user is None else f'{per_user:,.1f}'} tokens/s per user "
             f"(1000/TPOT p90), TTFT p90 {record['ttft_ms']['p90']} ms, "
             f"{record['requests']} requests, {record['errors']} errors, LoadGen "

@@ -44,6 +44,12 @@ def assert_failed_but_whole(run, kind: str) -> list[dict]:
     assert client["errors"] == sum(client["errors_by_kind"].values())
     assert (run.output_dir / "mlperf_log_summary.txt").is_file()
     assert results["loadgen"]["result"] in ("VALID", "INVALID")
+    # Said first, whatever LoadGen's verdict: in the notes, and above it in the printed summary.
+    assert not results["compliant"]
+    assert results["compliance_notes"][0].startswith(
+        f"{client['errors']:,} of {client['requests']:,} requests failed: {kind} (")
+    headline = next(line for line in run.stdout.splitlines() if "LoadGen" in line)
+    assert headline.index("FAILED: ") < headline.index("LoadGen"), headline
     requests = run.requests()
     assert len(requests) == client["requests"]
     failed = [r for r in requests if r["error"] is not None]
