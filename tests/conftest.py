@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -107,12 +108,16 @@ def run_cli(tmp_path):
     """Runs `client-sut run` in its own process (LoadGen allows one configuration per process)."""
     counter = iter(range(1000))
 
-    def run(*args: str, timeout: float = CLI_TIMEOUT_S) -> CliRun:
+    def run(*args: str, timeout: float = CLI_TIMEOUT_S,
+            open_files: tuple[int, int] | None = None) -> CliRun:
+        """`open_files`: the (soft, hard) open-file limit the run starts with."""
         output_dir = tmp_path / f"run{next(counter)}"
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
         completed = subprocess.run(
             [sys.executable, "-m", "client_sut", "run", "--output-dir", str(output_dir), *args],
-            capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
+            capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env,
+            preexec_fn=None if open_files is None
+            else lambda: resource.setrlimit(resource.RLIMIT_NOFILE, open_files))
         return CliRun(completed, output_dir)
 
     return run

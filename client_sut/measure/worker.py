@@ -23,6 +23,7 @@ from client_sut.measure.channel import Channel, open_channel
 from client_sut.measure.dispatch import EndpointPool
 from client_sut.measure.driver import StreamDriver
 from client_sut.measure.heap import HeapFreezer
+from client_sut.measure.resources import raise_open_files
 from client_sut.measure.selfcheck import CpuSample, LoopLagProbe, WorkerStats
 from client_sut.measure.warmup import warm_up
 from client_sut.records import RequestRecord
@@ -139,6 +140,7 @@ def main() -> None:
     # stop (everything they hold completed, then their figures), so they do not stop on it.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
+    raise_open_files()  # its streams' connections (the LoadGen process checked they fit)
     run_event_loop(_serve(socket.socket(fileno=int(sys.argv[1]))))
 
 

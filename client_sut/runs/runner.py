@@ -55,6 +55,7 @@ from client_sut.measure.dispatch import EndpointPool
 from client_sut.measure.endpoints import ServedModel, probe_endpoints
 from client_sut.measure.health import not_answering
 from client_sut.measure.heap import HeapFreezer
+from client_sut.measure.resources import check_open_files, file_budget, raise_open_files
 from client_sut.measure.selfcheck import (
     CAPACITY_SAFE_SHARE,
     Calibration,
@@ -183,6 +184,9 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
         reference = read_reference(config.reference)
         check_covers(reference, range(len(samples)), config.prompt_format.value,
                      config.reference)
+    settings = build_test_settings(config, len(samples))
+    config = _resolve_workers(config, settings, calibration, progress)
+    resources = _check_resources(config)
     credentials = config.credentials
     served = asyncio.run(probe_endpoints(config.endpoints, config.model, credentials))
     model = served.name
@@ -193,8 +197,6 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
         cache_key(config.dataset, tokenizer_name, len(samples), config.prompt_format.value),
         lambda: tokenize_prompts(tokenizer, samples, config.prompt_format))
     check_prompt_lengths(prompt_ids, served, config.generation.max_tokens)
-    settings = build_test_settings(config, len(samples))
-    config = _resolve_workers(config, settings, calibration, progress)
     limits = latency_limits(settings)
     dialects = _probe_dialects(config, model, tokenizer, progress)
     shape = one_request_shape(dialects)
@@ -243,6 +245,7 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
                             self_check=check, limits=judged_limits, warmup=drive.warmup,
                             interrupted=drive.interrupted, stopped_early=drive.stopped_early,
                             origins=endpoint_origins(found))
+    results["client"]["resources"] = resources
     for endpoint in results["endpoints"]:
         dialect = dialects[endpoint["url"]]
         endpoint.update(dialect=dialect.to_json(), capabilities=dialect.capabilities.to_json(),
@@ -297,6 +300,15 @@ def _resolve_workers(config: RunConfig, settings, calibration: Calibration | Non
     workers = min(workers, config.max_concurrency)
     progress(f"--workers auto: {workers} ({why})")
     return replace(config, client_workers=workers)
+
+
+def _check_resources(config: RunConfig) -> dict:
+    """This process's open-file limit raised, and the run refused where the busiest client
+    process could not hold its streams (measure/resources.py); results.json's
+    `client.resources`."""
+    budget = file_budget(config.max_concurrency, len(config.endpoints), config.client_workers,
+                         any(kernel_stamped(url) for url in config.endpoints))
+    return check_open_files(budget, raise_open_files(), config.client_workers)
 
 
 def _score_accuracy(config: RunConfig, samples: list[Sample], tokenizer_name: str,

@@ -47,6 +47,7 @@ import httptools
 
 from client_sut.eventloop import run_event_loop
 from client_sut.measure.heap import HeapFreezer
+from client_sut.measure.resources import raise_open_files
 from client_sut.servers.emitter_dialects import (
     DIALECTS,
     HEALTH_PATHS,
@@ -751,6 +752,8 @@ def main(argv: list[str] | None = None) -> int:
                            engine_step_s=None if args.engine_step_ms is None
                            else args.engine_step_ms / 1000, dialect=args.dialect,
                            close_after_response=args.close_after_response)
+
+    raise_open_files()  # as a real server's unit file does: thousands of streams at once
 
     async def run() -> None:
         server, url = await serve(config, args.host, args.port, tls)
