@@ -24,9 +24,10 @@ def error_examples(records: Sequence[RequestRecord]) -> dict[str, str]:
     return {kind: counts.most_common(1)[0][0] for kind, counts in sorted(messages.items())}
 
 
-def failed_requests(client: dict) -> str | None:
+def failed_requests(client: dict, endpoints: Sequence[dict] = ()) -> str | None:
     """"12,598 of 13,600 requests failed: connect (12,598: cannot connect to ...: [Errno 24]
-    Too many open files)", from results.json's `client`; None when none failed."""
+    Too many open files)", from results.json's `client` and, where there are several, its
+    `endpoints` (which failed how many); None when none failed."""
     by_kind = {kind: count for kind, count in client.get("errors_by_kind", {}).items()
                if kind != _OWN_DOING}
     failed = sum(by_kind.values())
@@ -35,4 +36,6 @@ def failed_requests(client: dict) -> str | None:
     examples = client.get("error_examples", {})
     kinds = "; ".join(f"{kind} ({count:,}" + (f": {examples[kind]}" if kind in examples else "")
                       + ")" for kind, count in sorted(by_kind.items(), key=lambda kc: -kc[1]))
-    return f"{failed:,} of {client['requests']:,} requests failed: {kinds}"
+    where = [f"{e['url']} {e['errors']:,}" for e in endpoints if e.get("errors")]
+    on = f" (on {', '.join(where)})" if len(endpoints) > 1 and where else ""
+    return f"{failed:,} of {client['requests']:,} requests failed{on}: {kinds}"

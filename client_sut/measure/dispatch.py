@@ -1,6 +1,7 @@
 """The endpoint pool: keep-alive connections per endpoint, least-outstanding balancing,
 and a cap on requests in flight per endpoint. Work beyond the caps waits in FIFO order; its wait
-counts in its latency, as a real user's would.
+counts in its latency, as a real user's would. An endpoint whose connections keep failing is
+taken out of the balance until its health path answers (measure/ejection.py).
 
 Runs entirely on the event loop thread, so plain counters need no locks.
 """
@@ -9,16 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 
+from client_sut.measure.ejection import PROBE_EVERY_S, Ejection, Outliers
 from client_sut.measure.timeouts import Watchdog
 from client_sut.measure.transport import ConnectionPool
+from client_sut.records import Answer, HealthCheck, RequestError
 from client_sut.request import Timeouts
 
 # Called the moment its endpoint has room, with that endpoint: what it does before it returns
-# (the client writes its request) happens then; the coroutine it returns runs as a task.
-Job = Callable[[str, ConnectionPool], Coroutine[None, None, None]]
+# (the client writes its request) happens then; the coroutine it returns runs as a task, and
+# returns how the request failed (None: it did not).
+Job = Callable[[str, ConnectionPool], Coroutine[None, None, RequestError | None]]
+# Asks an endpoint's health path (blocking: run on a thread).
+HealthProbe = Callable[[str], HealthCheck]
 
 
 class _Endpoint:
@@ -33,10 +41,19 @@ class _Endpoint:
 class EndpointPool:
     def __init__(self, urls: Sequence[str], max_concurrency: int, timeouts: Timeouts,
                  ssl_context: ssl.SSLContext | bool = True,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, health: HealthProbe | None = None,
+                 on_ejection: Callable[[Ejection], None] = lambda ejection: None,
+                 worker: int | None = None) -> None:
+        """`health`: asks an endpoint's health path; without it nothing is ever ejected.
+        `on_ejection`: told of each ejection, and again when it ends."""
         if not urls:
             raise ValueError("no endpoints")
         self._urls = list(urls)
+        self._health = health
+        self._on_ejection = on_ejection
+        self._worker = worker
+        self.outliers = Outliers(self._urls)
+        self._probes: set[asyncio.Task] = set()
         self._max_concurrency = max_concurrency
         self._timeouts = timeouts
         self._ssl = ssl_context
@@ -63,6 +80,8 @@ class EndpointPool:
     async def __aexit__(self, *exc_info) -> None:
         if self._watchdog_task is not None:
             self._watchdog_task.cancel()
+        for probe in self._probes:
+            probe.cancel()
         for endpoint in self._endpoints:
             endpoint.connections.close()
 
@@ -97,7 +116,8 @@ class EndpointPool:
         count = len(self._endpoints)
         for step in range(count):
             endpoint = self._endpoints[(self._next_first + step) % count]
-            if endpoint.outstanding < self._max_concurrency and (
+            if endpoint.outstanding < self._max_concurrency and not self.outliers.is_out(
+                    endpoint.url) and (
                     best is None or endpoint.outstanding < best.outstanding):
                 best = endpoint
         if best is not None:
@@ -113,9 +133,39 @@ class EndpointPool:
     def _finished(self, task: asyncio.Task, endpoint: _Endpoint) -> None:
         self._tasks.discard(task)
         endpoint.outstanding -= 1
-        if self._backlog:
-            chosen = self._least_outstanding()
-            if chosen is not None:
-                self._start(chosen, self._backlog.popleft())
+        if self._health is not None and not task.cancelled() and task.exception() is None:
+            ejection = self.outliers.outcome(endpoint.url, task.result(),
+                                             time.perf_counter_ns())
+            if ejection is not None:
+                self._ejected(replace(ejection, worker=self._worker))
+        self._drain()
         if not self._tasks and not self._backlog:
             self._idle.set()
+
+    def _drain(self) -> None:
+        """Starts waiting work while an endpoint in the balance has room."""
+        while self._backlog:
+            chosen = self._least_outstanding()
+            if chosen is None:
+                return
+            self._start(chosen, self._backlog.popleft())
+
+    # --- ejection (measure/ejection.py) ---------------------------------------------------------
+
+    def _ejected(self, ejection: Ejection) -> None:
+        self.outliers.out[ejection.endpoint] = ejection
+        self._on_ejection(ejection)
+        probe = asyncio.get_running_loop().create_task(self._probe_until_back(ejection.endpoint))
+        self._probes.add(probe)
+        probe.add_done_callback(self._probes.discard)
+
+    async def _probe_until_back(self, url: str) -> None:
+        while True:
+            await asyncio.sleep(PROBE_EVERY_S)
+            check = await asyncio.to_thread(self._health, url)
+            if check.answer is Answer.ANSWERED:
+                self._on_ejection(self.outliers.readmit(url, time.perf_counter_ns(),
+                                                        f"its health path answered "
+                                                        f"({check.detail})"))
+                self._drain()
+                return

@@ -85,9 +85,9 @@ class StreamDriver:
                                                    INTERRUPTED))
 
     def _serve(self, query_id: int, index: int, issue_ns: int, endpoint: str,
-               connections: ConnectionPool) -> Coroutine[None, None, None]:
+               connections: ConnectionPool) -> Coroutine[None, None, RequestError | None]:
         """Sends the request now (see `send_request`); the coroutine it returns, run as a task,
-        waits for the answer and completes the sample."""
+        waits for the answer, completes the sample and returns how it failed, if it did."""
         if self.stopping:  # issued after the interrupt: completed without being sent
             return self._fail(query_id, index, endpoint, issue_ns, ErrorKind.CANCELLED,
                               INTERRUPTED)
@@ -103,7 +103,7 @@ class StreamDriver:
         return self._finish(query_id, index, issue_ns, endpoint, connections, inflight)
 
     async def _finish(self, query_id: int, index: int, issue_ns: int, endpoint: str,
-                      connections: ConnectionPool, inflight: InFlight) -> None:
+                      connections: ConnectionPool, inflight: InFlight) -> RequestError | None:
         try:
             record = await finish_request(inflight, connections, endpoint, sample_index=index,
                                           issue_ns=issue_ns, watchdog=self._pool.watchdog)
@@ -112,10 +112,13 @@ class StreamDriver:
                                    f"{type(exc).__name__}: {exc}")
         self._written.pop(query_id, None)  # gone if the interrupt completed it already
         self._complete(query_id, record)
+        return record.error
 
     async def _fail(self, query_id: int, index: int, endpoint: str, issue_ns: int,
-                    kind: ErrorKind, message: str) -> None:
-        self._complete(query_id, failed_record(index, endpoint, issue_ns, kind, message))
+                    kind: ErrorKind, message: str) -> RequestError:
+        record = failed_record(index, endpoint, issue_ns, kind, message)
+        self._complete(query_id, record)
+        return record.error
 
     def _complete(self, query_id: int, record: RequestRecord) -> None:
         if self._open.pop(query_id, None) is not None:

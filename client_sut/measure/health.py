@@ -86,6 +86,12 @@ def check_health(url: str, credentials: Credentials | None = None,
     return HealthCheck(url, t_ns, answer, detail)
 
 
+def health_probe(credentials: Credentials, paths: Mapping[str, str | None]
+                 ) -> Callable[[str], HealthCheck]:
+    """Asks one endpoint where its kind keeps its health (`paths`), as `check_health` does."""
+    return lambda url: check_health(url, credentials, path=paths.get(url))
+
+
 def not_answering(urls: Sequence[str], credentials: Credentials | None = None,
                   timeout_s: float = CHECK_TIMEOUT_S,
                   paths: Mapping[str, str | None] | None = None) -> list[HealthCheck]:

@@ -31,6 +31,7 @@ import mlperf_loadgen as lg
 from client_sut.measure.cores import plan_cores
 from client_sut.measure.dispatch import EndpointPool
 from client_sut.measure.driver import Batch, StreamDriver
+from client_sut.measure.ejection import EjectionLog
 from client_sut.records import RequestError, RequestRecord, TokenIdSource
 from client_sut.request import Api
 
@@ -127,9 +128,11 @@ class LoadGenSut:
     # took a new one (known where the streams ran on this process's loop).
     connection_per_request: Mapping[str, bool] = MappingProxyType({})
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, bridge: LoadGenBridge) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, bridge: LoadGenBridge,
+                 ejections: EjectionLog) -> None:
         self._loop = loop
         self.bridge = bridge
+        self.ejections = ejections  # endpoints taken out of the balance, and put back
 
     @property
     def records(self) -> list[RequestRecord]:
@@ -164,8 +167,8 @@ class ClientSut(LoadGenSut):
     """The streams on the LoadGen process's own event loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, pool: EndpointPool, api: Api,
-                 bodies: Sequence[bytes], bridge: LoadGenBridge) -> None:
-        super().__init__(loop, bridge)
+                 bodies: Sequence[bytes], bridge: LoadGenBridge, ejections: EjectionLog) -> None:
+        super().__init__(loop, bridge, ejections)
         self._driver = StreamDriver(loop, pool, api, bodies, bridge)
         self.core_plan = plan_cores(0, os.sched_getaffinity(0))
 

@@ -22,6 +22,7 @@ from client_sut.eventloop import run_event_loop
 from client_sut.measure.channel import Channel, open_channel
 from client_sut.measure.dispatch import EndpointPool
 from client_sut.measure.driver import StreamDriver
+from client_sut.measure.health import health_probe
 from client_sut.measure.heap import HeapFreezer
 from client_sut.measure.resources import raise_open_files
 from client_sut.measure.selfcheck import CpuSample, LoopLagProbe, WorkerStats
@@ -33,7 +34,7 @@ from client_sut.security import Credentials
 # Messages, LoadGen process -> worker
 SPEC, ISSUE, STOP, END = "spec", "issue", "stop", "end"
 # worker -> LoadGen process
-READY, FIRST, DONE, STATS = "ready", "first", "done", "stats"
+READY, FIRST, DONE, STATS, EJECTION = "ready", "first", "done", "stats", "ejection"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,7 @@ class WorkerSpec:
     bodies: tuple[bytes, ...]
     warmup_bodies: tuple[bytes, ...]
     cores: tuple[int, ...]  # empty: not pinned
+    health_paths: tuple[tuple[str, str | None], ...] = ()  # per endpoint, where its kind has it
 
 
 class _ChannelReporter:
@@ -108,7 +110,10 @@ class _Worker:
         credentials = spec.credentials
         async with EndpointPool(spec.endpoints, spec.max_concurrency, spec.timeouts,
                                 ssl_context=credentials.ssl_context(),
-                                headers=credentials.headers) as pool:
+                                headers=credentials.headers,
+                                health=health_probe(credentials, dict(spec.health_paths)),
+                                on_ejection=lambda e: self.channel.send((EJECTION, e)),
+                                worker=spec.index) as pool:
             warmup = {"requests": 0}
             if spec.warmup_bodies:
                 warmup = await warm_up(pool, spec.api, list(spec.warmup_bodies),

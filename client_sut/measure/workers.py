@@ -31,10 +31,22 @@ from client_sut.errors import UsageError
 from client_sut.measure.channel import Channel, open_channel
 from client_sut.measure.cores import CorePlan
 from client_sut.measure.driver import Batch, failed_record
+from client_sut.measure.ejection import EjectionLog
 from client_sut.measure.selfcheck import WorkerStats
 from client_sut.measure.stream import INTERRUPTED
 from client_sut.measure.sut import LoadGenBridge, LoadGenSut
-from client_sut.measure.worker import DONE, END, FIRST, ISSUE, READY, SPEC, STATS, STOP, WorkerSpec
+from client_sut.measure.worker import (
+    DONE,
+    EJECTION,
+    END,
+    FIRST,
+    ISSUE,
+    READY,
+    SPEC,
+    STATS,
+    STOP,
+    WorkerSpec,
+)
 from client_sut.records import ErrorKind
 
 # How long the workers may take to complete what they hold after a stop, and to report at the end.
@@ -64,8 +76,9 @@ class _Worker:
 class WorkerSut(LoadGenSut):
     """The streams in worker processes."""
 
-    def __init__(self, bridge: LoadGenBridge, specs: Sequence[WorkerSpec], plan: CorePlan) -> None:
-        super().__init__(asyncio.get_running_loop(), bridge)
+    def __init__(self, bridge: LoadGenBridge, specs: Sequence[WorkerSpec], plan: CorePlan,
+                 ejections: EjectionLog) -> None:
+        super().__init__(asyncio.get_running_loop(), bridge, ejections)
         self.core_plan = plan
         self.worker_stats: list[WorkerStats] = []
         self._specs = specs
@@ -137,6 +150,8 @@ class WorkerSut(LoadGenSut):
             if self._backlog:
                 self._hand_out()
             self._note_returned()
+        elif kind == EJECTION:
+            self.ejections(message[1])
         elif kind == READY:
             worker.ready.set_result(message[1])
         elif kind == STATS:

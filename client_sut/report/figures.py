@@ -119,6 +119,21 @@ def timeline(records: Sequence[RequestRecord], ttft_limit_ms: float | None,
         tuple(_pct(v, 50) for v in ttfts), tuple(_pct(v, 99) for v in ttfts), ttft_limit_ms)
 
 
+@dataclass(frozen=True, slots=True)
+class EjectionSpan:
+    """An endpoint out of the balance, in seconds from the run's first issue."""
+    endpoint: str
+    from_s: float
+    to_s: float
+
+
+def ejection_spans(endpoints: Sequence[dict], start_ns: int) -> tuple[EjectionSpan, ...]:
+    """Each ejection results.json holds (endpoints[].ejections), for the time axis."""
+    return tuple(EjectionSpan(endpoint["url"], (e["ejected_ns"] - start_ns) / NS_PER_S,
+                              (e["ejected_ns"] - start_ns) / NS_PER_S + e["out_s"])
+                 for endpoint in endpoints for e in endpoint.get("ejections", ()))
+
+
 def _pct(values: list[float], pct: float) -> float | None:
     return percentile(sorted(values), pct) if values else None
 
@@ -156,6 +171,8 @@ def endpoint_rows(records: Sequence[RequestRecord], endpoints: Sequence[dict]) -
         extra = {k: v for k, v in endpoint.items() if k not in _ENDPOINT_KEYS
                  and (isinstance(v, (int, float, bool))
                       or isinstance(v, str) and len(v) <= _SHORT_TEXT)}
+        if endpoint.get("ejections"):
+            extra["s out of the balance"] = sum(e["out_s"] for e in endpoint["ejections"])
         rows.append(EndpointRow(
             endpoint["url"], len(mine), len(mine) - len(ok),
             _ms_pct(ttft, 50), _ms_pct(ttft, 99), _ms_pct(tpot, 50), _ms_pct(tpot, 99),
@@ -253,7 +270,7 @@ class Verdict:
 def run_verdict(results: dict) -> Verdict:
     """The report's first line: LoadGen's verdict and, when it is not plainly good, why."""
     loadgen, client = results["loadgen"], results["client"]
-    failed = failed_requests(client)
+    failed = failed_requests(client, results.get("endpoints", ()))
     reasons = [failed] if failed else []  # first: LoadGen's verdict does not know of them
     if results.get("interrupted"):
         reasons.append("the run was interrupted: partial results")

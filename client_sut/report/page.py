@@ -144,7 +144,9 @@ class PageBuilder:
         parts.append(self.figure(prefix, "latency-cdfs",
                                  plots.latency_cdfs(figures.latency_cdfs(records, *limits))))
         line = figures.timeline(records, limits[0])
-        parts.append(self.figure(prefix, "over-time", plots.over_time(line)))
+        ejections = figures.ejection_spans(results.get("endpoints", []),
+                                           figures.run_start_ns(records))
+        parts.append(self.figure(prefix, "over-time", plots.over_time(line, ejections)))
         rows = figures.endpoint_rows(records, results.get("endpoints", []))
         parts.append("<h3>Endpoints</h3>" + self._endpoint_table(rows))
         parts.append(self.figure(prefix, "endpoints", plots.endpoints(rows)))

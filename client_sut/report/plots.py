@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from client_sut.report.figures import (  # noqa: E402
     Cdf,
+    EjectionSpan,
     EndpointRow,
     RunRow,
     ServerSeries,
@@ -64,8 +65,13 @@ def latency_cdfs(cdfs: Sequence[Cdf]) -> str:
     return _svg(figure)
 
 
-def over_time(t: Timeline) -> str:
+def over_time(t: Timeline, ejections: Sequence[EjectionSpan] = ()) -> str:
     figure, axes = plt.subplots(4, 1, figsize=(10, 7.5), sharex=True)
+    for span in ejections:  # a replica out of the balance: shaded on every axis
+        for axis in axes:
+            axis.axvspan(span.from_s, span.to_s, color="#c0392b", alpha=0.12, lw=0)
+        axes[0].annotate(f"ejected: {span.endpoint}", (span.from_s, 1), xycoords=("data",
+                         "axes fraction"), va="top", fontsize=7, color="#c0392b")
     axes[0].step(t.t_s, t.requests_per_s, where="post", color="#2c3e50")
     axes[0].set_ylabel("requests/s")
     axes[1].step(t.t_s, t.tokens_per_s, where="post", color="#8e44ad")

@@ -36,7 +36,7 @@ def build_results(config: RunConfig, *, model: str, sample_count: int, notes: li
     client["issued"] = issued
     client["goodput"] = goodput(records, limits and limits.ttft_ms, limits and limits.tpot_ms)
     # Failed requests first: whatever else the run was, it did not measure the deployment.
-    failed = failed_requests(client)
+    failed = failed_requests(client, endpoints)
     notes = ([failed] if failed else []) + notes + one_token_notes(client["one_token_answers"],
                                                                    config.mode)
     return {

@@ -53,7 +53,8 @@ from client_sut.measure.dialect_probe import one_request_shape, probe_dialects
 from client_sut.measure.discovery import discover, endpoint_origins
 from client_sut.measure.dispatch import EndpointPool
 from client_sut.measure.endpoints import ServedModel, probe_endpoints
-from client_sut.measure.health import not_answering
+from client_sut.measure.ejection import EjectionLog
+from client_sut.measure.health import health_probe, not_answering
 from client_sut.measure.heap import HeapFreezer
 from client_sut.measure.resources import check_open_files, file_budget, raise_open_files
 from client_sut.measure.selfcheck import (
@@ -246,6 +247,9 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
                             interrupted=drive.interrupted, stopped_early=drive.stopped_early,
                             origins=endpoint_origins(found))
     results["client"]["resources"] = resources
+    run_end_ns = max((r.end_ns for r in bridge.records), default=time.perf_counter_ns())
+    for endpoint in results["endpoints"]:
+        endpoint["ejections"] = drive.client.ejections.of(endpoint["url"], run_end_ns)
     for endpoint in results["endpoints"]:
         dialect = dialects[endpoint["url"]]
         endpoint.update(dialect=dialect.to_json(), capabilities=dialect.capabilities.to_json(),
@@ -333,11 +337,13 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
     bridge = LoadGenBridge(report_first_token=config.scenario.streams_first_token,
                            retokenize=retokenize, redact=config.credentials.redact,
                            recover=recover)
-    async with _streams(config, bridge, bodies, warmup_bodies, progress) as (client, warmup):
+    health_paths = {url: paths.health for url, paths in observer.paths.items()}
+    async with _streams(config, bridge, bodies, warmup_bodies, health_paths,
+                        progress) as (client, warmup):
         if warmup["requests"] and warmup["errors"]:
             progress(f"warm-up: {warmup['errors']} of {warmup['requests']} requests failed, "
                      f"e.g. {warmup['first_error']}")
-            _check_still_answering(config, {url: p.health for url, p in observer.paths.items()})
+            _check_still_answering(config, health_paths)
         sut = lg.ConstructSUT(client.issue_queries, client.flush_queries)
         qsl = lg.ConstructQSL(sample_count, sample_count, _noop, _noop)
         audit = [str(audit_config_path(config.audit))] if config.audit else []
@@ -386,10 +392,12 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
 
 @asynccontextmanager
 async def _streams(config: RunConfig, bridge: LoadGenBridge, bodies: list[bytes],
-                   warmup_bodies: list[bytes], progress: Progress):
+                   warmup_bodies: list[bytes], health_paths: dict[str, str | None],
+                   progress: Progress):
     """The client LoadGen drives, warmed up: the streams on this process's event loop, or
     sharded over worker processes (--workers). Yields it and the warm-up's summary."""
     credentials = config.credentials
+    ejections = EjectionLog(progress)
     if warmup_bodies:
         progress(f"warm-up: {len(warmup_bodies)} untimed requests per endpoint"
                  + (f" from each of {config.client_workers} client worker processes"
@@ -397,21 +405,25 @@ async def _streams(config: RunConfig, bridge: LoadGenBridge, bodies: list[bytes]
     if not config.client_workers:
         async with EndpointPool(config.endpoints, config.max_concurrency, config.timeouts,
                                 ssl_context=credentials.ssl_context(),
-                                headers=credentials.headers) as pool:
+                                headers=credentials.headers,
+                                health=health_probe(credentials, health_paths),
+                                on_ejection=ejections) as pool:
             warmup = {"requests": 0}
             if warmup_bodies:
                 warmup = await warm_up(pool, config.api, warmup_bodies, credentials.redact)
-            client = ClientSut(asyncio.get_running_loop(), pool, config.api, bodies, bridge)
+            client = ClientSut(asyncio.get_running_loop(), pool, config.api, bodies, bridge,
+                               ejections)
             yield client, warmup
             client.connection_per_request = {url: connections.closes_after_response
                                              for url, connections in pool.connection_pools()}
         return
     plan = plan_cores(config.client_workers, os.sched_getaffinity(0))
     specs = [WorkerSpec(index, config.endpoints, share, config.timeouts, credentials,
-                        config.api, tuple(bodies), tuple(warmup_bodies), plan.workers[index])
+                        config.api, tuple(bodies), tuple(warmup_bodies), plan.workers[index],
+                        tuple(health_paths.items()))
              for index, share in enumerate(concurrency_shares(config.max_concurrency,
                                                               config.client_workers))]
-    client = WorkerSut(bridge, specs, plan)
+    client = WorkerSut(bridge, specs, plan, ejections)
     try:
         warmup = await client.start()
         yield client, warmup

@@ -14,7 +14,7 @@ def fmt_number(value, digits: int = 1) -> str:
 
 def run_summary_lines(results: dict, output_dir: Path) -> list[str]:
     loadgen, client = results["loadgen"], results["client"]
-    failed = failed_requests(client)
+    failed = failed_requests(client, results["endpoints"])
     notes = [note for note in results["compliance_notes"] if note != failed]
     lines = [
         ("INTERRUPTED: partial results. " if results["interrupted"] else "")

@@ -407,7 +407,7 @@ def _probe_record(output: RunOutput, rate: float, duration_s: float, folder: str
                 "goodput": None, "self_check": None}
     figures = ProbeFigures.from_results(results)
     verdict = judge(figures)
-    failed = failed_requests(results["client"])
+    failed = failed_requests(results["client"], results["endpoints"])
     return {**record, "requests": figures.queries, "result": figures.result,
             "failed_requests": failed,
             "ttft_p99_ms": figures.ttft_p99_ms, "tpot_p99_ms": figures.tpot_p99_ms,

@@ -184,4 +184,4 @@ def failed_runs(results: Mapping[tuple[str, str], dict]) -> list[Finding]:
     logs do not know of them, so neither does MLCommons' checker."""
     return [Finding(scenario, "failed_requests", f"{kind} run: {note}")
             for (scenario, kind), run in results.items()
-            if (note := failed_requests(run["client"]))]
+            if (note := failed_requests(run["client"], run["endpoints"]))]

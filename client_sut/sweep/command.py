@@ -310,7 +310,7 @@ def _point_record(plan: SweepPlan, point: Point, output: RunOutput, rate: float,
         notes.append(f"ran under its {duration_s:g} s: the size predicted was too small")
     if results.get("interrupted"):
         notes.append("interrupted")
-    failed = failed_requests(results["client"])
+    failed = failed_requests(results["client"], results["endpoints"])
     return {**record, **figures, "loadgen_result": loadgen["result"], "failed_requests": failed,
             "mean_latency_s": (results["client"]["e2e_ms"]["mean"] or 0) / 1000 or None,
             "failed": bool(figures["errors"]) or loadgen["result"] != "VALID",

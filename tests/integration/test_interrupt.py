@@ -12,6 +12,7 @@ import pytest
 
 from client_sut.measure import sut
 from client_sut.measure.dispatch import EndpointPool
+from client_sut.measure.ejection import EjectionLog
 from client_sut.records import ErrorKind
 from client_sut.request import Api, GenerationParams, Timeouts, request_body
 from tests.conftest import SHARED_DATA, stop_run, wait_for_requests
@@ -98,7 +99,8 @@ def test_a_request_written_before_its_task_ran_is_stopped_and_completed_once(sta
             bridge = sut.ClientSut(asyncio.get_running_loop(), pool, Api.COMPLETIONS, [body],
                                    sut.LoadGenBridge(report_first_token=True,
                                                      retokenize=lambda text: [1],
-                                                     redact=lambda text: text))
+                                                     redact=lambda text: text),
+                                   EjectionLog(print))
             bridge._submit([(1, 0)], time.perf_counter_ns())
             await pool.wait_idle()  # query 1 done: its connection is idle and kept alive
             bridge._submit([(2, 0)], time.perf_counter_ns())  # written on it at once
