@@ -3,6 +3,8 @@ an endpoints file as `server.launch --endpoints-file` writes it."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import pytest
 
 from tests.conftest import SHARED_DATA
@@ -39,3 +41,36 @@ def test_replicas_from_an_endpoints_file_get_their_own_figures_and_the_slow_one_
     assert flagged == [slow]
     assert any(slow in warning for warning in results["warnings"])
     assert f"WARNING: replica {slow}" in run.stdout
+
+
+# Nine front ends of different capacities: one to nine sequences at once, each request 200 ms
+# (60 ms to the first token, then 7 more 20 ms apart), so endpoint i serves i x 5 requests/s.
+FRONT_ENDS = range(1, 10)
+FRONT_END_ARGS = ("--first-token-ms", "60", "--gap-ms", "20", "--output-tokens", "8")
+CAP = 16
+
+
+def test_nine_front_ends_each_draw_load_in_proportion_to_what_it_serves(
+        start_emitter, demo_tokenizer, run_cli):
+    emitters = [start_emitter(*FRONT_END_ARGS, "--max-running", str(k)) for k in FRONT_ENDS]
+    # Everything in flight, at most CAP per endpoint: each is kept full (its queue past its
+    # capacity waits in the emitter) and is sent a new request each time it finishes one.
+    run = run_cli(*(arg for e in emitters for arg in ("--endpoint", e.url)), "--tokenizer",
+                  str(demo_tokenizer), "--dataset", str(SHARED_DATA), "--scenario", "Offline",
+                  "--duration", "0.1", "--min-query-count", "2000", "--max-concurrency",
+                  str(CAP), "--total-sample-count", "50", timeout=180)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    endpoints = run.results["endpoints"]
+    assert [e["url"] for e in endpoints] == [e.url for e in emitters]
+    assert all(e["errors"] == 0 and e["ttft_ms"]["p99"] for e in endpoints)
+    # The load each drew: what it was sent after its first CAP (every endpoint was given CAP
+    # at once at the start), while every one was full (until the last send).
+    sends = defaultdict(list)
+    for request in run.requests():
+        sends[request["endpoint"]].append(request["send_ns"])
+    drawn = {url: len(times) - CAP for url, times in sends.items()}
+    total = sum(drawn.values())
+    for k, emitter in zip(FRONT_ENDS, emitters):
+        share, expected = drawn[emitter.url] / total, k / sum(FRONT_ENDS)
+        assert abs(share / expected - 1) <= 0.10, (k, drawn, expected * total)
+    assert len([line for line in run.stdout.splitlines() if "http://127.0.0.1" in line]) >= 9
