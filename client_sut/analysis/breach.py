@@ -11,7 +11,7 @@ the watch from its records.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from client_sut.analysis.early_stopping import p99_allowance
@@ -53,14 +53,13 @@ class BreachWatch:
         self.rule = rule
         self._ttft_ns = rule.ttft_limit_ms * NS_PER_MS
         self._tpot_ns = rule.tpot_limit_ms * NS_PER_MS
-        self._seen = 0
         self.over_ttft = self.over_tpot = self.failed = 0
 
-    def update(self, records: Sequence[RequestRecord], first_token_waits_since: Iterable[int],
+    def update(self, finished: Iterable[RequestRecord], first_token_waits_since: Iterable[int],
                now_ns: int) -> Breach | None:
-        """`records`: every finished request so far (appended to, never reordered);
+        """`finished`: the requests finished since the last update;
         `first_token_waits_since`: issue times of the open queries with no first token yet."""
-        for record in records[self._seen:]:
+        for record in finished:
             if record.error is not None:
                 # An interrupt's cancellations are the watch's own doing, not the server's.
                 self.failed += record.error.kind is not ErrorKind.CANCELLED
@@ -68,7 +67,6 @@ class BreachWatch:
             slow_first, slow_tokens = over_limits(record, self._ttft_ns, self._tpot_ns)
             self.over_ttft += slow_first
             self.over_tpot += slow_tokens
-        self._seen = len(records)
         cutoff = now_ns - self._ttft_ns
         still_waiting = sum(1 for issued in first_token_waits_since if issued < cutoff)
         allowance = self.rule.allowance

@@ -32,6 +32,7 @@ from client_sut.measure.cores import plan_cores
 from client_sut.measure.dispatch import EndpointPool
 from client_sut.measure.driver import Batch, StreamDriver
 from client_sut.measure.ejection import EjectionLog
+from client_sut.measure.record_log import RecordLog
 from client_sut.records import RequestError, RequestRecord, TokenIdSource
 from client_sut.request import Api
 
@@ -45,12 +46,13 @@ class LoadGenBridge:
     process's event loop thread only."""
 
     def __init__(self, *, report_first_token: bool, retokenize: Retokenize,
-                 redact: Callable[[str], str], recover: Recover | None = None) -> None:
+                 redact: Callable[[str], str], log: RecordLog,
+                 recover: Recover | None = None) -> None:
         self._report_first_token = report_first_token
         self._retokenize = retokenize
         self._recover = recover
         self._redact = redact
-        self.records: list[RequestRecord] = []
+        self.log = log  # where each record goes once LoadGen has been told
         self.issued = 0
         self.completed = 0
         self.errors = 0
@@ -104,7 +106,7 @@ class LoadGenBridge:
         address, count = ids.buffer_info()
         lg.QuerySamplesComplete([lg.QuerySampleResponse(
             query_id, address, count * ids.itemsize, record.output_tokens)])
-        self.records.append(record)
+        self.log.add(record)
         self.completed += 1
         self.errors += not record.ok
 
@@ -133,10 +135,6 @@ class LoadGenSut:
         self._loop = loop
         self.bridge = bridge
         self.ejections = ejections  # endpoints taken out of the balance, and put back
-
-    @property
-    def records(self) -> list[RequestRecord]:
-        return self.bridge.records
 
     # --- LoadGen's thread ---------------------------------------------------------------------
 

@@ -53,6 +53,8 @@ def render(snapshot: ProgressSnapshot):
     waiting = "-" if s.server_waiting is None else f"{s.server_waiting:,.0f}"
     kv = "-" if s.kv_cache_usage is None else f"{s.kv_cache_usage * 100:.1f}%"
     table.add_row("server waiting / KV cache", f"{waiting} / {kv}", "")
+    lag = "-" if s.loop_lag_p99_ms is None else f"{s.loop_lag_p99_ms:,.2f} ms"
+    table.add_row("client loop lag p99", lag, "")
     return table
 
 

@@ -58,7 +58,8 @@ class RunObserver:
         self._sampler: ProgressSampler | None = None
         self._live: LiveView | None = None
 
-    def start(self, loop: asyncio.AbstractEventLoop, bridge) -> None:
+    def start(self, loop: asyncio.AbstractEventLoop, bridge,
+              loop_lags_ns: Sequence[int] = ()) -> None:
         """Scrapes once (the window's baseline) and starts the progress."""
         self.path.unlink(missing_ok=True)
         config = self._config
@@ -80,7 +81,7 @@ class RunObserver:
         self._sampler = ProgressSampler(
             loop, bridge, scenario=config.scenario.value, min_duration_s=self._min_duration_s,
             limits_ms=self._limits_ms, interval_s=interval, sink=sink,
-            server=ServerTail(self.path))
+            server=ServerTail(self.path), loop_lags_ns=loop_lags_ns)
         self._sampler.start()
 
     def stop(self) -> None:

@@ -1,9 +1,9 @@
 """Progress while a run runs, from counters only: nothing on the request path.
 
 Twice a second (`live`) or every 10 s (`plain`) a callback on the run's event loop reads the
-bridge's counters and the requests completed since the last look (at most ROLLING_REQUESTS of
-them: a bounded, sub-millisecond step), and the newest lines the scraper appended, and hands a
-`ProgressSnapshot` on. A terminal gets the live view (drawn by another process, `live.py`);
+bridge's counters and the requests completed since the last look (at most the record log's
+newest ROLLING_REQUESTS: a bounded, sub-millisecond step), and the newest lines the scraper
+appended, and hands a `ProgressSnapshot` on. A terminal gets the live view (drawn by another process, `live.py`);
 anything else (CI, a pipe, a container log) a plain line, because a live display written to a
 file shows only its last frame.
 
@@ -14,10 +14,11 @@ first token's report) over the last ROLLING_REQUESTS completed requests, as the 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,11 +28,12 @@ from client_sut.analysis.metrics import (
     judged_ttft_ns,
     percentile,
 )
+from client_sut.measure.record_log import RECENT
 
 LIVE_INTERVAL_S = 0.5
 PLAIN_INTERVAL_S = 10.0
 RATE_WINDOW_S = 5.0  # requests/s and tokens/s over about this long (plain: the last interval)
-ROLLING_REQUESTS = 1000
+ROLLING_REQUESTS = RECENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,8 @@ class ProgressSnapshot:
     tpot_limit_ms: float | None
     server_waiting: float | None  # summed over the endpoints that expose it
     kv_cache_usage: float | None  # the fullest endpoint's share
+    # The client's own event loop since the last snapshot: how late a callback ran, p99.
+    loop_lag_p99_ms: float | None = None
 
     @property
     def in_flight(self) -> int:
@@ -84,7 +88,8 @@ def progress_line(s: ProgressSnapshot) -> str:
             f"{s.requests_per_s:,.1f} req/s, {s.tokens_per_s:,.0f} tok/s, "
             f"TTFT p99 {_figure(s.ttft_p99_ms, 'ms', s.ttft_limit_ms)}, "
             f"TPOT p99 {_figure(s.tpot_p99_ms, 'ms', s.tpot_limit_ms, 2)}, "
-            f"errors {s.errors}{server}")
+            f"errors {s.errors}{server}, client loop lag p99 "
+            f"{_figure(s.loop_lag_p99_ms, 'ms', digits=2)}")
 
 
 class ServerTail:
@@ -121,9 +126,12 @@ class ProgressSampler:
     def __init__(self, loop: asyncio.AbstractEventLoop, bridge, *, scenario: str,
                  min_duration_s: float, limits_ms: tuple[float | None, float | None],
                  interval_s: float, sink: Callable[[ProgressSnapshot], None],
-                 server: ServerTail | None = None) -> None:
+                 server: ServerTail | None = None, loop_lags_ns: Sequence[int] = ()) -> None:
+        """`loop_lags_ns`: the run's loop lag probe's samples, appended to as it runs."""
         self._loop = loop
         self._bridge = bridge
+        self._lags = loop_lags_ns
+        self._lags_seen = 0
         self._scenario = scenario
         self._min_duration_s = min_duration_s
         self._limits_ms = limits_ms
@@ -131,7 +139,6 @@ class ProgressSampler:
         self._sink = sink
         self._server = server
         self._seen = 0
-        self._tokens = 0
         self._ttft: deque[float] = deque(maxlen=ROLLING_REQUESTS)
         self._tpot: deque[float] = deque(maxlen=ROLLING_REQUESTS)
         self._history: deque[tuple[float, int, int]] = deque(
@@ -155,20 +162,19 @@ class ProgressSampler:
 
     def snapshot(self) -> ProgressSnapshot:
         bridge = self._bridge
-        records = bridge.records
-        new = records[max(self._seen, len(records) - ROLLING_REQUESTS):]
-        self._tokens += sum(r.output_tokens for r in records[self._seen:len(records) - len(new)]
-                            if r.ok)
-        self._seen = len(records)
-        for record in new:
+        log = bridge.log  # its newest records, and its running totals
+        fresh = min(log.count - self._seen, len(log.recent))
+        self._seen = log.count
+        for record in itertools.islice(log.recent, len(log.recent) - fresh, None):
             if not record.ok:
                 continue
-            self._tokens += record.output_tokens
             ttft, tpot = judged_ttft_ns(record), judged_tpot_ns(record)
             if ttft is not None:
                 self._ttft.append(ttft)
             if tpot is not None:
                 self._tpot.append(tpot)
+        lags = sorted(self._lags[self._lags_seen:])
+        self._lags_seen += len(lags)
         server = self._server
         if server is not None:
             server.read()
@@ -180,12 +186,13 @@ class ProgressSampler:
             min_duration_s=self._min_duration_s, issued=bridge.issued,
             completed=bridge.completed, errors=bridge.errors,
             requests_per_s=(bridge.completed - completed_then) / span,
-            tokens_per_s=(self._tokens - tokens_then) / span,
+            tokens_per_s=(log.ok_output_tokens - tokens_then) / span,
             ttft_p99_ms=_p99_ms(self._ttft), tpot_p99_ms=_p99_ms(self._tpot),
             ttft_limit_ms=self._limits_ms[0], tpot_limit_ms=self._limits_ms[1],
             server_waiting=server.figure("waiting", sum) if server else None,
-            kv_cache_usage=server.figure("kv_cache_usage", max) if server else None)
-        self._history.append((now, bridge.completed, self._tokens))
+            kv_cache_usage=server.figure("kv_cache_usage", max) if server else None,
+            loop_lag_p99_ms=percentile(lags, 99) / NS_PER_MS if lags else None)
+        self._history.append((now, bridge.completed, log.ok_output_tokens))
         return snapshot
 
 

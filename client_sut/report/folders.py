@@ -11,7 +11,7 @@ from pathlib import Path
 from client_sut.errors import UsageError
 from client_sut.observe.observer import SERVER_METRICS_FILE
 from client_sut.records import RequestRecord
-from client_sut.runs.results import read_requests
+from client_sut.requests_file import read_requests
 
 
 @dataclass(frozen=True)

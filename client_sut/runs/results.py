@@ -1,21 +1,18 @@
-"""results.json and requests.jsonl: what a run measured, in the contract's shape."""
+"""results.json: what a run measured, in the contract's shape (requests.jsonl: requests_file)."""
 
 from __future__ import annotations
 
 import json
-from array import array
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-
-import msgspec
 
 from client_sut.analysis.failures import failed_requests
 from client_sut.analysis.metrics import client_summary, endpoint_summaries, goodput
 from client_sut.analysis.replicas import replica_balance
 from client_sut.config import LatencyLimits, Mode, RunConfig
 from client_sut.errors import EXIT_FAILED, EXIT_OK
-from client_sut.records import ErrorKind, RequestError, RequestRecord, TokenIdSource
+from client_sut.records import RequestRecord
 
 CLOCK = "CLOCK_MONOTONIC nanoseconds (time.perf_counter_ns); LoadGen uses the same clock"
 
@@ -97,61 +94,6 @@ def exit_status(results: dict) -> int:
         if verdict is not None and not verdict["passed"]:
             return EXIT_FAILED
     return EXIT_OK
-
-
-def record_line(record: RequestRecord) -> dict:
-    return {
-        "sample_index": record.sample_index,
-        "endpoint": record.endpoint,
-        "response_id": record.response_id,
-        "issue_ns": record.issue_ns,
-        "connect_ns": record.connect_ns,
-        "send_ns": record.send_ns,
-        "first_byte_ns": record.first_byte_ns,
-        "first_reported_ns": record.first_reported_ns,
-        "end_ns": record.end_ns,
-        "event_ns": record.event_ns.tolist(),
-        "event_tokens": record.event_tokens.tolist(),
-        "output_tokens": record.output_tokens,
-        "server_completion_tokens": record.server_completion_tokens,
-        "streamed_tokens": record.streamed_tokens,
-        "token_id_source": record.token_id_source.value,
-        "finish_reason": record.finish_reason,
-        "http_status": record.http_status,
-        "error": None if record.error is None else {"kind": record.error.kind.value,
-                                                     "message": record.error.message},
-    }
-
-
-def write_requests(path: Path, records: Sequence[RequestRecord]) -> None:
-    encode = msgspec.json.Encoder().encode
-    with path.open("wb") as out:
-        for record in sorted(records, key=lambda r: r.send_ns):
-            out.write(encode(record_line(record)) + b"\n")
-
-
-def read_requests(path: Path) -> list[RequestRecord]:
-    """requests.jsonl back into records (the inverse of `record_line`, but for the token ids,
-    which it does not keep: placeholders of the right count stand in for them)."""
-    decode = msgspec.json.Decoder().decode
-    records = []
-    with path.open("rb") as source:
-        for line in source:
-            r = decode(line)
-            error = r["error"]
-            records.append(RequestRecord(
-                sample_index=r["sample_index"], endpoint=r["endpoint"], issue_ns=r["issue_ns"],
-                send_ns=r["send_ns"], first_byte_ns=r["first_byte_ns"], end_ns=r["end_ns"],
-                event_ns=array("q", r["event_ns"]), event_tokens=array("i", r["event_tokens"]),
-                token_ids=array("i", bytes(4 * r["output_tokens"])),
-                token_id_source=TokenIdSource(r["token_id_source"]),
-                server_completion_tokens=r["server_completion_tokens"],
-                finish_reason=r["finish_reason"], http_status=r["http_status"],
-                error=None if error is None else RequestError(ErrorKind(error["kind"]),
-                                                              error["message"]),
-                response_id=r["response_id"], first_reported_ns=r["first_reported_ns"],
-                connect_ns=r["connect_ns"]))
-    return records
 
 
 def write_results(path: Path, results: dict) -> None:

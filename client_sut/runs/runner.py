@@ -55,6 +55,7 @@ from client_sut.measure.dispatch import EndpointPool
 from client_sut.measure.endpoints import ServedModel, probe_endpoints
 from client_sut.measure.ejection import EjectionLog
 from client_sut.measure.health import health_probe, not_answering
+from client_sut.measure.record_log import RecordLog
 from client_sut.measure.heap import HeapFreezer
 from client_sut.measure.resources import check_open_files, file_budget, raise_open_files
 from client_sut.measure.selfcheck import (
@@ -71,14 +72,10 @@ from client_sut.measure.warmup import warm_up, warmup_samples
 from client_sut.measure.worker import WorkerSpec
 from client_sut.measure.workers import WorkerSut, concurrency_shares
 from client_sut.observe.observer import RunObserver
-from client_sut.records import Answer
+from client_sut.records import Answer, RequestRecord
 from client_sut.request import request_body
-from client_sut.runs.results import (
-    build_results,
-    exit_status,
-    write_requests,
-    write_results,
-)
+from client_sut.requests_file import write_requests
+from client_sut.runs.results import build_results, exit_status, write_results
 from client_sut.runs.settings import (
     build_test_settings,
     compliance_notes,
@@ -232,22 +229,23 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     drive = run_event_loop(_drive(config, bodies, settings, retokenize, len(samples), progress,
                                   warmup_bodies, breach_rule, observer, recover))
     bridge = drive.client.bridge
+    records = bridge.log.read_all()
     progress(f"LoadGen {'finished' if drive.loadgen_finished else 'still running'} after "
              f"{time.monotonic() - started:.1f} s; writing results")
     loadgen = loadgen_summary(read_detail_log(config.output_dir))
-    check = self_check(bridge.records, drive.probe.lags_ns, drive.cpu_start, drive.cpu_end,
+    check = self_check(records, drive.probe.lags_ns, drive.cpu_start, drive.cpu_end,
                        calibration, queued_by_design=config.scenario is Scenario.OFFLINE,
                        workers=drive.client.worker_stats)
     check["core_plan"] = drive.client.core_plan.to_json()
     check["first_token_stamps"] = {url: "kernel" if kernel_stamped(url) else "read"
                                    for url in config.endpoints}
     results = build_results(config, model=model, sample_count=len(samples), notes=notes,
-                            loadgen=loadgen, records=bridge.records, issued=bridge.issued,
+                            loadgen=loadgen, records=records, issued=bridge.issued,
                             self_check=check, limits=judged_limits, warmup=drive.warmup,
                             interrupted=drive.interrupted, stopped_early=drive.stopped_early,
                             origins=endpoint_origins(found))
     results["client"]["resources"] = resources
-    run_end_ns = max((r.end_ns for r in bridge.records), default=time.perf_counter_ns())
+    run_end_ns = max((r.end_ns for r in records), default=time.perf_counter_ns())
     for endpoint in results["endpoints"]:
         endpoint["ejections"] = drive.client.ejections.of(endpoint["url"], run_end_ns)
     for endpoint in results["endpoints"]:
@@ -278,10 +276,11 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     _signals_ignored()
     if "accuracy" in results:
         write_accuracy(config.output_dir / "accuracy.json", results["accuracy"])
-    observer.annotate(results, bridge.records, [len(ids) for ids in prompt_ids])
+    observer.annotate(results, records, [len(ids) for ids in prompt_ids])
     for endpoint in lost_endpoints(results["endpoints"]):
         progress(f"the server at {endpoint['url']} {endpoint['health']['summary']}")
-    write_requests(config.output_dir / "requests.jsonl", bridge.records)
+    write_requests(config.output_dir / "requests.jsonl", records)
+    bridge.log.close(keep=False)
     write_results(config.output_dir / "results.json", results)
     interrupt.arm()  # what was measured is written: a signal may now stop the report
     status = EXIT_INTERRUPTED if drive.interrupted else exit_status(results)
@@ -336,7 +335,7 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
     log_settings.enable_trace = False
     bridge = LoadGenBridge(report_first_token=config.scenario.streams_first_token,
                            retokenize=retokenize, redact=config.credentials.redact,
-                           recover=recover)
+                           log=RecordLog(config.output_dir), recover=recover)
     health_paths = {url: paths.health for url, paths in observer.paths.items()}
     async with _streams(config, bridge, bodies, warmup_bodies, health_paths,
                         progress) as (client, warmup):
@@ -347,9 +346,11 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
         sut = lg.ConstructSUT(client.issue_queries, client.flush_queries)
         qsl = lg.ConstructQSL(sample_count, sample_count, _noop, _noop)
         audit = [str(audit_config_path(config.audit))] if config.audit else []
-        observer.start(loop, bridge)  # after the warm-up: its baseline scrape opens the window
+        probe = LoopLagProbe(loop)
+        # After the warm-up: its baseline scrape opens the window.
+        observer.start(loop, bridge, probe.lags_ns)
         freezer = HeapFreezer(loop)  # a full collection mid-run sent queries in late bursts
-        drive = _Drive(client, LoopLagProbe(loop), CpuSample.now(), warmup=warmup)
+        drive = _Drive(client, probe, CpuSample.now(), warmup=warmup)
         drive.probe.start()
         loadgen = _start_loadgen(loop, sut, qsl, settings, log_settings, *audit)
         interrupt = asyncio.Event()
@@ -452,9 +453,12 @@ def _breach_rule(settings, limits: LatencyLimits, sample_count: int) -> BreachRu
 
 async def _watch_for_breach(bridge: LoadGenBridge, watch: BreachWatch) -> Breach:
     """Returns once the run's p99 limits are proven broken (never, for a run that keeps them)."""
+    finished: list[RequestRecord] = []
+    bridge.log.listeners.append(finished.append)
     while True:
         await asyncio.sleep(BREACH_CHECK_INTERVAL_S)
-        breach = watch.update(bridge.records, bridge.first_token_waits(), time.perf_counter_ns())
+        breach = watch.update(finished, bridge.first_token_waits(), time.perf_counter_ns())
+        finished.clear()
         if breach is not None:
             return breach
 

@@ -41,7 +41,7 @@ from client_sut.errors import (
     RunStopped,
 )
 from client_sut.runs.child import RunOutput, Series
-from client_sut.runs.results import read_requests
+from client_sut.requests_file import read_requests
 from client_sut.runs.runner import prepare_output_dir
 from client_sut.runs.server_guard import ServerGuard
 from client_sut.sla.search import round_rate

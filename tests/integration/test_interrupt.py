@@ -13,6 +13,7 @@ import pytest
 from client_sut.measure import sut
 from client_sut.measure.dispatch import EndpointPool
 from client_sut.measure.ejection import EjectionLog
+from client_sut.measure.record_log import RecordLog
 from client_sut.records import ErrorKind
 from client_sut.request import Api, GenerationParams, Timeouts, request_body
 from tests.conftest import SHARED_DATA, stop_run, wait_for_requests
@@ -81,7 +82,8 @@ def test_interrupt_after_loadgen_ended_still_writes_the_run(start_emitter, start
 
 
 def test_a_request_written_before_its_task_ran_is_stopped_and_completed_once(start_emitter,
-                                                                              monkeypatch):
+                                                                              monkeypatch,
+                                                                              tmp_path):
     """A request is written in the callback that receives LoadGen's issue, and the interrupt
     can come before that request's task first runs. The request must still be stopped, and its
     sample given exactly one first token and one completion (LoadGen's calls are recorded)."""
@@ -99,7 +101,8 @@ def test_a_request_written_before_its_task_ran_is_stopped_and_completed_once(sta
             bridge = sut.ClientSut(asyncio.get_running_loop(), pool, Api.COMPLETIONS, [body],
                                    sut.LoadGenBridge(report_first_token=True,
                                                      retokenize=lambda text: [1],
-                                                     redact=lambda text: text),
+                                                     redact=lambda text: text,
+                                                     log=RecordLog(tmp_path)),
                                    EjectionLog(print))
             bridge._submit([(1, 0)], time.perf_counter_ns())
             await pool.wait_idle()  # query 1 done: its connection is idle and kept alive
@@ -112,5 +115,28 @@ def test_a_request_written_before_its_task_ran_is_stopped_and_completed_once(sta
 
     bridge, log = asyncio.run(interrupted_right_after_a_write())
     assert calls == [("first", 1), ("complete", 1), ("first", 2), ("complete", 2)]
-    assert bridge.records[1].error.kind is ErrorKind.CANCELLED
+    assert bridge.bridge.log.read_all()[1].error.kind is ErrorKind.CANCELLED
     assert len(log) == 2 and len(log[1]["write_ns"]) < 64  # stopped mid-stream
+
+
+def test_a_run_killed_outright_leaves_the_requests_it_had_completed(start_emitter, start_run,
+                                                                    demo_tokenizer, tmp_path):
+    """SIGKILL leaves no time to write anything: the records written as each request completed
+    are what remains (all but the last second's)."""
+    emitter = start_emitter("--first-token-ms", "5", "--gap-ms", "1", "--output-tokens", "8")
+    output_dir = tmp_path / "run"
+    run = start_run("--endpoint", emitter.url, "--tokenizer", str(demo_tokenizer), "--dataset",
+                    str(SHARED_DATA), "--scenario", "Server", "--target-qps", "50",
+                    "--duration", "120", "--output-dir", str(output_dir))
+    partial = output_dir / "requests.partial.jsonl"
+    deadline = time.monotonic() + 60
+    while not (partial.is_file() and len(partial.read_bytes().splitlines()) >= 40):
+        assert time.monotonic() < deadline and run.poll() is None, run.communicate()
+        time.sleep(0.1)
+    run.kill()
+    run.wait(10)
+    lines = [json.loads(line) for line in partial.read_text().splitlines()]
+    assert len(lines) >= 40 and all(line["error"] is None for line in lines)
+    sent = {entry["response_id"] for entry in emitter.log()}
+    assert {line["response_id"] for line in lines} <= sent
+    assert not (output_dir / "results.json").exists()

@@ -195,7 +195,7 @@ def test_the_nodes_of_one_benchmark_combined(server_run, demo_tokenizer, tmp_pat
     """A second node (its own server, its own client) beside the module's Server run: the
     per-node table and the combined figures, percentiles over the pooled requests."""
     from client_sut.analysis.metrics import summarize_ms, ttft_ns
-    from client_sut.runs.results import read_requests
+    from client_sut.requests_file import read_requests
 
     emitter = EmitterProcess("--first-token-ms", "40", "--gap-ms", "2", "--output-tokens",
                              str(TOKENS))

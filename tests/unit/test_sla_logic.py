@@ -166,7 +166,7 @@ def test_breach_watch_proves_a_lost_limit_and_only_then():
     records = [record(0, 50, 200), record(0, 150, 300)]  # one over TTFT
     assert watch.update(records, [], now_ns=0) is None
     # Still waiting for a first token past the limit counts: that TTFT can only grow.
-    breach = watch.update(records, [0, 0], now_ns=150_000_000)
+    breach = watch.update([], [0, 0], now_ns=150_000_000)
     assert breach is not None and breach.constraint == "ttft"
     cancelled = BreachWatch(rule)
     assert cancelled.update([record(0, None, 1, error=ErrorKind.CANCELLED)] * 5, [], 0) is None

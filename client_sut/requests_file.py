@@ -1,0 +1,71 @@
+"""requests.jsonl: one line per request, as it was measured, and back into records."""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+
+from client_sut.records import ErrorKind, RequestError, RequestRecord, TokenIdSource
+
+_encode = msgspec.json.Encoder().encode
+
+
+def record_line(record: RequestRecord) -> dict:
+    return {
+        "sample_index": record.sample_index,
+        "endpoint": record.endpoint,
+        "response_id": record.response_id,
+        "issue_ns": record.issue_ns,
+        "connect_ns": record.connect_ns,
+        "send_ns": record.send_ns,
+        "first_byte_ns": record.first_byte_ns,
+        "first_reported_ns": record.first_reported_ns,
+        "end_ns": record.end_ns,
+        "event_ns": record.event_ns.tolist(),
+        "event_tokens": record.event_tokens.tolist(),
+        "output_tokens": record.output_tokens,
+        "server_completion_tokens": record.server_completion_tokens,
+        "streamed_tokens": record.streamed_tokens,
+        "token_id_source": record.token_id_source.value,
+        "finish_reason": record.finish_reason,
+        "http_status": record.http_status,
+        "error": None if record.error is None else {"kind": record.error.kind.value,
+                                                     "message": record.error.message},
+    }
+
+
+def encoded_line(record: RequestRecord) -> bytes:
+    return _encode(record_line(record)) + b"\n"
+
+
+def write_requests(path: Path, records: Sequence[RequestRecord]) -> None:
+    """In the order they were sent."""
+    with path.open("wb") as out:
+        out.writelines(encoded_line(record) for record in sorted(records, key=lambda r: r.send_ns))
+
+
+def read_requests(path: Path) -> list[RequestRecord]:
+    """requests.jsonl back into records (the inverse of `record_line`, but for the token ids,
+    which it does not keep: placeholders of the right count stand in for them)."""
+    decode = msgspec.json.Decoder().decode
+    records = []
+    with path.open("rb") as source:
+        for line in source:
+            r = decode(line)
+            error = r["error"]
+            records.append(RequestRecord(
+                sample_index=r["sample_index"], endpoint=r["endpoint"], issue_ns=r["issue_ns"],
+                send_ns=r["send_ns"], first_byte_ns=r["first_byte_ns"], end_ns=r["end_ns"],
+                event_ns=array("q", r["event_ns"]), event_tokens=array("i", r["event_tokens"]),
+                token_ids=array("i", bytes(4 * r["output_tokens"])),
+                token_id_source=TokenIdSource(r["token_id_source"]),
+                server_completion_tokens=r["server_completion_tokens"],
+                finish_reason=r["finish_reason"], http_status=r["http_status"],
+                error=None if error is None else RequestError(ErrorKind(error["kind"]),
+                                                              error["message"]),
+                response_id=r["response_id"], first_reported_ns=r["first_reported_ns"],
+                connect_ns=r["connect_ns"]))
+    return records
