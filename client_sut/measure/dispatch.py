@@ -13,7 +13,6 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import replace
 
 from client_sut.measure.ejection import PROBE_EVERY_S, Ejection, Outliers
 from client_sut.measure.timeouts import Watchdog
@@ -51,8 +50,7 @@ class EndpointPool:
         self._urls = list(urls)
         self._health = health
         self._on_ejection = on_ejection
-        self._worker = worker
-        self.outliers = Outliers(self._urls)
+        self.outliers = Outliers(self._urls, worker=worker)
         self._probes: set[asyncio.Task] = set()
         self._max_concurrency = max_concurrency
         self._timeouts = timeouts
@@ -137,7 +135,7 @@ class EndpointPool:
             ejection = self.outliers.outcome(endpoint.url, task.result(),
                                              time.perf_counter_ns())
             if ejection is not None:
-                self._ejected(replace(ejection, worker=self._worker))
+                self._ejected(ejection)
         self._drain()
         if not self._tasks and not self._backlog:
             self._idle.set()
@@ -153,7 +151,6 @@ class EndpointPool:
     # --- ejection (measure/ejection.py) ---------------------------------------------------------
 
     def _ejected(self, ejection: Ejection) -> None:
-        self.outliers.out[ejection.endpoint] = ejection
         self._on_ejection(ejection)
         probe = asyncio.get_running_loop().create_task(self._probe_until_back(ejection.endpoint))
         self._probes.add(probe)

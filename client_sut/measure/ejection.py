@@ -49,10 +49,11 @@ class Outliers:
     """Each endpoint's run of connection failures, and which are out of the balance. On the
     event loop thread only."""
 
-    def __init__(self, urls: list[str], eject_after: int = EJECT_AFTER) -> None:
+    def __init__(self, urls: list[str], eject_after: int = EJECT_AFTER,
+                 worker: int | None = None) -> None:
         self._eject_after = eject_after
+        self._worker = worker
         self._streak = dict.fromkeys(urls, 0)
-        self._last_error: dict[str, str] = {}
         self.out: dict[str, Ejection] = {}
 
     def is_out(self, url: str) -> bool:
@@ -64,12 +65,11 @@ class Outliers:
             self._streak[url] = 0
             return None
         self._streak[url] += 1
-        self._last_error[url] = error.message
         if (self._streak[url] < self._eject_after or url in self.out
                 or len(self.out) + 1 >= len(self._streak)):  # never the last one in
             return None
         ejection = Ejection(url, now_ns, f"{self._streak[url]} connections in a row failed "
-                                         f"(last: {error.message})")
+                                         f"(last: {error.message})", worker=self._worker)
         self.out[url] = ejection
         return ejection
 

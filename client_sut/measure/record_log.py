@@ -57,8 +57,7 @@ class RecordLog:
         self._file.flush()
         return read_requests(self.path)
 
-    def close(self, keep: bool) -> None:
-        """`keep`: leave the partial file (the records were not written anywhere else)."""
+    def discard(self) -> None:
+        """Once requests.jsonl holds every record: the partial file goes."""
         self._file.close()
-        if not keep:
-            self.path.unlink(missing_ok=True)
+        self.path.unlink(missing_ok=True)

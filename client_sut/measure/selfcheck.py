@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from client_sut.analysis.headroom import LAG_LIMIT_MS
 from client_sut.analysis.metrics import (
     connect_ns,
     first_token_ns,
@@ -34,7 +35,6 @@ from client_sut.errors import UsageError
 from client_sut.records import RequestRecord
 
 PROBE_INTERVAL_S = 0.005
-LAG_LIMIT_MS = 1.0  # above this at p99 the client's delay shows in what it measures
 SLOW_CONNECT_MS = 100.0
 LOOP_BUSY_LIMIT = 0.8  # the loop thread's share of one core past which it is near saturation
 CAPACITY_SAFE_SHARE = 0.5  # of the calibrated tokens/s: beyond it, timing error grows

@@ -8,9 +8,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from client_sut.analysis.failures import failed_requests
+from client_sut.analysis.headroom import headroom
 from client_sut.analysis.metrics import client_summary, endpoint_summaries, goodput
 from client_sut.analysis.replicas import replica_balance
-from client_sut.config import LatencyLimits, Mode, RunConfig
+from client_sut.config import LatencyLimits, Mode, RunConfig, Scenario
 from client_sut.errors import EXIT_FAILED, EXIT_OK
 from client_sut.records import RequestRecord
 
@@ -32,10 +33,12 @@ def build_results(config: RunConfig, *, model: str, sample_count: int, notes: li
     balance = replica_balance(records, config.endpoints)
     client["issued"] = issued
     client["goodput"] = goodput(records, limits and limits.ttft_ms, limits and limits.tpot_ms)
+    room = headroom(self_check, issue_lag_counts=config.scenario is not Scenario.OFFLINE)
+    client["headroom"] = room.to_json()
     # Failed requests first: whatever else the run was, it did not measure the deployment.
     failed = failed_requests(client, endpoints)
-    notes = ([failed] if failed else []) + notes + one_token_notes(client["one_token_answers"],
-                                                                   config.mode)
+    notes = (([failed] if failed else []) + notes + ([room.line] if room.bottleneck else [])
+             + one_token_notes(client["one_token_answers"], config.mode))
     return {
         "scenario": config.scenario.value,
         "mode": config.mode.value,

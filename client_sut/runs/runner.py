@@ -280,7 +280,7 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     for endpoint in lost_endpoints(results["endpoints"]):
         progress(f"the server at {endpoint['url']} {endpoint['health']['summary']}")
     write_requests(config.output_dir / "requests.jsonl", records)
-    bridge.log.close(keep=False)
+    bridge.log.discard()
     write_results(config.output_dir / "results.json", results)
     interrupt.arm()  # what was measured is written: a signal may now stop the report
     status = EXIT_INTERRUPTED if drive.interrupted else exit_status(results)

@@ -39,6 +39,9 @@ def run_summary_lines(results: dict, output_dir: Path) -> list[str]:
                  f"per token, event loop busy {fmt_number(_percent(check['event_loop_busy_share']), 0)}%, "
                  f"issue lag p99 {fmt_number(check['issue_lag_ms']['p99'], 2)} ms, loop lag p99 "
                  f"{fmt_number(check['event_loop_lag_ms']['p99'], 2)} ms")
+    room = client.get("headroom")
+    if room:
+        lines.append(f"  {room['verdict']}")
     lines += [f"  WARNING: {warning}" for warning in check["warnings"]]
     if len(results["endpoints"]) > 1:
         lines += replica_lines(results["endpoints"])

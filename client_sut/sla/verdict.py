@@ -39,6 +39,7 @@ class ProbeFigures:
     invalid_reason: str | None
     stopped_early: dict | None  # {"constraint", "reason"}: a limit proven lost mid-run
     interrupted: bool
+    client_bottleneck: str | None = None  # the headroom verdict, where the client was it
 
     @classmethod
     def from_results(cls, results: dict) -> ProbeFigures:
@@ -59,6 +60,8 @@ class ProbeFigures:
             invalid_reason=loadgen["invalid_reason"],
             stopped_early=results.get("stopped_early"),
             interrupted=results["interrupted"],
+            client_bottleneck=headroom["verdict"] if (headroom := client.get("headroom"))
+            and headroom["bottleneck"] else None,
         )
 
 
@@ -86,7 +89,10 @@ def judge(figures: ProbeFigures) -> Verdict:
             return Verdict(FAIL, f"{count} of {n} queries over the {constraint.upper()} limit"
                                  f"{_with_errors(figures.errors)}: the p99 is over it for sure "
                                  f"(99% confidence)", constraint)
-    if figures.result == "VALID" and all(early_stopping_met(n, c) for c in over.values()):
+    passed = figures.result == "VALID" and all(early_stopping_met(n, c) for c in over.values())
+    if passed and figures.client_bottleneck:  # its latencies are partly the client's: no proof
+        return Verdict(UNDECIDED, f"VALID, but {figures.client_bottleneck}", closest)
+    if passed:
         return Verdict(PASS, f"VALID: {over['ttft']} over TTFT, {over['tpot']} over TPOT of {n} "
                              f"queries{_with_errors(figures.errors)}", closest)
     if n < MIN_QUERIES_TO_PASS:

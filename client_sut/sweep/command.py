@@ -311,7 +311,11 @@ def _point_record(plan: SweepPlan, point: Point, output: RunOutput, rate: float,
     if results.get("interrupted"):
         notes.append("interrupted")
     failed = failed_requests(results["client"], results["endpoints"])
+    room = results["client"].get("headroom") or {}
+    if room.get("bottleneck"):  # the point's latencies are partly the client's
+        notes.append(room["verdict"])
     return {**record, **figures, "loadgen_result": loadgen["result"], "failed_requests": failed,
+            "client_bottleneck": bool(room.get("bottleneck")),
             "mean_latency_s": (results["client"]["e2e_ms"]["mean"] or 0) / 1000 or None,
             "failed": bool(figures["errors"]) or loadgen["result"] != "VALID",
             "notes": ([failed] if failed else []) + notes}
