@@ -3,7 +3,9 @@
 Tokenizing 13,368 articles takes tens of seconds; an `sla` search runs each probe as a process
 of its own (LoadGen takes one configuration per process) and would pay that every probe. The
 cache is used only when everything the ids depend on is unchanged: dataset (path, size and
-modification time), tokenizer, sample count, prompt template and prompt format.
+modification time), tokenizer, sample count, prompt template and prompt format. The warm-up's
+prompts are kept after the samples', so that a run whose ids are all here never loads the
+tokenizer (data/tokenization.LazyTokenizer).
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ from client_sut.data.dataset import PROMPT_TEMPLATE
 PromptIds = list[tuple[int, ...]]
 
 
-def cache_key(dataset: str, tokenizer: str, sample_count: int, prompt_format: str) -> str:
+def cache_key(dataset: str, tokenizer: str, sample_count: int, prompt_format: str,
+              warmups: int = 0) -> str:
+    """`warmups`: the warm-up prompts whose ids follow the samples' in the same entry."""
     path = Path(dataset)
     stat = f"{path.stat().st_size}:{path.stat().st_mtime_ns}" if path.is_file() else ""
     material = "\n".join([str(path.resolve()) if path.exists() else dataset, stat, tokenizer,
-                          str(sample_count), PROMPT_TEMPLATE, prompt_format])
+                          str(sample_count), PROMPT_TEMPLATE, prompt_format,
+                          f"{warmups} warm-ups"])
     return hashlib.sha256(material.encode()).hexdigest()
 
 

@@ -78,7 +78,7 @@ class LoadGenBridge:
         if (not self._report_first_token or query_id not in self._open
                 or query_id in self._first_reported):
             return None
-        first = array("i", ids[:1] if ids else self._retokenize(text)[:1])
+        first = array("i", ids[:1] if ids else self._ids_of(text)[:1])
         reported_ns = self._first_reported[query_id] = time.perf_counter_ns()
         _first_token_complete(query_id, first)
         return reported_ns
@@ -92,7 +92,7 @@ class LoadGenBridge:
         if record.pieces and self._recover is not None:
             record = self._recovered(record)
         if record.token_id_source.retokenized:
-            record = replace(record, token_ids=array("i", self._retokenize(record.text)))
+            record = replace(record, token_ids=array("i", self._ids_of(record.text)))
         ids = record.token_ids
         reported_ns = self._first_reported.pop(query_id, None)
         if self._report_first_token:
@@ -110,6 +110,14 @@ class LoadGenBridge:
         self.completed += 1
         self.errors += not record.ok
 
+
+    def _ids_of(self, text: str) -> list[int]:
+        """The text's ids by the reference tokenizer; none where it fails (a tokenizer first
+        loaded mid-run that cannot load): the sample is still completed, LoadGen never waits."""
+        try:
+            return self._retokenize(text)
+        except Exception:
+            return []
 
     def _recovered(self, record: RequestRecord) -> RequestRecord:
         """The ids it left out, recovered exactly, where they can be: else the record as it is

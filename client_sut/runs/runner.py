@@ -38,9 +38,10 @@ from client_sut.config import (
 from client_sut.data.dataset import Sample, load_samples, prompt_texts, tokenize_prompts
 from client_sut.data.token_cache import cache_key, cached_prompt_ids
 from client_sut.data.token_bytes import TokenBytes
-from client_sut.data.tokenization import load_tokenizer
+from client_sut.data.tokenization import LazyTokenizer, load_tokenizer
 from client_sut.dialect import (
     IDS_LOGPROBS,
+    IDS_STREAMED,
     Capabilities,
     Dialect,
     describe,
@@ -151,13 +152,10 @@ def _request_bodies(config: RunConfig, model: str, texts: list[str],
             for text, ids in zip(texts, prompt_ids)]
 
 
-def _probe_dialects(config: RunConfig, model: str, tokenizer,
+def _probe_dialects(config: RunConfig, model: str, ids: tuple[int, ...], text: str,
                     progress: Progress) -> dict[str, Dialect]:
-    """Each endpoint's dialect, from a short request whose prompt is the warm-up's (no dataset
-    sample: no prefix cache is primed for the measured ones)."""
-    samples = warmup_samples(1)
-    [ids] = tokenize_prompts(tokenizer, samples, config.prompt_format)
-    [text] = prompt_texts(tokenizer, samples, config.prompt_format)
+    """Each endpoint's dialect, from a short request whose prompt is the first warm-up's (no
+    dataset sample: no prefix cache is primed for the measured ones)."""
     dialects = asyncio.run(probe_dialects(
         config.endpoints, model, config.api, config.generation,
         ids if config.prompt_form is PromptForm.TOKENS else None, text,
@@ -189,14 +187,21 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     served = asyncio.run(probe_endpoints(config.endpoints, config.model, credentials))
     model = served.name
     tokenizer_name = config.tokenizer or model
-    tokenizer = load_tokenizer(tokenizer_name)
-    prompt_ids = cached_prompt_ids(
+    tokenizer = LazyTokenizer(tokenizer_name)  # loaded only where the run needs it
+    warmups = warmup_samples(max(config.warmup, 1))  # the dialect probe's prompt is the first
+    all_ids = cached_prompt_ids(
         config.token_cache,
-        cache_key(config.dataset, tokenizer_name, len(samples), config.prompt_format.value),
-        lambda: tokenize_prompts(tokenizer, samples, config.prompt_format))
+        cache_key(config.dataset, tokenizer_name, len(samples), config.prompt_format.value,
+                  warmups=len(warmups)),
+        lambda: tokenize_prompts(tokenizer, [*samples, *warmups], config.prompt_format))
+    prompt_ids, warmup_ids = all_ids[:len(samples)], all_ids[len(samples):]
     check_prompt_lengths(prompt_ids, served, config.generation.max_tokens)
     limits = latency_limits(settings)
-    dialects = _probe_dialects(config, model, tokenizer, progress)
+    warmup_texts = prompt_texts(tokenizer, warmups, config.prompt_format)
+    dialects = _probe_dialects(config, model, warmup_ids[0], warmup_texts[0], progress)
+    if (config.audit is not None or any(d.capabilities.ids != IDS_STREAMED
+                                        for d in dialects.values())):
+        tokenizer.load()  # the run will need it: a tokenizer that cannot load is bad input
     shape = one_request_shape(dialects)
     notes = compliance_notes(config, len(samples), model, limits,
                              settings.server_target_latency_percentile) + dialect_notes(
@@ -205,10 +210,8 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     bodies = _request_bodies(config, model,
                              prompt_texts(tokenizer, samples, config.prompt_format),
                              prompt_ids, shape)
-    warmups = warmup_samples(config.warmup)
-    warmup_bodies = _request_bodies(
-        config, model, prompt_texts(tokenizer, warmups, config.prompt_format),
-        tokenize_prompts(tokenizer, warmups, config.prompt_format), shape)
+    warmup_bodies = _request_bodies(config, model, warmup_texts[:config.warmup],
+                                    warmup_ids[:config.warmup], shape)
     breach_rule = (_breach_rule(settings, limits, len(samples)) if config.stop_when_sla_fails
                    else None)
 
