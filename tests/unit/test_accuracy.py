@@ -139,3 +139,19 @@ def test_evaluate_rows_decodes_skips_special_tokens_and_scores(demo_tokenizer):
     assert result["gen_len"] == len(references[1]) and result["gen_num"] == 1
     with pytest.raises(UsageError, match="names qsl_idx 5 but the dataset has 2 samples"):
         evaluate_rows([{"qsl_idx": 5, "data": ""}], references, tokenizer)
+
+
+def test_the_faster_lcs_gives_rouge_scores_own_values():
+    import random
+
+    from rouge_score import rouge_scorer
+
+    from client_sut.accuracy.rouge import lcs_length, lcs_table
+
+    rng = random.Random(7)
+    for _ in range(500):  # small alphabets: many ties, where a different table would show
+        ref = [str(rng.randrange(6)) for _ in range(rng.randrange(0, 40))]
+        can = [str(rng.randrange(6)) for _ in range(rng.randrange(0, 40))]
+        table = rouge_scorer._lcs_table(ref, can)
+        assert lcs_table(ref, can) == table
+        assert lcs_length(ref, can) == table[-1][-1]
