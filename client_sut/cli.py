@@ -28,6 +28,7 @@ from client_sut.config import (
     normalise_endpoint,
     parse_choice,
 )
+from client_sut.dialect import KNOWN
 from client_sut.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -79,9 +80,8 @@ def _deployment_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
                             "chat: the same instruction as the user turn of the tokenizer's own "
                             "chat template, for a model with another chat format (not compliant)")
     group.add_argument("--dialect", metavar="NAME",
-                       help="the servers' kind (vllm, sglang, trtllm, tgi, openai, ollama, "
-                            "llamacpp): what they accept and ignore, where a probe cannot tell "
-                            "(default: probed before the run)")
+                       help=f"the servers' kind ({', '.join(KNOWN)}): what they accept and "
+                            f"ignore, where a probe cannot tell (default: probed before the run)")
     group.add_argument("--max-concurrency", type=int, default=512, metavar="N",
                        help="requests in flight per endpoint (default 512)")
     group.add_argument("--workers", type=_workers, default=0, metavar="N|auto",

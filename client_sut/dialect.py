@@ -6,7 +6,7 @@ The client's request is vLLM's dialect (the prompt as token ids, MLPerf's `min_t
 and `seed`, `stream_options.include_usage`, `return_token_ids`). Other servers refuse parts of
 it (TensorRT-LLM rejects any field it does not know, OpenAI rejects `top_k` and `min_tokens`,
 TGI and Ollama reject a prompt of ids) or silently ignore them (TGI, llama.cpp and Ollama have
-no `min_tokens`). Facts per server: `../shared/dialects.md`, from each server's source.
+no `min_tokens`). Facts per server, from each server's source: docs/servers.md.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class SelfDescription:
     nim_metadata: bool = False  # /v1/metadata answered, as only NVIDIA NIM's does
 
 
-# What each server family is known to do with our request (../shared/dialects.md): for
+# What each server family is known to do with our request (docs/servers.md): for
 # `--dialect NAME`, and for what a probe cannot see (a field silently ignored).
 KNOWN = {
     "vllm": Capabilities(),
@@ -109,7 +109,7 @@ class ServerPaths:
     health: str | None  # None: /health, else /v1/models (measure/health.py)
 
 
-# Where each kind keeps its Prometheus metrics and its health (../shared/dialects.md): TRT-LLM's
+# Where each kind keeps its Prometheus metrics and its health (docs/servers.md): TRT-LLM's
 # /metrics is JSON, its exposition is at /prometheus/metrics; a LiteLLM proxy's /health calls
 # every model behind it, so it is never asked; Ollama, OpenAI and llama-cpp-python have none.
 SERVER_PATHS = {

@@ -109,15 +109,22 @@ def run_cli(tmp_path):
     counter = iter(range(1000))
 
     def run(*args: str, timeout: float = CLI_TIMEOUT_S,
-            open_files: tuple[int, int] | None = None) -> CliRun:
-        """`open_files`: the (soft, hard) open-file limit the run starts with."""
+            open_files: tuple[int, int] | None = None, cores: set[int] | None = None) -> CliRun:
+        """`open_files`: the (soft, hard) open-file limit the run starts with; `cores`: the
+        cores it may run on."""
         output_dir = tmp_path / f"run{next(counter)}"
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+        def limits() -> None:
+            if open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, open_files)
+            if cores is not None:
+                os.sched_setaffinity(0, cores)
+
         completed = subprocess.run(
             [sys.executable, "-m", "client_sut", "run", "--output-dir", str(output_dir), *args],
             capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env,
-            preexec_fn=None if open_files is None
-            else lambda: resource.setrlimit(resource.RLIMIT_NOFILE, open_files))
+            preexec_fn=limits)
         return CliRun(completed, output_dir)
 
     return run

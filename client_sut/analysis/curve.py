@@ -1,7 +1,7 @@
 """The throughput-interactivity curve as MLPerf Endpoints defines it: pure functions.
 
 Each point of a sweep is one run at a fixed concurrency (or a fixed Server rate). Its figures,
-by the Endpoints rules (endpoints_policies v1.0 §4.1, ../shared/endpoints-results.md):
+by the Endpoints rules (endpoints_policies v1.0 §4.1, docs/sweep.md):
 - system tokens/s: the output tokens of the run over its measured duration;
 - tokens/s per user: 1000 / TPOT p90 (ms). Other tools call other things by this name (vLLM's
   sweep divides throughput by concurrency; AIPerf averages per request), so the mean over

@@ -1,4 +1,4 @@
-"""The emitter speaking other servers' dialects (`--dialect`), each as ../shared/dialects.md
+"""The emitter speaking other servers' dialects (`--dialect`), each as docs/servers.md
 reads it from the server's source, for tests of what cannot run here: what each refuses of the
 client's request, and how each frames its stream. vLLM's own dialect stays in `emitter.py`, on
 its fast byte templates; these are built with json.dumps, one event at a time.

@@ -1,7 +1,7 @@
 """The MLPerf Endpoints v1.0 bundle's rules for a sweep's points: each concurrency point an
 `r<N>/` folder with its `point.yaml`, and what keeps the bundle from the v1.0 rules. Pure.
 
-Sources (../shared/endpoints-results.md §1.4-1.5): the policies' §8.1-8.3 and the submission
+Sources (docs/sweep.md): the policies' §8.1-8.3 and the submission
 docs' point-yaml reference. Each region's required point is its highest concurrency measured
 (the plan puts one at each region's end); the others are the submitter's choice. A dedicated
 Offline point is `r<dataset size>` (its concurrency is the dataset), `offline: dedicated`.
