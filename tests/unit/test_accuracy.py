@@ -18,7 +18,7 @@ from client_sut.accuracy.rouge import (
 )
 from client_sut.accuracy.evaluate import evaluate_rows
 from client_sut.errors import UsageError
-from client_sut.runs.summary import accuracy_lines
+from client_sut.accuracy.summary import accuracy_lines
 from tests.conftest import SHARED_DATA
 
 DC = TARGETS["datacenter"]
