@@ -40,7 +40,7 @@ def add_parser(commands) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from client_sut.measure.discovery import (
+    from client_sut.preflight.discovery import (
         discover,
         endpoint_origins,
         wait_for_endpoints,
@@ -56,7 +56,7 @@ def main(args: argparse.Namespace) -> int:
         for url, origin in endpoint_origins(found).items():
             print(f"{url}\t{origin['found_by']}\t{origin['reached']}")
         return EXIT_OK
-    from client_sut.measure.dialect_probe import describe_endpoints
+    from client_sut.preflight.dialect_probe import describe_endpoints
 
     credentials = resolve_credentials(key_env=args.api_key_env, key_file=args.api_key_file,
                                       insecure=args.insecure, ca_bundle=args.ca_bundle)

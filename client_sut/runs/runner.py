@@ -50,10 +50,10 @@ from client_sut.dialect import (
 from client_sut.errors import EXIT_INTERRUPTED, UsageError
 from client_sut.eventloop import run_event_loop
 from client_sut.measure.cores import auto_workers, plan_cores
-from client_sut.measure.dialect_probe import one_request_shape, probe_dialects
-from client_sut.measure.discovery import discover, endpoint_origins
+from client_sut.preflight.dialect_probe import one_request_shape, probe_dialects
+from client_sut.preflight.discovery import discover, endpoint_origins
 from client_sut.measure.dispatch import EndpointPool
-from client_sut.measure.endpoints import ServedModel, probe_endpoints
+from client_sut.preflight.endpoints import ServedModel, probe_endpoints
 from client_sut.measure.ejection import EjectionLog
 from client_sut.measure.health import health_probe, not_answering
 from client_sut.measure.record_log import RecordLog

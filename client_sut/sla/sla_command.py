@@ -55,7 +55,7 @@ def add_parser(commands) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from client_sut.config import validate
-    from client_sut.measure.discovery import discover
+    from client_sut.preflight.discovery import discover
     from client_sut.sla.command import SlaPlan, answer_line, run_search, start_from_sweep
 
     scenario = parse_choice(Scenario, args.scenario, "--scenario")

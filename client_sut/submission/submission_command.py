@@ -50,7 +50,7 @@ def add_parser(commands) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from client_sut.measure.discovery import read_endpoints_file
+    from client_sut.preflight.discovery import read_endpoints_file
     from client_sut.submission.command import (
         SubmissionConfig,
         make_submission,

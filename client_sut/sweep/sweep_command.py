@@ -55,7 +55,7 @@ def add_parser(commands) -> None:
 def main(args: argparse.Namespace) -> int:
     from client_sut.config import validate
     from client_sut.data.dataset import load_samples
-    from client_sut.measure.discovery import discover
+    from client_sut.preflight.discovery import discover
     from client_sut.sweep.command import front_lines, run_sweep
     from client_sut.sweep.plan import SweepPlan, plan_points
 

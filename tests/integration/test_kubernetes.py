@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from client_sut.measure.discovery import discover
+from client_sut.preflight.discovery import discover
 from tests.conftest import REPO
 
 OVERLAYS = REPO / "deploy" / "kubernetes" / "overlays"

@@ -6,7 +6,7 @@ import pytest
 
 from client_sut.analysis.replicas import replica_balance
 from client_sut.errors import UsageError
-from client_sut.measure.discovery import (
+from client_sut.preflight.discovery import (
     AS_GIVEN,
     REPLICA,
     discover,

@@ -37,7 +37,7 @@ from client_sut.dialect import (
     table_lines,
 )
 from client_sut.errors import UsageError
-from client_sut.measure.endpoints import probe_endpoints
+from client_sut.preflight.endpoints import probe_endpoints
 from client_sut.measure.sse import SseScanner
 from client_sut.request import Api, GenerationParams, request_body
 from client_sut.security import Credentials
