@@ -52,7 +52,7 @@ from client_sut.servers.emitter_dialects import (
     DIALECTS,
     HEALTH_PATHS,
     METRICS_PATHS,
-    OWNED_BY,
+    SPEECH,
     VLLM_STREAM,
     DialectStream,
     refusal,
@@ -251,9 +251,9 @@ class Emitter:
 
     def models(self) -> bytes:
         entry = {"id": self.config.model, "object": "model",
-                 "owned_by": OWNED_BY.get(self.config.dialect, "client_sut"),
+                 "owned_by": SPEECH[self.config.dialect].owned_by,
                  "max_model_len": self.config.max_model_len}
-        if self.config.dialect == "llamacpp":  # its context is at /props instead
+        if SPEECH[self.config.dialect].context_at_props:
             del entry["max_model_len"]
         return _json_response(200, {"object": "list", "data": [entry]})
 
@@ -539,20 +539,21 @@ class _Connection(asyncio.Protocol):
         emitter = self.emitter
         self.active = _BUSY
         route = (request.method, request.path)
-        if route == (b"GET", HEALTH_PATHS.get(emitter.config.dialect, b"/health")):
+        if route == (b"GET", HEALTH_PATHS.get(emitter.config.dialect)):
             return self._reply(_response(200, b""))
         if route == (b"GET", b"/emitter/log"):
             return self._reply(emitter.log_json())
-        if route == (b"GET", METRICS_PATHS.get(emitter.config.dialect, b"/metrics")):
+        if route == (b"GET", METRICS_PATHS[emitter.config.dialect]):
             return self._reply(_response(200, emitter.metrics.exposition(),
                                          METRICS_CONTENT_TYPE))
-        if route == (b"GET", b"/metrics") and emitter.config.dialect == "trtllm":
+        speech = SPEECH[emitter.config.dialect]
+        if route == (b"GET", b"/metrics") and speech.json_stats_at_metrics:
             return self._reply(_json_response(200, []))  # TRT-LLM's iteration stats are JSON
         if route == (b"GET", b"/v1/models"):
             return self._reply(emitter.unauthorized(request) or emitter.models())
-        if route == (b"GET", b"/props") and emitter.config.dialect == "llamacpp":
+        if route == (b"GET", b"/props") and speech.context_at_props:
             return self._reply(emitter.props())
-        if route == (b"GET", b"/v1/metadata") and emitter.config.dialect == "nim":
+        if route == (b"GET", b"/v1/metadata") and speech.metadata:
             return self._reply(_json_response(200, {"modelInfo": [
                 {"shortName": emitter.config.model}], "repository_override": ""}))
         kinds = {b"/v1/completions": "completions", b"/v1/chat/completions": "chat"}
