@@ -235,6 +235,16 @@ class SlaPoint:
     confirmation: bool
     duration_s: float | None = None  # the least duration it was asked to run
     requests: int | None = None
+    reason: str = ""  # why its verdict is what it is (sla.json's words)
+    # The limit ("ttft", "tpot" or "errors") proven lost mid-run, which stopped it: its p99 over
+    # the completed requests leaves out those still waiting past the limit, so it is not shown.
+    lost: str | None = None
+
+    def shown_p99(self, constraint: str) -> float | None:
+        """The p99 to show for "ttft" or "tpot": None where the run was stopped for it."""
+        if self.lost in (constraint, "errors"):
+            return None
+        return self.ttft_p99_ms if constraint == "ttft" else self.tpot_p99_ms
 
 
 def sla_points(sla: dict, tokens_per_s: dict[str, float | None]) -> list[SlaPoint]:
@@ -244,7 +254,8 @@ def sla_points(sla: dict, tokens_per_s: dict[str, float | None]) -> list[SlaPoin
         probes.append((sla["confirmation"], True))
     return [SlaPoint(p["target_qps"], p.get("ttft_p99_ms"), p.get("tpot_p99_ms"),
                      tokens_per_s.get(p.get("dir", "")), p.get("verdict", "undecided"), confirm,
-                     p.get("duration_s"), p.get("requests"))
+                     p.get("duration_s"), p.get("requests"), p.get("reason") or "",
+                     p.get("constraint") if p.get("stopped_early") else None)
             for p, confirm in probes]
 
 

@@ -262,16 +262,23 @@ class PageBuilder:
         if sla.get("aborted"):
             facts.append(f"the search stopped: {sla['aborted']['reason']}")
         points = figures.sla_points(sla, folder.probe_tokens_per_s)
+        def p99(point: figures.SlaPoint, constraint: str, limit, digits: int) -> str:
+            shown = point.shown_p99(constraint)
+            if shown is None and point.lost is not None:  # stopped for it: over, by proof
+                return f"&gt; {_num(limit, 0)} (stopped)"
+            return _num(shown, digits)
+
         rows = [[_num(p.target_qps, 2), _e(p.verdict), _num(p.duration_s, 0), _num(p.requests),
-                 _num(p.ttft_p99_ms, 1), _num(p.tpot_p99_ms, 2), _num(p.tokens_per_s),
-                 "confirmation" if p.confirmation else "probe"] for p in points]
+                 p99(p, "ttft", limits.get("ttft_ms"), 1), p99(p, "tpot", limits.get("tpot_ms"), 2),
+                 _num(p.tokens_per_s), "confirmation" if p.confirmation else "probe", _e(p.reason)]
+                for p in points]
         self.sections.append(
             f'<section class="sla"><h2>SLA search {_e(folder.label)}: {_e(sla.get("scenario"))}'
             f'</h2><div class="verdict {"ok" if confirmed and not failed else "bad"}" '
             f'data-verdict>'
             f"{_e(headline)}</div>{_list(facts)}"
             + _table(["target QPS", "verdict", "least s", "requests", "TTFT p99 ms",
-                      "TPOT p99 ms", "tokens/s", ""], rows, "probes")
+                      "TPOT p99 ms", "tokens/s", "", "why"], rows, "probes")
             + self.figure(prefix, "sla", plots.sla(points, limits, answer)) + "</section>")
 
     def sweep(self, folder: SweepFolder, prefix: str) -> None:

@@ -135,19 +135,31 @@ def server_metrics(series: Sequence[ServerSeries], window_s: tuple[float, float]
 
 def sla(points: Sequence[SlaPoint], limits: dict, answer_qps: float | None) -> str:
     figure, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+
+    def value(p: SlaPoint, attr: str) -> float | None:
+        if attr == "tokens_per_s":
+            return p.tokens_per_s
+        return p.shown_p99(attr.split("_")[0])
+
     for ax, attr, limit, title in ((axes[0], "ttft_p99_ms", limits.get("ttft_ms"), "TTFT p99 ms"),
                                    (axes[1], "tpot_p99_ms", limits.get("tpot_ms"), "TPOT p99 ms"),
                                    (axes[2], "tokens_per_s", None, "tokens/s")):
         ordered = sorted((p for p in points if not p.confirmation), key=lambda p: p.target_qps)
-        ax.plot([p.target_qps for p in ordered], _nan(getattr(p, attr) for p in ordered),
+        ax.plot([p.target_qps for p in ordered], _nan(value(p, attr) for p in ordered),
                 color="#95a5a6", linewidth=1)
         for verdict, colour in VERDICT_COLOURS.items():
-            chosen = [p for p in points if p.verdict == verdict and getattr(p, attr) is not None]
+            chosen = [p for p in points if p.verdict == verdict and value(p, attr) is not None]
             if not chosen:
                 continue
-            ax.scatter([p.target_qps for p in chosen], [getattr(p, attr) for p in chosen],
+            ax.scatter([p.target_qps for p in chosen], [value(p, attr) for p in chosen],
                        color=colour, label=verdict, zorder=3,
                        marker="o", s=[60 if p.confirmation else 30 for p in chosen])
+        stopped = [p for p in points if attr != "tokens_per_s" and p.lost is not None
+                   and value(p, attr) is None]
+        if stopped and limit is not None:  # over the limit by proof: drawn above it, not at a p99
+            ax.scatter([p.target_qps for p in stopped], [limit * 1.05] * len(stopped),
+                       marker="^", color=VERDICT_COLOURS["fail"], zorder=3,
+                       label="stopped: over the limit")
         if limit is not None:
             ax.axhline(limit, **LIMIT_STYLE, label=f"limit {limit:,.0f}")
         if answer_qps is not None:

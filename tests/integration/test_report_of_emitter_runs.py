@@ -151,6 +151,8 @@ def test_the_report_of_an_sla_folder_and_of_several_runs(server_run, demo_tokeni
             goodput = goodput or results["client"]["goodput"]
     finally:
         emitter.stop()
+    stopped = "stopped early: 21 requests over the 2000 ms TTFT limit (21 still waiting)"
+    probes[1].update(stopped_early=True, constraint="ttft", reason=stopped)
     (folder / "sla.json").write_text(json.dumps({
         "scenario": "Server", "limits": {"ttft_ms": 2000.0, "tpot_ms": 100.0, "official": True},
         "answer_qps": 20.0, "confirmed": True, "lowest_failing_qps": 40.0,
@@ -175,6 +177,9 @@ def test_the_report_of_an_sla_folder_and_of_several_runs(server_run, demo_tokeni
     page = report.read_text()  # the answer in words: goodput, and why it is not compliant
     assert f"goodput at the answer: {goodput['requests_within_limits']:,} requests" in page
     assert "not compliant: the confirmation ran 3 s, under the official 600 s" in page
+    # Each probe says why; the one stopped for its TTFT shows no p99 of the completed alone.
+    assert stopped in page and "pass by this test" in page
+    assert "&gt; 2,000 (stopped)" in page
     assert all(f["svg"] and f["height"] > 100 for f in facts["figures"])
 
 

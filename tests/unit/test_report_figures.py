@@ -99,6 +99,17 @@ def test_sla_points_take_each_probe_and_the_confirmation():
         (4, "pass", False, 500.0), (8, "fail", False, None), (4, "pass", True, 510.0)]
 
 
+def test_a_probe_stopped_for_a_limit_shows_why_and_no_p99_that_hides_the_waiting():
+    reason = ("stopped early: 21 requests over the 2000 ms TTFT limit (21 still waiting) and 0 "
+              "failed")
+    sla = {"probes": [{"target_qps": 9, "verdict": "fail", "ttft_p99_ms": 185.0,
+                       "tpot_p99_ms": 81.0, "dir": "probe-3", "stopped_early": True,
+                       "constraint": "ttft", "reason": reason}]}
+    [point] = sla_points(sla, {})
+    assert point.reason == reason and point.lost == "ttft"
+    assert point.shown_p99("ttft") is None and point.shown_p99("tpot") == 81.0
+
+
 def test_goodput_is_said_in_words():
     from client_sut.report.figures import goodput_sentence
 
