@@ -177,10 +177,18 @@ REGION_SHADES = (("ultra_low", "#ecf0f1"), ("low", "#d6eaf8"), ("medium", "#d5f5
 
 def sweep(points: Sequence[SweepPoint], step: Sequence[Sequence[float]],
           regions: dict | None) -> str:
+    return _svg(sweep_figure(points, step, regions))
+
+
+def sweep_figure(points: Sequence[SweepPoint], step: Sequence[Sequence[float]],
+                 regions: dict | None):
     """The official Pareto step function over every point (the front's points filled), and
     system tokens/s, TTFT p90 and tokens/s per user against concurrency (the Endpoints regions
-    shaded), and goodput against the load."""
-    figure, axes = plt.subplots(1, 5, figsize=(17, 3.2))
+    shaded), and goodput against the load: two panels a row, each wide enough to read, every
+    axis from zero (a flat line looks flat), points joined in order of concurrency or load."""
+    figure, grid = plt.subplots(3, 2, figsize=(11, 10.5))
+    axes = grid.flatten()
+    axes[5].remove()
     pareto = axes[0]
     if step:
         pareto.plot([x for x, _ in step], [y for _, y in step], color="#2c3e50",
@@ -191,17 +199,19 @@ def sweep(points: Sequence[SweepPoint], step: Sequence[Sequence[float]],
         pareto.scatter(point.tokens_per_s_per_user, point.system_tokens_per_s, zorder=3,
                        color="#2980b9" if point.on_front else "white", edgecolor="#2980b9")
         pareto.annotate(point.name, (point.tokens_per_s_per_user, point.system_tokens_per_s),
-                        fontsize=6, xytext=(3, 3), textcoords="offset points")
+                        fontsize=7, xytext=(3, 3), textcoords="offset points")
     pareto.set_xlabel("tokens/s per user (1000 / TPOT p90)")
-    pareto.set_title("system tokens/s")
+    pareto.set_title("system tokens/s against tokens/s per user")
+    pareto.set_xlim(left=0)
     pareto.legend(fontsize=7)
-    at_concurrency = [p for p in points if p.concurrency is not None]
+    at_concurrency = sorted((p for p in points if p.concurrency is not None),
+                            key=lambda p: p.concurrency)
     x = [p.concurrency for p in at_concurrency]
     for ax, attr, title in ((axes[1], "system_tokens_per_s", "system tokens/s"),
                             (axes[2], "ttft_p90_ms", "TTFT p90 ms"),
                             (axes[3], "tokens_per_s_per_user", "tokens/s per user")):
         ax.plot(x, _nan(getattr(p, attr) for p in at_concurrency), marker="o", color="#8e44ad")
-        ax.set_title(title)
+        ax.set_title(f"{title} against concurrency")
         ax.set_xlabel("concurrency")
         if x and max(x) > 2 * min(x):
             ax.set_xscale("log", base=2)
@@ -210,16 +220,21 @@ def sweep(points: Sequence[SweepPoint], step: Sequence[Sequence[float]],
             for (name, colour), low, high in zip(REGION_SHADES, edges, edges[1:]):
                 ax.axvspan(low, high, color=colour, alpha=0.6, zorder=0, label=name)
     if regions:
-        axes[1].legend(fontsize=6)
-    loaded = [p for p in points if p.requests_per_s is not None]
+        axes[1].legend(fontsize=7)
+    loaded = sorted((p for p in points if p.requests_per_s is not None),
+                    key=lambda p: p.requests_per_s)
     axes[4].plot([p.requests_per_s for p in loaded], _nan(p.goodput_per_s for p in loaded),
                  marker="o", color="#27ae60", label="within both limits")
     axes[4].plot([p.requests_per_s for p in loaded], [p.requests_per_s for p in loaded],
                  color="#95a5a6", linewidth=1, linestyle=":", label="every request")
-    axes[4].set_title("goodput, requests/s")
+    axes[4].set_title("goodput against the load, requests/s")
     axes[4].set_xlabel("requests/s served")
+    axes[4].set_xlim(left=0)
     axes[4].legend(fontsize=7)
-    return _svg(figure)
+    for ax in axes[:5]:
+        ax.set_ylim(bottom=0)
+    figure.tight_layout()
+    return figure
 
 
 SWEEP_COLOURS = ("#2c3e50", "#e67e22", "#16a085", "#8e44ad", "#c0392b")

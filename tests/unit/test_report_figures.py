@@ -119,3 +119,27 @@ def test_goodput_is_said_in_words():
         "goodput at the answer: 1,200 requests within both limits (96.0% of them), 4.5 per "
         "second; 30 over the TTFT limit, 20 over the TPOT limit, 0 failed")
     assert goodput_sentence(None) == "goodput: none measured at a confirmed answer"
+
+
+def test_the_sweep_figure_reads_at_a_glance():
+    """Two panels a row, each wide enough that no two tick labels overlap; every axis from zero,
+    so a flat line (tokens/s per user within 0.2%) looks flat; goodput joined in order of load."""
+    from client_sut.report.figures import SweepPoint
+    from client_sut.report.plots import sweep_figure
+
+    points = [SweepPoint(f"c{c}", c, None, 520.0 * c ** 0.9, 498.6 - 0.15 * i, 20.0 + c,
+                         c * 0.9, c * 0.85, c in (1, 8)) for i, c in enumerate((1, 2, 4, 8))]
+    points.append(SweepPoint("offline", None, None, 3000.0, None, 900.0, 7.2, 6.0, False))
+    points.append(SweepPoint("server", None, 3.0, 1500.0, 497.4, 40.0, 3.0, 3.0, False))
+    figure = sweep_figure(points, [[497.4, 1500.0], [498.6, 520.0]], None)
+    renderer = figure.canvas.get_renderer()
+    axes = figure.get_axes()
+    assert len(axes) == 5
+    for ax in axes:
+        assert ax.get_window_extent(renderer).width >= 300  # pixels at the figure's dpi
+        assert ax.get_ylim()[0] == 0
+        labels = [t.get_window_extent(renderer) for t in ax.get_xticklabels()
+                  if t.get_text() and t.get_visible()]
+        assert not any(a.overlaps(b) for a, b in zip(labels, labels[1:])), ax.get_title()
+    goodput_x = list(axes[4].get_lines()[0].get_xdata())
+    assert goodput_x == sorted(goodput_x)
