@@ -27,6 +27,7 @@ class Channel(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self.closed = False
+        self._lost: asyncio.Future | None = None  # made by wait_closed, done at connection_lost
 
     def send(self, message: tuple) -> None:
         if self.closed or self._transport is None:
@@ -37,6 +38,15 @@ class Channel(asyncio.Protocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+    async def wait_closed(self) -> None:
+        """Until the connection is gone: what was written before close() has been sent (a
+        process that ends sooner loses what its transport still held)."""
+        if self.closed:
+            return
+        if self._lost is None:
+            self._lost = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._lost)
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         self._transport = transport
@@ -57,6 +67,8 @@ class Channel(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
         self._on_closed(exc)
 
 

@@ -17,15 +17,22 @@ figures.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import json
+import math
+import operator
 import time
 from array import array
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from client_sut.analysis.headroom import LAG_LIMIT_MS
 from client_sut.analysis.metrics import (
+    NS_PER_MS,
+    SUMMARY_PERCENTILES,
     connect_ns,
     first_token_ns,
     issue_lag_ns,
@@ -35,9 +42,91 @@ from client_sut.errors import UsageError
 from client_sut.records import RequestRecord
 
 PROBE_INTERVAL_S = 0.005
+HISTOGRAM_LIMIT_US = 100_000  # lags to 100 ms counted per microsecond (400 KB); longer ones kept
+RECENT_LAGS = 4_000  # 20 s of them: more than the plain progress's 10 s between lines
 SLOW_CONNECT_MS = 100.0
 LOOP_BUSY_LIMIT = 0.8  # the loop thread's share of one core past which it is near saturation
 CAPACITY_SAFE_SHARE = 0.5  # of the calibrated tokens/s: beyond it, timing error grows
+
+
+class LagHistogram:
+    """Every lag a probe measured, in memory that does not grow with the run (200 lags a second
+    held one by one grew an hour's run by 5.6 MiB): a count per microsecond up to
+    HISTOGRAM_LIMIT_US, the rarer longer lags exactly, their exact sum and maximum, and the
+    newest RECENT_LAGS as they came (for the live progress). Its percentiles are the exact ones
+    of the values to the microsecond (each taken as its microsecond's start)."""
+
+    def __init__(self) -> None:
+        self.counts = array("I", bytes(4 * HISTOGRAM_LIMIT_US))
+        self.longer = array("q")
+        self.count = 0
+        self.sum_ns = 0
+        self.max_ns = 0
+        self.recent: deque[int] = deque(maxlen=RECENT_LAGS)
+
+    def __getstate__(self) -> dict:
+        """Sent from a worker process: the counts that are not zero (a few hundred, not 100,000)."""
+        return {"counts": {i: n for i, n in enumerate(self.counts) if n},
+                "longer": self.longer, "count": self.count, "sum_ns": self.sum_ns,
+                "max_ns": self.max_ns}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+        for micros, n in state["counts"].items():
+            self.counts[micros] = n
+        self.longer, self.count = state["longer"], state["count"]
+        self.sum_ns, self.max_ns = state["sum_ns"], state["max_ns"]
+
+    @classmethod
+    def of(cls, lags_ns: Iterable[int]) -> LagHistogram:
+        histogram = cls()
+        for lag in lags_ns:
+            histogram.add(lag)
+        return histogram
+
+    def add(self, lag_ns: int) -> None:
+        micros = lag_ns // 1000
+        if micros < HISTOGRAM_LIMIT_US:
+            self.counts[micros] += 1
+        else:
+            self.longer.append(lag_ns)
+        self.count += 1
+        self.sum_ns += lag_ns
+        self.max_ns = max(self.max_ns, lag_ns)
+        self.recent.append(lag_ns)
+
+    def merged(self, others: Iterable[LagHistogram]) -> LagHistogram:
+        total = LagHistogram()
+        for one in (self, *others):
+            total.counts = array("I", map(operator.add, total.counts, one.counts))
+            total.longer.extend(one.longer)
+            total.count += one.count
+            total.sum_ns += one.sum_ns
+            total.max_ns = max(total.max_ns, one.max_ns)
+        return total
+
+    def summary_ms(self) -> dict[str, float | None]:
+        """As analysis.metrics.summarize_ms gives it for the values themselves."""
+        keys = [f"p{p}" for p in SUMMARY_PERCENTILES] + ["mean", "max"]
+        if not self.count:
+            return dict.fromkeys(keys)
+        cumulative = list(itertools.accumulate(self.counts))
+        longer = sorted(self.longer)
+
+        def value(rank: int) -> float:  # the rank-th smallest (from 0)
+            if rank >= cumulative[-1]:
+                return longer[rank - cumulative[-1]]
+            return bisect.bisect_right(cumulative, rank) * 1000
+
+        summary = {}
+        for pct in SUMMARY_PERCENTILES:
+            rank = (self.count - 1) * pct / 100.0
+            low = math.floor(rank)
+            high = min(low + 1, self.count - 1)
+            summary[f"p{pct}"] = value(low) + (value(high) - value(low)) * (rank - low)
+        summary["mean"] = self.sum_ns / self.count
+        summary["max"] = self.max_ns
+        return {k: round(v / NS_PER_MS, 4) for k, v in summary.items()}
 
 
 class LoopLagProbe:
@@ -45,7 +134,7 @@ class LoopLagProbe:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self.lags_ns = array("q")
+        self.lags = LagHistogram()
         self._handle: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
@@ -61,7 +150,7 @@ class LoopLagProbe:
         self._loop.call_soon(self._ran, time.perf_counter_ns())
 
     def _ran(self, queued_ns: int) -> None:
-        self.lags_ns.append(time.perf_counter_ns() - queued_ns)
+        self.lags.add(time.perf_counter_ns() - queued_ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +180,7 @@ class WorkerStats:
 
     index: int
     cores: tuple[int, ...]
-    loop_lags_ns: array
+    loop_lags: LagHistogram
     start: CpuSample
     end: CpuSample
     streamed_tokens: int
@@ -107,7 +196,7 @@ class WorkerStats:
             "event_loop_cpu_s": round(loop_s, 3),
             "event_loop_busy_share": round(busy, 3) if busy is not None else None,
             "event_loop_cpu_us_per_token": round(loop_s * 1e6 / tokens, 3) if tokens else None,
-            "event_loop_lag_ms": summarize_ms(self.loop_lags_ns),
+            "event_loop_lag_ms": self.loop_lags.summary_ms(),
         }
 
 
@@ -147,19 +236,19 @@ def report_lag_ns(record: RequestRecord) -> int | None:
     return record.first_reported_ns - first
 
 
-def self_check(records: Sequence[RequestRecord], loop_lags_ns: Sequence[int], start: CpuSample,
+def self_check(records: Sequence[RequestRecord], loop_lags: LagHistogram, start: CpuSample,
                end: CpuSample, calibration: Calibration | None = None, *,
                queued_by_design: bool = False, workers: Sequence[WorkerStats] = ()) -> dict:
     """`queued_by_design`: LoadGen hands every sample over at once (Offline), so the wait for a
     stream slot is in the issue lag by design and is not the client falling behind.
     `workers`: the streams ran in these worker processes; then the event-loop figures are theirs
-    (lag of all, CPU summed, the busiest one's share), `loop_lags_ns` is the LoadGen process's
+    (lag of all, CPU summed, the busiest one's share), `loop_lags` is the LoadGen process's
     own loop, and the client's CPU counts every process."""
     wall_s, process_s, loop_s = _seconds(start, end)
     busy = _share(loop_s, wall_s)
-    stream_lags = loop_lags_ns
+    stream_lags = loop_lags
     if workers:
-        stream_lags = [lag for worker in workers for lag in worker.loop_lags_ns]
+        stream_lags = workers[0].loop_lags.merged(w.loop_lags for w in workers[1:])
         spent = [_seconds(worker.start, worker.end) for worker in workers]
         process_s += sum(process for _, process, _ in spent)
         loop_s = sum(loop for _, _, loop in spent)
@@ -167,7 +256,7 @@ def self_check(records: Sequence[RequestRecord], loop_lags_ns: Sequence[int], st
     tokens = sum(r.streamed_tokens for r in records)
     gaps = [g for g in map(loadgen_ttft_gap_ns, records) if g is not None]
     check = {
-        "event_loop_lag_ms": summarize_ms(stream_lags),
+        "event_loop_lag_ms": stream_lags.summary_ms(),
         "issue_lag_ms": summarize_ms(issue_lag_ns(r) for r in records),
         "connect_ms": summarize_ms(connect_ns(r) for r in records),
         "loadgen_minus_client_ttft_ms": summarize_ms(gaps),
@@ -181,7 +270,7 @@ def self_check(records: Sequence[RequestRecord], loop_lags_ns: Sequence[int], st
         "streamed_tokens_per_second": round(tokens / wall_s, 1) if wall_s > 0 else None,
     }
     if workers:
-        check["loadgen_process_loop_lag_ms"] = summarize_ms(loop_lags_ns)
+        check["loadgen_process_loop_lag_ms"] = loop_lags.summary_ms()
         check["workers"] = [worker.summary() for worker in workers]
     if calibration is not None and check["streamed_tokens_per_second"] is not None:
         check["calibration_file"] = calibration.source

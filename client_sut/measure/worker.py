@@ -131,9 +131,10 @@ class _Worker:
             end = CpuSample.now()
             probe.stop()
             freezer.cancel()
-            self.channel.send((STATS, WorkerStats(spec.index, spec.cores, probe.lags_ns, start,
+            self.channel.send((STATS, WorkerStats(spec.index, spec.cores, probe.lags, start,
                                                   end, reporter.streamed_tokens)))
         self.channel.close()
+        await self.channel.wait_closed()
 
 
 async def _serve(sock: socket.socket) -> None:

@@ -58,8 +58,7 @@ class RunObserver:
         self._sampler: ProgressSampler | None = None
         self._live: LiveView | None = None
 
-    def start(self, loop: asyncio.AbstractEventLoop, bridge,
-              loop_lags_ns: Sequence[int] = ()) -> None:
+    def start(self, loop: asyncio.AbstractEventLoop, bridge, loop_lags=None) -> None:
         """Scrapes once (the window's baseline) and starts the progress."""
         self.path.unlink(missing_ok=True)
         config = self._config
@@ -81,7 +80,7 @@ class RunObserver:
         self._sampler = ProgressSampler(
             loop, bridge, scenario=config.scenario.value, min_duration_s=self._min_duration_s,
             limits_ms=self._limits_ms, interval_s=interval, sink=sink,
-            server=ServerTail(self.path), loop_lags_ns=loop_lags_ns)
+            server=ServerTail(self.path), loop_lags=loop_lags)
         self._sampler.start()
 
     def stop(self) -> None:

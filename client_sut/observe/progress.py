@@ -18,7 +18,7 @@ import itertools
 import json
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -126,11 +126,12 @@ class ProgressSampler:
     def __init__(self, loop: asyncio.AbstractEventLoop, bridge, *, scenario: str,
                  min_duration_s: float, limits_ms: tuple[float | None, float | None],
                  interval_s: float, sink: Callable[[ProgressSnapshot], None],
-                 server: ServerTail | None = None, loop_lags_ns: Sequence[int] = ()) -> None:
-        """`loop_lags_ns`: the run's loop lag probe's samples, appended to as it runs."""
+                 server: ServerTail | None = None, loop_lags=None) -> None:
+        """`loop_lags`: the run's loop lag probe's tally (its `count` and `recent` lags), added
+        to as the run goes."""
         self._loop = loop
         self._bridge = bridge
-        self._lags = loop_lags_ns
+        self._lags = loop_lags
         self._lags_seen = 0
         self._scenario = scenario
         self._min_duration_s = min_duration_s
@@ -173,8 +174,12 @@ class ProgressSampler:
                 self._ttft.append(ttft)
             if tpot is not None:
                 self._tpot.append(tpot)
-        lags = sorted(self._lags[self._lags_seen:])
-        self._lags_seen += len(lags)
+        lags: list[int] = []
+        if self._lags is not None:  # the lags since the last look (at most the newest held)
+            tally = self._lags
+            fresh = min(tally.count - self._lags_seen, len(tally.recent))
+            lags = sorted(itertools.islice(tally.recent, len(tally.recent) - fresh, None))
+            self._lags_seen = tally.count
         server = self._server
         if server is not None:
             server.read()

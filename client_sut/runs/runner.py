@@ -236,7 +236,7 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     progress(f"LoadGen {'finished' if drive.loadgen_finished else 'still running'} after "
              f"{time.monotonic() - started:.1f} s; writing results")
     loadgen = loadgen_summary(read_detail_log(config.output_dir))
-    check = self_check(records, drive.probe.lags_ns, drive.cpu_start, drive.cpu_end,
+    check = self_check(records, drive.probe.lags, drive.cpu_start, drive.cpu_end,
                        calibration, queued_by_design=config.scenario is Scenario.OFFLINE,
                        workers=drive.client.worker_stats)
     check["core_plan"] = drive.client.core_plan.to_json()
@@ -351,8 +351,8 @@ async def _drive(config: RunConfig, bodies: list[bytes], settings, retokenize,
         audit = [str(audit_config_path(config.audit))] if config.audit else []
         probe = LoopLagProbe(loop)
         # After the warm-up: its baseline scrape opens the window.
-        observer.start(loop, bridge, probe.lags_ns)
-        freezer = HeapFreezer(loop)  # a full collection mid-run sent queries in late bursts
+        observer.start(loop, bridge, probe.lags)
+        freezer = HeapFreezer(loop)  # set-up's heap: a full collection of it sent queries late
         drive = _Drive(client, probe, CpuSample.now(), warmup=warmup)
         drive.probe.start()
         loadgen = _start_loadgen(loop, sut, qsl, settings, log_settings, *audit)

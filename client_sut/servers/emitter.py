@@ -758,7 +758,7 @@ def main(argv: list[str] | None = None) -> int:
 
     async def run() -> None:
         server, url = await serve(config, args.host, args.port, tls)
-        freezer = HeapFreezer(asyncio.get_running_loop())  # its log grows with every request
+        freezer = HeapFreezer(asyncio.get_running_loop(), growing=True)  # its log: every request
         print(url, flush=True)
         try:
             async with server:

@@ -10,6 +10,7 @@ import pytest
 from client_sut.measure.selfcheck import (
     Calibration,
     CpuSample,
+    LagHistogram,
     WorkerStats,
     loadgen_ttft_gap_ns,
     self_check,
@@ -44,7 +45,7 @@ def test_loadgen_gap_is_issue_lag_plus_report_lag():
 
 def test_self_check_figures_and_no_warning_when_quiet():
     records = [record(0.1, [20, 22, 24], reported_ms=20.1) for _ in range(10)]
-    check = self_check(records, [50_000] * 100, cpu(0, 0, 0), cpu(2, 0.3, 0.2))
+    check = self_check(records, LagHistogram.of([50_000] * 100), cpu(0, 0, 0), cpu(2, 0.3, 0.2))
     assert check["streamed_tokens"] == 30 and check["streamed_tokens_per_second"] == 15.0
     assert check["client_cpu_us_per_token"] == pytest.approx(10_000)
     assert check["event_loop_busy_share"] == 0.1
@@ -56,7 +57,7 @@ def test_self_check_figures_and_no_warning_when_quiet():
 
 def test_self_check_warns_on_lag_busy_loop_and_capacity():
     records = [record(5, [20, 22], reported_ms=20)]  # issued at 0, sent 5 ms later
-    check = self_check(records, [3 * MS], cpu(0, 0, 0), cpu(1, 1, 0.95),
+    check = self_check(records, LagHistogram.of([3 * MS]), cpu(0, 0, 0), cpu(1, 1, 0.95),
                        Calibration(max_tokens_per_second=3.0, source="calibrate.json"))
     text = " ".join(check["warnings"])
     assert "issue lag" in text and "event-loop lag" in text
@@ -66,10 +67,10 @@ def test_self_check_warns_on_lag_busy_loop_and_capacity():
 
 def test_with_workers_the_loop_figures_are_theirs_and_the_cpu_every_process():
     records = [record(0.1, [20, 22, 24], reported_ms=20.1) for _ in range(10)]
-    workers = [WorkerStats(0, (1,), array("q", [4 * MS] * 10), cpu(0, 0, 0), cpu(2, 0.4, 0.36),
+    workers = [WorkerStats(0, (1,), LagHistogram.of([4 * MS] * 10), cpu(0, 0, 0), cpu(2, 0.4, 0.36),
                            18),
-               WorkerStats(1, (2,), array("q", [0] * 90), cpu(0, 0, 0), cpu(2, 0.2, 0.1), 12)]
-    check = self_check(records, [50_000] * 100, cpu(0, 0, 0), cpu(2, 0.3, 0.2),
+               WorkerStats(1, (2,), LagHistogram.of([0] * 90), cpu(0, 0, 0), cpu(2, 0.2, 0.1), 12)]
+    check = self_check(records, LagHistogram.of([50_000] * 100), cpu(0, 0, 0), cpu(2, 0.3, 0.2),
                        workers=workers)
     assert check["event_loop_cpu_s"] == pytest.approx(0.46)  # the workers' loops, summed
     assert check["event_loop_busy_share"] == 0.18  # the busiest loop's
@@ -87,7 +88,7 @@ def test_with_workers_the_loop_figures_are_theirs_and_the_cpu_every_process():
 def test_a_first_token_that_waited_in_the_loop_is_a_report_lag_warned_of():
     # arrived at 20 ms (the kernel's stamp), LoadGen told at 23 ms: in LoadGen's TTFT only
     records = [record(0.1, [20, 22], reported_ms=23)] + [record(0.1, [20, 22])]  # one: Offline
-    check = self_check(records, [10_000], cpu(0, 0, 0), cpu(1, 0.01, 0.01))
+    check = self_check(records, LagHistogram.of([10_000]), cpu(0, 0, 0), cpu(1, 0.01, 0.01))
     assert check["first_token_report_lag_ms"]["max"] == pytest.approx(3.0)
     assert check["first_token_report_lag_ms"]["p50"] == pytest.approx(3.0)  # one value only
     (warning,) = check["warnings"]
@@ -96,7 +97,7 @@ def test_a_first_token_that_waited_in_the_loop_is_a_report_lag_warned_of():
 
 def test_offline_queueing_is_not_called_issue_lag():
     # Offline hands every sample over at once; waiting for a stream slot is the scenario's design
-    check = self_check([record(500, [520, 522])], [], cpu(0, 0, 0), cpu(1, 0.1, 0.1),
+    check = self_check([record(500, [520, 522])], LagHistogram(), cpu(0, 0, 0), cpu(1, 0.1, 0.1),
                        queued_by_design=True)
     assert not any("issue lag" in w for w in check["warnings"])
 
@@ -128,9 +129,26 @@ def test_timing_errors_match_by_response_id_and_compare_each_event():
 def test_a_server_slow_to_accept_is_not_called_client_lag():
     # issued at 0; asked for a connection at 0.1 ms; it took 400 ms to open; token 20 ms later
     slow = replace(record(400.1, [420.1, 422.1], reported_ms=420.2), connect_ns=int(0.1 * MS))
-    check = self_check([slow], [10_000], cpu(0, 0, 0), cpu(1, 0.01, 0.01))
+    check = self_check([slow], LagHistogram.of([10_000]), cpu(0, 0, 0), cpu(1, 0.01, 0.01))
     assert check["issue_lag_ms"]["max"] == pytest.approx(0.1)
     assert check["connect_ms"]["max"] == pytest.approx(400.0)
     assert check["loadgen_minus_client_ttft_ms"]["max"] == pytest.approx(400.2)
     (warning,) = check["warnings"]
     assert "slow to accept" in warning and "issue lag" not in warning
+
+
+def test_the_lag_tally_gives_the_values_own_figures_to_the_microsecond():
+    import random
+
+    from client_sut.analysis.metrics import summarize_ms
+
+    rng = random.Random(3)
+    lags = [rng.randrange(0, 3_000_000) for _ in range(5000)] + [150 * MS, 400 * MS]
+    tally = LagHistogram.of(lags)
+    exact, held = summarize_ms(lags), tally.summary_ms()
+    assert held["max"] == exact["max"] == 400.0 and held["mean"] == exact["mean"]
+    for key in ("p50", "p90", "p99"):
+        assert abs(held[key] - exact[key]) <= 0.001  # a microsecond
+    both = tally.merged([LagHistogram.of([5 * MS])])
+    assert both.count == len(lags) + 1 and both.summary_ms()["max"] == 400.0
+    assert list(tally.recent)[-2:] == [150 * MS, 400 * MS]
