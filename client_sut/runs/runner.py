@@ -50,14 +50,11 @@ from client_sut.dialect import (
 from client_sut.errors import EXIT_INTERRUPTED, UsageError
 from client_sut.eventloop import run_event_loop
 from client_sut.measure.cores import auto_workers, plan_cores
-from client_sut.preflight.dialect_probe import one_request_shape, probe_dialects
-from client_sut.preflight.discovery import discover, endpoint_origins
 from client_sut.measure.dispatch import EndpointPool
-from client_sut.preflight.endpoints import ServedModel, probe_endpoints
 from client_sut.measure.ejection import EjectionLog
 from client_sut.measure.health import health_probe, not_answering
-from client_sut.measure.record_log import RecordLog
 from client_sut.measure.heap import HeapFreezer
+from client_sut.measure.record_log import RecordLog
 from client_sut.measure.resources import check_open_files, file_budget, raise_open_files
 from client_sut.measure.selfcheck import (
     CAPACITY_SAFE_SHARE,
@@ -73,6 +70,9 @@ from client_sut.measure.warmup import warm_up, warmup_samples
 from client_sut.measure.worker import WorkerSpec
 from client_sut.measure.workers import WorkerSut, concurrency_shares
 from client_sut.observe.observer import RunObserver
+from client_sut.preflight.dialect_probe import one_request_shape, probe_dialects
+from client_sut.preflight.discovery import discover, endpoint_origins
+from client_sut.preflight.endpoints import ServedModel, probe_endpoints
 from client_sut.records import Answer, RequestRecord
 from client_sut.request import request_body
 from client_sut.requests_file import write_requests
@@ -250,10 +250,9 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     results["client"]["resources"] = resources
     run_end_ns = max((r.end_ns for r in records), default=time.perf_counter_ns())
     for endpoint in results["endpoints"]:
-        endpoint["ejections"] = drive.client.ejections.of(endpoint["url"], run_end_ns)
-    for endpoint in results["endpoints"]:
         dialect = dialects[endpoint["url"]]
         endpoint.update(dialect=dialect.to_json(), capabilities=dialect.capabilities.to_json(),
+                        ejections=drive.client.ejections.of(endpoint["url"], run_end_ns),
                         connection_per_request=drive.client.connection_per_request.get(
                             endpoint["url"]))
     finished = not drive.interrupted and drive.stopped_early is None
