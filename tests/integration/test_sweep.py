@@ -37,6 +37,7 @@ POINT_KEYS = {"name", "kind", "concurrency", "target_qps", "region", "dir", "exi
               "requests_per_s",
               "duration_s", "system_tokens_per_s", "tokens_per_s_per_user",
               "tokens_per_s_per_user_mean", "ttft_ms", "tpot_ms", "goodput", "loadgen_result",
+              "failed_requests", "client_bottleneck",
               "mean_latency_s", "failed", "notes", "standard_errors"}
 
 
