@@ -16,8 +16,8 @@ from tests.conftest import SHARED_DATA
 pytestmark = pytest.mark.timing
 
 EMITTER = ("--first-token-ms", "5", "--gap-ms", "2", "--output-tokens", "16")
-SERVER = ("--scenario", "Server", "--target-qps", "100", "--duration", "5",
-          "--min-query-count", "500", "--total-sample-count", "50")
+SERVER = ("--scenario", "Server", "--target-qps", "100", "--duration", "3",
+          "--min-query-count", "300", "--total-sample-count", "50")
 CLIENT_CORE = {0}
 
 

@@ -57,7 +57,7 @@ def test_nine_front_ends_each_draw_load_in_proportion_to_what_it_serves(
     # capacity waits in the emitter) and is sent a new request each time it finishes one.
     run = run_cli(*(arg for e in emitters for arg in ("--endpoint", e.url)), "--tokenizer",
                   str(demo_tokenizer), "--dataset", str(SHARED_DATA), "--scenario", "Offline",
-                  "--duration", "0.1", "--min-query-count", "2000", "--max-concurrency",
+                  "--duration", "0.1", "--min-query-count", "1500", "--max-concurrency",
                   str(CAP), "--total-sample-count", "50", timeout=180)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     endpoints = run.results["endpoints"]
