@@ -34,7 +34,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from client_sut.runs.summary import accuracy_lines, fmt_number
+from client_sut.accuracy.summary import accuracy_lines
+from client_sut.runs.summary import fmt_number
 from client_sut.sla.command import answer_line
 from server.demo_corpus import write_corpus
 from server.demo_model import build
