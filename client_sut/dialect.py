@@ -1,6 +1,6 @@
 """How an OpenAI-compatible server speaks: what it accepts of the client's request, and where
 its answer puts the generated ids and the usage. Pure values and rules; the probe that finds
-them before a run is `measure/dialect_probe.py`.
+them before a run is `preflight/dialect_probe.py`.
 
 The client's request is vLLM's dialect (the prompt as token ids, MLPerf's `min_tokens`, `top_k`
 and `seed`, `stream_options.include_usage`, `return_token_ids`). Other servers refuse parts of
