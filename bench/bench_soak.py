@@ -34,7 +34,9 @@ sys.path.insert(0, str(REPO))
 
 from bench_streams import DATA, proc_sample  # noqa: E402
 
-from client_sut.analysis.metrics import percentile  # noqa: E402
+from client_sut.analysis.metrics import percentile, ttft_ns  # noqa: E402
+from client_sut.records import RequestRecord  # noqa: E402
+from client_sut.requests_file import read_requests  # noqa: E402
 
 SLOTS, FIRST_TOKEN_MS, GAP_MS, TOKENS = 256, 50, 50, 128
 CAPACITY_QPS = SLOTS / ((FIRST_TOKEN_MS + (TOKENS - 1) * GAP_MS) / 1000)
@@ -63,9 +65,8 @@ def read_lags(stream, lags: list[tuple[int, float]]) -> None:
             lags.append((time.perf_counter_ns(), float(found.group(1).replace(",", ""))))
 
 
-def ttft_p99_ms(requests: list[dict]) -> float | None:
-    ttfts = sorted(next(t for t, n in zip(r["event_ns"], r["event_tokens"]) if n) - r["send_ns"]
-                   for r in requests if r["error"] is None)
+def ttft_p99_ms(records: list[RequestRecord]) -> float | None:
+    ttfts = sorted(t for t in map(ttft_ns, (r for r in records if r.ok)) if t is not None)
     return round(percentile(ttfts, 99) / 1e6, 3) if ttfts else None
 
 
@@ -114,9 +115,9 @@ def main() -> None:
 def report(output: Path, rss: list[tuple[int, int]], lags: list[tuple[int, float]],
            exited_ns: int, status: int) -> None:
     results = json.loads((output / "results.json").read_text())
-    requests = [json.loads(line) for line in (output / "requests.jsonl").read_text().splitlines()]
-    first_send = min(r["send_ns"] for r in requests)
-    last_end = max(r["end_ns"] for r in requests)
+    requests = read_requests(output / "requests.jsonl")
+    first_send = min(r.send_ns for r in requests)
+    last_end = max(r.end_ns for r in requests)
 
     def minute(t_ns: int) -> int:
         return int((t_ns - first_send) // 60_000_000_000)
@@ -126,11 +127,11 @@ def report(output: Path, rss: list[tuple[int, int]], lags: list[tuple[int, float
     for m in range(minutes):
         in_minute = [kib for t, kib in rss if minute(t) == m and t <= last_end]
         lag = [ms for t, ms in lags if minute(t) == m]
-        sent = [r for r in requests if minute(r["send_ns"]) == m]
+        sent = [r for r in requests if minute(r.send_ns) == m]
         rows.append({"minute": m + 1, "rss_mib": round(in_minute[-1] / 1024, 1)
                      if in_minute else None, "loop_lag_p99_ms": max(lag) if lag else None,
                      "ttft_p99_ms": ttft_p99_ms(sent), "requests": len(sent),
-                     "errors": sum(1 for r in sent if r["error"])})
+                     "errors": sum(1 for r in sent if not r.ok)})
     print(f"{'min':>4} {'RSS MiB':>8} {'loop lag p99 ms':>16} {'TTFT p99 ms':>12} "
           f"{'requests':>9} {'errors':>7}")
     for row in rows:
@@ -139,9 +140,9 @@ def report(output: Path, rss: list[tuple[int, int]], lags: list[tuple[int, float
     steady = [row["rss_mib"] for row in rows[STEADY_FROM_MINUTE - 1:] if row["rss_mib"]]
     growth = (steady[-1] - steady[0]) / steady[0] if steady else None
     window = WINDOW_MINUTES * 60e9
-    last_send = max(r["send_ns"] for r in requests)
-    first = ttft_p99_ms([r for r in requests if r["send_ns"] - first_send < window])
-    last = ttft_p99_ms([r for r in requests if last_send - r["send_ns"] < window])
+    last_send = max(r.send_ns for r in requests)
+    first = ttft_p99_ms([r for r in requests if r.send_ns - first_send < window])
+    last = ttft_p99_ms([r for r in requests if last_send - r.send_ns < window])
     end = [kib for t, kib in rss if t > last_end]
     summary = {
         "exit_status": status, "requests": len(requests),

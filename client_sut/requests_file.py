@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
@@ -41,31 +40,28 @@ def encoded_line(record: RequestRecord) -> bytes:
     return _encode(record_line(record)) + b"\n"
 
 
-def write_requests(path: Path, records: Sequence[RequestRecord]) -> None:
-    """In the order they were sent."""
-    with path.open("wb") as out:
-        out.writelines(encoded_line(record) for record in sorted(records, key=lambda r: r.send_ns))
-
-
 def read_requests(path: Path) -> list[RequestRecord]:
     """requests.jsonl back into records (the inverse of `record_line`, but for the token ids,
     which it does not keep: placeholders of the right count stand in for them)."""
-    decode = msgspec.json.Decoder().decode
-    records = []
     with path.open("rb") as source:
-        for line in source:
-            r = decode(line)
-            error = r["error"]
-            records.append(RequestRecord(
-                sample_index=r["sample_index"], endpoint=r["endpoint"], issue_ns=r["issue_ns"],
-                send_ns=r["send_ns"], first_byte_ns=r["first_byte_ns"], end_ns=r["end_ns"],
-                event_ns=array("q", r["event_ns"]), event_tokens=array("i", r["event_tokens"]),
-                token_ids=array("i", bytes(4 * r["output_tokens"])),
-                token_id_source=TokenIdSource(r["token_id_source"]),
-                server_completion_tokens=r["server_completion_tokens"],
-                finish_reason=r["finish_reason"], http_status=r["http_status"],
-                error=None if error is None else RequestError(ErrorKind(error["kind"]),
-                                                              error["message"]),
-                response_id=r["response_id"], first_reported_ns=r["first_reported_ns"],
-                connect_ns=r["connect_ns"]))
-    return records
+        return [record_of(line) for line in source]
+
+
+_decode = msgspec.json.Decoder().decode
+
+
+def record_of(line: bytes) -> RequestRecord:
+    """One requests.jsonl line back into its record (token ids as placeholders)."""
+    r = _decode(line)
+    error = r["error"]
+    return RequestRecord(
+        sample_index=r["sample_index"], endpoint=r["endpoint"], issue_ns=r["issue_ns"],
+        send_ns=r["send_ns"], first_byte_ns=r["first_byte_ns"], end_ns=r["end_ns"],
+        event_ns=array("q", r["event_ns"]), event_tokens=array("i", r["event_tokens"]),
+        token_ids=array("i", bytes(4 * r["output_tokens"])),
+        token_id_source=TokenIdSource(r["token_id_source"]),
+        server_completion_tokens=r["server_completion_tokens"],
+        finish_reason=r["finish_reason"], http_status=r["http_status"],
+        error=None if error is None else RequestError(ErrorKind(error["kind"]), error["message"]),
+        response_id=r["response_id"], first_reported_ns=r["first_reported_ns"],
+        connect_ns=r["connect_ns"])

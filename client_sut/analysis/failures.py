@@ -24,12 +24,18 @@ def error_examples(records: Sequence[RequestRecord]) -> dict[str, str]:
     return {kind: counts.most_common(1)[0][0] for kind, counts in sorted(messages.items())}
 
 
+def failed_by_kind(client: dict) -> dict[str, int]:
+    """results.json's `client.errors_by_kind` less the client's own cancellations: the requests
+    the deployment failed."""
+    return {kind: count for kind, count in client.get("errors_by_kind", {}).items()
+            if kind != _OWN_DOING}
+
+
 def failed_requests(client: dict, endpoints: Sequence[dict] = ()) -> str | None:
     """"12,598 of 13,600 requests failed: connect (12,598: cannot connect to ...: [Errno 24]
     Too many open files)", from results.json's `client` and, where there are several, its
     `endpoints` (which failed how many); None when none failed."""
-    by_kind = {kind: count for kind, count in client.get("errors_by_kind", {}).items()
-               if kind != _OWN_DOING}
+    by_kind = failed_by_kind(client)
     failed = sum(by_kind.values())
     if not failed:
         return None

@@ -4,10 +4,9 @@ A record keeps every event's arrival (about 2.4 KB for 128 tokens); held in memo
 32 requests/s would grow the client by 280 MB, and a crash would lose them all. Instead each
 record is appended to `requests.partial.jsonl` in the output folder the moment it completes
 (buffered, and flushed at least every FLUSH_EVERY_S: a crash loses at most that much), and only
-the newest RECENT stay in memory for the live
-views, which also get each one as it comes (`listeners`). At the end the analysis reads them back
-whole (runs/runner.py), and the partial file gives way to requests.jsonl; a run that never got
-there leaves it behind, holding what was measured.
+the newest RECENT stay in memory for the live views, which also get each one as it comes (`listeners`). At the end (`finish`) the analysis reads
+them back whole and the lines, sorted by send time, become requests.jsonl; a run that never got
+there leaves the partial file behind, holding what was measured.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from client_sut.records import RequestRecord
-from client_sut.requests_file import encoded_line, read_requests
+from client_sut.requests_file import encoded_line, record_of
 
 PARTIAL_NAME = "requests.partial.jsonl"
 BUFFER_BYTES = 1 << 18
@@ -51,13 +50,14 @@ class RecordLog:
         for listener in self.listeners:
             listener(record)
 
-    def read_all(self) -> list[RequestRecord]:
-        """Every record so far, read back (token ids as placeholders of the right count: they
-        went to LoadGen as each request completed)."""
-        self._file.flush()
-        return read_requests(self.path)
-
-    def discard(self) -> None:
-        """Once requests.jsonl holds every record: the partial file goes."""
+    def finish(self, requests_path: Path) -> list[RequestRecord]:
+        """Every record, read back (token ids as placeholders of the right count: they went to
+        LoadGen as each request completed), in send order; their lines, as written, become
+        `requests_path` in that order, and the partial file goes."""
         self._file.close()
-        self.path.unlink(missing_ok=True)
+        lines = self.path.read_bytes().splitlines(keepends=True)
+        pairs = sorted(((record_of(line), line) for line in lines), key=lambda p: p[0].send_ns)
+        with requests_path.open("wb") as out:
+            out.writelines(line for _, line in pairs)
+        self.path.unlink()
+        return [record for record, _ in pairs]

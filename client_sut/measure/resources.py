@@ -18,7 +18,8 @@ from client_sut.errors import UsageError
 
 # Descriptors a client process holds besides its streams: stdio, the event loop's epoll and
 # self-pipe, LoadGen's log files, the stamping keeper, the tokenizer's files as it loads, the
-# worker channels and their pipes, health checks. Measured at about 40; the rest is margin.
+# worker channels and their pipes, health checks. Measured: 21 at 4,000 streams (8,021 open,
+# bench/bench_streams.py); the rest is margin.
 FIXED_FILES = 96
 # Per endpoint, besides its streams: the metrics scraper's connection and a health check's.
 PER_ENDPOINT_FILES = 2
@@ -56,14 +57,20 @@ class FileBudget:
     endpoints: int
 
     @property
+    def per_stream(self) -> int:
+        return 2 if self.stamped else 1
+
+    @property
+    def rest(self) -> int:
+        return self.endpoints * PER_ENDPOINT_FILES + FIXED_FILES
+
+    @property
     def needed(self) -> int:
-        return (self.streams * (2 if self.stamped else 1) + self.endpoints * PER_ENDPOINT_FILES
-                + FIXED_FILES)
+        return self.streams * self.per_stream + self.rest
 
     def streams_within(self, limit: int) -> int:
         """The most streams a process could hold under `limit`."""
-        spare = limit - self.endpoints * PER_ENDPOINT_FILES - FIXED_FILES
-        return max(0, spare // (2 if self.stamped else 1))
+        return max(0, (limit - self.rest) // self.per_stream)
 
 
 def file_budget(max_concurrency: int, endpoints: int, workers: int, stamped: bool) -> FileBudget:
@@ -84,8 +91,7 @@ def check_open_files(budget: FileBudget, limits: FileLimits, workers: int) -> di
         raise UsageError(
             f"this run needs up to {budget.needed:,} open files {per_process}({budget.streams:,} "
             f"streams{', each with a duplicate until its first token' if budget.stamped else ''}"
-            f", plus {budget.needed - budget.streams * (2 if budget.stamped else 1)} for the "
-            f"rest) but the open-file limit is {limits.soft:,}"
+            f", plus {budget.rest} for the rest) but the open-file limit is {limits.soft:,}"
             + ("" if limits.soft == limits.hard else f" (hard {limits.hard:,})")
             + f": raise it (as root: ulimit "
             f"-Hn {limit}; Docker: --ulimit nofile={limit}:{limit}; "

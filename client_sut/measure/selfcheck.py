@@ -20,7 +20,6 @@ import asyncio
 import bisect
 import itertools
 import json
-import math
 import operator
 import time
 from array import array
@@ -36,6 +35,7 @@ from client_sut.analysis.metrics import (
     connect_ns,
     first_token_ns,
     issue_lag_ns,
+    percentile,
     summarize_ms,
 )
 from client_sut.errors import UsageError
@@ -110,23 +110,26 @@ class LagHistogram:
         keys = [f"p{p}" for p in SUMMARY_PERCENTILES] + ["mean", "max"]
         if not self.count:
             return dict.fromkeys(keys)
-        cumulative = list(itertools.accumulate(self.counts))
-        longer = sorted(self.longer)
-
-        def value(rank: int) -> float:  # the rank-th smallest (from 0)
-            if rank >= cumulative[-1]:
-                return longer[rank - cumulative[-1]]
-            return bisect.bisect_right(cumulative, rank) * 1000
-
-        summary = {}
-        for pct in SUMMARY_PERCENTILES:
-            rank = (self.count - 1) * pct / 100.0
-            low = math.floor(rank)
-            high = min(low + 1, self.count - 1)
-            summary[f"p{pct}"] = value(low) + (value(high) - value(low)) * (rank - low)
+        ordered = _SortedLags(list(itertools.accumulate(self.counts)), sorted(self.longer))
+        summary = {f"p{pct}": percentile(ordered, pct) for pct in SUMMARY_PERCENTILES}
         summary["mean"] = self.sum_ns / self.count
         summary["max"] = self.max_ns
         return {k: round(v / NS_PER_MS, 4) for k, v in summary.items()}
+
+
+class _SortedLags(Sequence):
+    """A histogram's values in order, as analysis.metrics.percentile reads them (by rank)."""
+
+    def __init__(self, cumulative: list[int], longer: list[int]) -> None:
+        self._cumulative, self._longer = cumulative, longer
+
+    def __len__(self) -> int:
+        return self._cumulative[-1] + len(self._longer)
+
+    def __getitem__(self, rank: int) -> int:
+        if rank >= self._cumulative[-1]:
+            return self._longer[rank - self._cumulative[-1]]
+        return bisect.bisect_right(self._cumulative, rank) * 1000  # its microsecond's start
 
 
 class LoopLagProbe:

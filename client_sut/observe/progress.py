@@ -164,9 +164,9 @@ class ProgressSampler:
     def snapshot(self) -> ProgressSnapshot:
         bridge = self._bridge
         log = bridge.log  # its newest records, and its running totals
-        fresh = min(log.count - self._seen, len(log.recent))
+        fresh = _since(log.recent, log.count, self._seen)
         self._seen = log.count
-        for record in itertools.islice(log.recent, len(log.recent) - fresh, None):
+        for record in fresh:
             if not record.ok:
                 continue
             ttft, tpot = judged_ttft_ns(record), judged_tpot_ns(record)
@@ -175,11 +175,9 @@ class ProgressSampler:
             if tpot is not None:
                 self._tpot.append(tpot)
         lags: list[int] = []
-        if self._lags is not None:  # the lags since the last look (at most the newest held)
-            tally = self._lags
-            fresh = min(tally.count - self._lags_seen, len(tally.recent))
-            lags = sorted(itertools.islice(tally.recent, len(tally.recent) - fresh, None))
-            self._lags_seen = tally.count
+        if self._lags is not None:
+            lags = sorted(_since(self._lags.recent, self._lags.count, self._lags_seen))
+            self._lags_seen = self._lags.count
         server = self._server
         if server is not None:
             server.read()
@@ -199,6 +197,12 @@ class ProgressSampler:
             loop_lag_p99_ms=percentile(lags, 99) / NS_PER_MS if lags else None)
         self._history.append((now, bridge.completed, log.ok_output_tokens))
         return snapshot
+
+
+def _since(recent: deque, count: int, seen: int) -> list:
+    """What was added since `seen` of `count` in all, as far as `recent` (the newest) holds it."""
+    fresh = min(count - seen, len(recent))
+    return list(itertools.islice(recent, len(recent) - fresh, None))
 
 
 def _p99_ms(values: deque[float]) -> float | None:

@@ -75,7 +75,6 @@ from client_sut.preflight.discovery import discover, endpoint_origins
 from client_sut.preflight.endpoints import ServedModel, probe_endpoints
 from client_sut.records import Answer, RequestRecord
 from client_sut.request import request_body
-from client_sut.requests_file import write_requests
 from client_sut.runs.results import build_results, exit_status, write_results
 from client_sut.runs.settings import (
     build_test_settings,
@@ -232,7 +231,7 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     drive = run_event_loop(_drive(config, bodies, settings, retokenize, len(samples), progress,
                                   warmup_bodies, breach_rule, observer, recover))
     bridge = drive.client.bridge
-    records = bridge.log.read_all()
+    records = bridge.log.finish(config.output_dir / "requests.jsonl")
     progress(f"LoadGen {'finished' if drive.loadgen_finished else 'still running'} after "
              f"{time.monotonic() - started:.1f} s; writing results")
     loadgen = loadgen_summary(read_detail_log(config.output_dir))
@@ -281,8 +280,6 @@ def execute(config: RunConfig, progress: Progress = _stderr) -> RunOutcome:
     observer.annotate(results, records, [len(ids) for ids in prompt_ids])
     for endpoint in lost_endpoints(results["endpoints"]):
         progress(f"the server at {endpoint['url']} {endpoint['health']['summary']}")
-    write_requests(config.output_dir / "requests.jsonl", records)
-    bridge.log.discard()
     write_results(config.output_dir / "results.json", results)
     interrupt.arm()  # what was measured is written: a signal may now stop the report
     status = EXIT_INTERRUPTED if drive.interrupted else exit_status(results)

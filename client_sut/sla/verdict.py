@@ -16,6 +16,7 @@ from client_sut.analysis.early_stopping import (
     early_stopping_met,
     proven_over,
 )
+from client_sut.analysis.failures import failed_by_kind
 
 PASS, FAIL, UNDECIDED = "pass", "fail", "undecided"
 # Neither a pass nor a fail: a server stopped answering during the run, which measured nothing
@@ -45,8 +46,7 @@ class ProbeFigures:
     def from_results(cls, results: dict) -> ProbeFigures:
         loadgen, client = results["loadgen"], results["client"]
         goodput = client["goodput"]
-        errors = sum(count for kind, count in client["errors_by_kind"].items()
-                     if kind != "cancelled")
+        errors = sum(failed_by_kind(client).values())
         return cls(
             target_qps=results["settings"]["target_qps"],
             queries=loadgen.get("query_count") or client["issued"],

@@ -1,28 +1,11 @@
 """The emitter's dialects are one table: each row says what its server refuses and how it
-frames a stream, and where it keeps its metrics and health is the client's own table."""
+frames a stream (where each keeps its health: tests/integration/test_dialects.py asks it)."""
 
 from __future__ import annotations
 
 import json
 
-from client_sut.dialect import DEFAULT_PATHS, SERVER_PATHS
-from client_sut.servers.emitter_dialects import (
-    HEALTH_PATHS,
-    METRICS_PATHS,
-    SPEECH,
-    DialectStream,
-    refusal,
-)
-
-
-def test_each_dialect_keeps_its_metrics_and_health_where_the_client_looks():
-    for name in SPEECH:
-        paths = SERVER_PATHS.get(name, DEFAULT_PATHS)
-        assert METRICS_PATHS[name] == (paths.metrics and paths.metrics.encode())
-        if paths.health == "/v1/models":  # its model list answers: no path of its own
-            assert name not in HEALTH_PATHS
-        else:
-            assert HEALTH_PATHS[name] == (paths.health or "/health").encode()
+from client_sut.servers.emitter_dialects import DialectStream, refusal
 
 
 def test_refusals_follow_the_rows():

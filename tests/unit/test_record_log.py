@@ -26,9 +26,10 @@ def test_every_record_is_read_back_and_only_the_newest_are_held(tmp_path):
     assert log.count == RECENT + 10 and len(heard) == RECENT + 10
     assert [r.sample_index for r in log.recent] == list(range(10, RECENT + 10))
     assert log.ok_output_tokens == 3 * (RECENT + 9)  # the failed one's tokens do not count
-    back = log.read_all()
-    assert [r.sample_index for r in back] == list(range(RECENT + 10))
+    back = log.finish(tmp_path / "requests.jsonl")
+    assert [r.sample_index for r in back] == list(range(RECENT + 10))  # in send order
     assert back[5].event_ns == array("q", [8, 9]) and back[5].output_tokens == 3
     assert back[0].error == RequestError(ErrorKind.TIMEOUT, "late")
-    log.discard()
     assert not (tmp_path / PARTIAL_NAME).exists()
+    lines = (tmp_path / "requests.jsonl").read_bytes().splitlines()
+    assert len(lines) == RECENT + 10 and b'"sample_index":5,' in lines[5]
