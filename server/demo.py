@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from client_sut.accuracy.summary import accuracy_lines
+from client_sut.result_files.sla import SlaResult
 from client_sut.runs.summary import fmt_number
-from client_sut.sla.command import answer_line
 from server.demo_corpus import write_corpus
 from server.demo_model import build
 from server.launch import LaunchError, ServerGroup, load_profile, start_servers
@@ -132,21 +132,21 @@ def sla_lines(path: Path, cores: CorePlan) -> list[str]:
     """The answer in one line, then what it rests on."""
     if not path.exists():
         return ["the SLA search wrote no sla.json: see the messages above"]
-    sla = json.loads(path.read_text())
-    lines = [answer_line(sla)]
-    confirmation = sla["confirmation"]
+    sla = SlaResult.read(path.parent)
+    lines = [sla.answer_line()]
+    confirmation = sla.confirmation
     if confirmation:
-        lines.append(f"  confirmation: {confirmation['result']} at {confirmation['target_qps']:g} "
-                     f"QPS, TTFT p99 {fmt_number(confirmation['ttft_p99_ms'])} ms, TPOT p99 "
-                     f"{fmt_number(confirmation['tpot_p99_ms'], 2)} ms, "
-                     f"{confirmation['duration_s']:g} s (a submission confirms for 600 s)")
-    check = sla["self_check"]
+        lines.append(f"  confirmation: {confirmation.result} at {confirmation.target_qps:g} "
+                     f"QPS, TTFT p99 {fmt_number(confirmation.ttft_p99_ms)} ms, TPOT p99 "
+                     f"{fmt_number(confirmation.tpot_p99_ms, 2)} ms, "
+                     f"{confirmation.duration_s:g} s (a submission confirms for 600 s)")
+    check = sla.self_check
     if check:
-        warnings = check["warnings"]
-        lines.append(f"  client self-check: issue lag p99 {fmt_number(check['issue_lag_ms']['p99'], 2)}"
-                     f" ms, event-loop lag p99 {fmt_number(check['event_loop_lag_ms']['p99'], 2)} ms: "
+        warnings = check.warnings
+        lines.append(f"  client self-check: issue lag p99 {fmt_number(check.issue_lag_ms['p99'], 2)}"
+                     f" ms, event-loop lag p99 {fmt_number(check.event_loop_lag_ms['p99'], 2)} ms: "
                      + ("; ".join(warnings) if warnings else "the client kept up"))
-    lines.append(f"  {len(sla['probes'])} probes in {sla['elapsed_s']:g} s; client on core(s) "
+    lines.append(f"  {len(sla.probes)} probes in {sla.elapsed_s:g} s; client on core(s) "
                  f"{core_list(cores.client)}, vLLM on {core_list(cores.server)}"
                  + (" (shared: one core only)" if cores.shared else "") + f"; {path}")
     return lines

@@ -218,3 +218,8 @@ def predicted_server_rate(points: Sequence[LoadPoint], ttft_limit_ms: float,
         return best.requests_per_s
     share = (1.0 - load(best)) / (load(over) - load(best))
     return best.requests_per_s + share * (over.requests_per_s - best.requests_per_s)
+
+
+def round_rate(qps: float) -> float:
+    """Four significant digits: rates that read well and name folders cleanly."""
+    return float(f"{qps:.4g}")

@@ -23,6 +23,8 @@ from client_sut.analysis.metrics import (
     ttft_ns,
 )
 from client_sut.records import RequestRecord
+from client_sut.result_files.sla import SlaResult
+from client_sut.result_files.sweep import SweepResult
 
 CDF_POINTS = 400
 BIN_S = 1.0
@@ -247,16 +249,13 @@ class SlaPoint:
         return self.ttft_p99_ms if constraint == "ttft" else self.tpot_p99_ms
 
 
-def sla_points(sla: dict, tokens_per_s: dict[str, float | None]) -> list[SlaPoint]:
+def sla_points(sla: SlaResult, tokens_per_s: dict[str, float | None]) -> list[SlaPoint]:
     """Each probe (and the confirmation run) of an sla.json; tokens/s from its run folder."""
-    probes = [(p, False) for p in sla.get("probes", [])]
-    if sla.get("confirmation"):
-        probes.append((sla["confirmation"], True))
-    return [SlaPoint(p["target_qps"], p.get("ttft_p99_ms"), p.get("tpot_p99_ms"),
-                     tokens_per_s.get(p.get("dir", "")), p.get("verdict", "undecided"), confirm,
-                     p.get("duration_s"), p.get("requests"), p.get("reason") or "",
-                     p.get("constraint") if p.get("stopped_early") else None)
-            for p, confirm in probes]
+    runs = [(p, False) for p in sla.probes] + [(sla.confirmation, True)] * bool(sla.confirmation)
+    return [SlaPoint(p.target_qps, p.ttft_p99_ms, p.tpot_p99_ms, tokens_per_s.get(p.dir or ""),
+                     p.verdict, confirmation, p.duration_s, p.requests, p.reason,
+                     p.constraint if p.stopped_early else None)
+            for p, confirmation in runs]
 
 
 def goodput_sentence(goodput: dict | None) -> str:
@@ -346,10 +345,9 @@ class SweepPoint:
     on_front: bool
 
 
-def sweep_points(sweep: dict) -> list[SweepPoint]:
+def sweep_points(sweep: SweepResult) -> list[SweepPoint]:
     """The measured points of a sweep.json, in order."""
-    return [SweepPoint(p["name"], p.get("concurrency"), p.get("target_qps"),
-                       p["system_tokens_per_s"], p.get("tokens_per_s_per_user"),
-                       p["ttft_ms"]["p90"], p.get("requests_per_s"),
-                       (p.get("goodput") or {}).get("requests_per_second"), p.get("on_front"))
-            for p in sweep.get("points", []) if p.get("system_tokens_per_s") is not None]
+    return [SweepPoint(p.name, p.concurrency, p.target_qps, p.system_tokens_per_s,
+                       p.tokens_per_s_per_user, p.ttft_ms["p90"], p.requests_per_s,
+                       (p.goodput or {}).get("requests_per_second"), p.on_front)
+            for p in sweep.measured()]

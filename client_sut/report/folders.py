@@ -12,6 +12,8 @@ from client_sut.errors import UsageError
 from client_sut.observe.observer import SERVER_METRICS_FILE
 from client_sut.records import RequestRecord
 from client_sut.requests_file import read_requests
+from client_sut.result_files.sla import SlaResult
+from client_sut.result_files.sweep import SweepResult
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class RunFolder:
 @dataclass(frozen=True)
 class SlaFolder:
     path: Path
-    sla: dict
+    sla: SlaResult
     probe_tokens_per_s: dict[str, float | None]  # probe dir -> its tokens/s
 
     @property
@@ -40,7 +42,7 @@ class SlaFolder:
 @dataclass(frozen=True)
 class SweepFolder:
     path: Path
-    sweep: dict
+    sweep: SweepResult
 
     @property
     def label(self) -> str:
@@ -74,18 +76,15 @@ def _tokens_per_s(run_dir: Path) -> float | None:
 
 
 def read_sla(path: Path) -> SlaFolder:
-    sla = _json(path / "sla.json")
-    probes = list(sla.get("probes", [])) + ([sla["confirmation"]] if sla.get("confirmation")
-                                            else [])
-    return SlaFolder(path, sla, {p["dir"]: _tokens_per_s(path / p["dir"])
-                                 for p in probes if p.get("dir")})
+    sla = SlaResult.read(path)
+    return SlaFolder(path, sla, {p.dir: _tokens_per_s(path / p.dir) for p in sla.runs() if p.dir})
 
 
 def read_folder(path: Path) -> RunFolder | SlaFolder | SweepFolder:
     if (path / "sla.json").is_file():
         return read_sla(path)
     if (path / "sweep.json").is_file():
-        return SweepFolder(path, _json(path / "sweep.json"))
+        return SweepFolder(path, SweepResult.read(path))
     if (path / "results.json").is_file():
         return read_run(path)
     raise UsageError(f"{path} holds no results.json (a run), sla.json (an sla search) or "

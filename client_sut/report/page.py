@@ -241,26 +241,25 @@ class PageBuilder:
         from client_sut.report import plots
 
         sla = folder.sla
-        confirmed = bool(sla.get("confirmed"))
-        answer = sla.get("answer_qps")
-        failed = confirmed and (sla.get("confirmation") or {}).get("failed_requests")
+        confirmed, answer = sla.confirmed, sla.answer_qps
+        failed = confirmed and sla.confirmation and sla.confirmation.failed_requests
         headline = (f"FAILED: {failed} in the confirmation at {answer:g} QPS" if failed
                     else f"{answer:g} QPS within the limits" if answer is not None
-                    else "no answer: the search stopped" if sla.get("aborted")
+                    else "no answer: the search stopped" if sla.aborted
                     else "no QPS kept the limits") + ("" if confirmed else " (not confirmed)")
-        limits = sla.get("limits", {})
-        facts = [f"limits: TTFT p99 {limits.get('ttft_ms')} ms, TPOT p99 {limits.get('tpot_ms')} "
-                 f"ms ({'official' if limits.get('official') else 'not the official ones'})",
-                 f"binding constraint: {sla.get('binding_constraint')}",
-                 f"lowest failing QPS: {sla.get('lowest_failing_qps')}",
-                 figures.goodput_sentence(sla.get("goodput")),
-                 *(f"not compliant: {note}" for note in sla.get("compliance_notes", [])),
+        limits = sla.limits
+        facts = [f"limits: TTFT p99 {limits.ttft_ms:g} ms, TPOT p99 {limits.tpot_ms:g} "
+                 f"ms ({'official' if limits.official else 'not the official ones'})",
+                 f"binding constraint: {sla.binding_constraint}",
+                 f"lowest failing QPS: {sla.lowest_failing_qps}",
+                 figures.goodput_sentence(sla.goodput),
+                 *(f"not compliant: {note}" for note in sla.compliance_notes),
                  *(f"client self-check at the answer: {warning}"
-                   for warning in (sla.get("self_check") or {}).get("warnings", []))]
-        if sla.get("interrupted"):
+                   for warning in (sla.self_check.warnings if sla.self_check else ()))]
+        if sla.interrupted:
             facts.append("the search was interrupted")
-        if sla.get("aborted"):
-            facts.append(f"the search stopped: {sla['aborted']['reason']}")
+        if sla.aborted:
+            facts.append(f"the search stopped: {sla.aborted.reason}")
         points = figures.sla_points(sla, folder.probe_tokens_per_s)
         def p99(point: figures.SlaPoint, constraint: str, limit, digits: int) -> str:
             shown = point.shown_p99(constraint)
@@ -269,11 +268,11 @@ class PageBuilder:
             return _num(shown, digits)
 
         rows = [[_num(p.target_qps, 2), _e(p.verdict), _num(p.duration_s, 0), _num(p.requests),
-                 p99(p, "ttft", limits.get("ttft_ms"), 1), p99(p, "tpot", limits.get("tpot_ms"), 2),
+                 p99(p, "ttft", limits.ttft_ms, 1), p99(p, "tpot", limits.tpot_ms, 2),
                  _num(p.tokens_per_s), "confirmation" if p.confirmation else "probe", _e(p.reason)]
                 for p in points]
         self.sections.append(
-            f'<section class="sla"><h2>SLA search {_e(folder.label)}: {_e(sla.get("scenario"))}'
+            f'<section class="sla"><h2>SLA search {_e(folder.label)}: {_e(sla.scenario)}'
             f'</h2><div class="verdict {"ok" if confirmed and not failed else "bad"}" '
             f'data-verdict>'
             f"{_e(headline)}</div>{_list(facts)}"
@@ -286,31 +285,28 @@ class PageBuilder:
 
         sweep = folder.sweep
         points = figures.sweep_points(sweep)
-        front = sweep.get("front", [])
-        headline = (f"{len(points)} points measured ({sweep.get('verdict')}); front: "
-                    f"{', '.join(front) or 'none'}")
-        limits = sweep.get("limits", {})
-        facts = [f"goodput counts requests within TTFT {limits.get('ttft_ms')} ms and TPOT "
-                 f"{limits.get('tpot_ms')} ms",
-                 *(f"not compliant: {note}" for note in sweep.get("compliance_notes", []))]
-        if sweep.get("aborted"):
-            facts.append(f"the sweep stopped: {sweep['aborted']['reason']}")
-        rows = [[_e(p["name"]), _e(p.get("region")), _num(p.get("concurrency")),
-                 _num(p.get("target_qps"), 2), _num(p.get("system_tokens_per_s")),
-                 _num(p.get("tokens_per_s_per_user")), _num(p.get("tokens_per_s_per_user_mean")),
-                 _num((p.get("ttft_ms") or {}).get("p90")),
-                 _num((p.get("tpot_ms") or {}).get("p90"), 2), _num(p.get("requests")),
-                 _num(p.get("errors")), "front" if p.get("on_front") else ""]
-                for p in sweep.get("points", [])]
+        headline = (f"{len(points)} points measured ({sweep.verdict}); front: "
+                    f"{', '.join(sweep.front) or 'none'}")
+        facts = [f"goodput counts requests within TTFT {sweep.limits.ttft_ms:g} ms and TPOT "
+                 f"{sweep.limits.tpot_ms:g} ms",
+                 *(f"not compliant: {note}" for note in sweep.compliance_notes)]
+        if sweep.aborted:
+            facts.append(f"the sweep stopped: {sweep.aborted.reason}")
+        rows = [[_e(p.name), _e(p.region), _num(p.concurrency), _num(p.target_qps, 2),
+                 _num(p.system_tokens_per_s), _num(p.tokens_per_s_per_user),
+                 _num(p.tokens_per_s_per_user_mean), _num((p.ttft_ms or {}).get("p90")),
+                 _num((p.tpot_ms or {}).get("p90"), 2), _num(p.requests), _num(p.errors),
+                 "front" if p.on_front else ""]
+                for p in sweep.points]
         self.sections.append(
             f'<section class="sweep"><h2>Sweep {_e(folder.label)}</h2>'
-            f'<div class="verdict {"ok" if sweep.get("verdict") == "complete" else "bad"}" '
+            f'<div class="verdict {"ok" if sweep.verdict == "complete" else "bad"}" '
             f"data-verdict>{_e(headline)}</div>{_list(facts)}"
             + _table(["point", "region", "concurrency", "QPS", "system tokens/s",
                       "tokens/s per user (1000/TPOT p90)", "mean per user", "TTFT p90 ms",
                       "TPOT p90 ms", "requests", "errors", ""], rows, "points")
-            + self.figure(prefix, "sweep", plots.sweep(points, sweep.get("step_function", []),
-                                                       (sweep.get("plan") or {}).get("regions")))
+            + self.figure(prefix, "sweep", plots.sweep(points, sweep.step_function,
+                                                       sweep.plan.regions))
             + "</section>")
 
     def sweep_comparison(self, sweeps: Sequence[SweepFolder]) -> None:
@@ -322,14 +318,15 @@ class PageBuilder:
         baseline = sweeps[0]
         rows = []
         for candidate in sweeps[1:]:
-            for d in compare_sweeps(baseline.sweep["points"], candidate.sweep["points"]):
+            for d in compare_sweeps(baseline.sweep.point_figures(),
+                                    candidate.sweep.point_figures()):
                 verdict = {True: "yes", False: "no", None: "not estimated"}[d.beyond_noise]
                 rows.append([_e(candidate.label), _e(d.point), _e(SWEEP_FIGURES[d.figure]),
                              _num(d.baseline), _num(d.candidate),
                              "-" if d.change is None else f"{d.change * 100:+.1f}%",
                              "-" if d.noise is None else f"±{_num(d.noise)}", verdict])
         curves = [(folder.label, figures.sweep_points(folder.sweep),
-                   folder.sweep.get("step_function", [])) for folder in sweeps]
+                   folder.sweep.step_function) for folder in sweeps]
         self.sections.insert(0, (
             f'<section class="sweeps"><h2>Sweeps side by side: against {_e(baseline.label)}</h2>'
             + _table(["sweep", "point", "figure", "baseline", "this sweep", "change",

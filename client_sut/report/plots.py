@@ -25,6 +25,7 @@ from client_sut.report.figures import (  # noqa: E402
     SweepPoint,
     Timeline,
 )
+from client_sut.result_files.sla import SlaLimits  # noqa: E402
 
 LIMIT_STYLE = {"color": "#c0392b", "linestyle": "--", "linewidth": 1.2}
 VERDICT_COLOURS = {"pass": "#27ae60", "fail": "#c0392b", "undecided": "#7f8c8d",
@@ -133,7 +134,7 @@ def server_metrics(series: Sequence[ServerSeries], window_s: tuple[float, float]
     return _svg(figure)
 
 
-def sla(points: Sequence[SlaPoint], limits: dict, answer_qps: float | None) -> str:
+def sla(points: Sequence[SlaPoint], limits: SlaLimits, answer_qps: float | None) -> str:
     figure, axes = plt.subplots(1, 3, figsize=(11, 3.2))
 
     def value(p: SlaPoint, attr: str) -> float | None:
@@ -141,8 +142,8 @@ def sla(points: Sequence[SlaPoint], limits: dict, answer_qps: float | None) -> s
             return p.tokens_per_s
         return p.shown_p99(attr.split("_")[0])
 
-    for ax, attr, limit, title in ((axes[0], "ttft_p99_ms", limits.get("ttft_ms"), "TTFT p99 ms"),
-                                   (axes[1], "tpot_p99_ms", limits.get("tpot_ms"), "TPOT p99 ms"),
+    for ax, attr, limit, title in ((axes[0], "ttft_p99_ms", limits.ttft_ms, "TTFT p99 ms"),
+                                   (axes[1], "tpot_p99_ms", limits.tpot_ms, "TPOT p99 ms"),
                                    (axes[2], "tokens_per_s", None, "tokens/s")):
         ordered = sorted((p for p in points if not p.confirmation), key=lambda p: p.target_qps)
         ax.plot([p.target_qps for p in ordered], _nan(value(p, attr) for p in ordered),

@@ -107,8 +107,3 @@ def _doubtful_fail(history: Sequence[Probed]) -> Probed | None:
     contradicted = any(p.passed and p.qps > lowest.qps and (p.full_size or not lowest.full_size)
                        for p in current)
     return lowest if contradicted and repeats == 1 else None
-
-
-def round_rate(qps: float) -> float:
-    """Four significant digits: rates that read well and name folders cleanly."""
-    return float(f"{qps:.4g}")

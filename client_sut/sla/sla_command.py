@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from dataclasses import replace
 from pathlib import Path
 
 from client_sut.config import OFFICIAL_MIN_DURATION_S, Scenario, parse_choice
 from client_sut.errors import UsageError
 from client_sut.flags import (
-    deployment_config,
     deployment_flags,
     limit_flags,
     limits_of,
     official_limits,
     passed_on,
 )
+from client_sut.runs.series import (
+    checked_deployment,
+    output_flags,
+    report_unless_told,
+    say_as,
+)
+
 
 def add_parser(commands) -> None:
     sla = commands.add_parser(
@@ -47,16 +51,12 @@ def add_parser(commands) -> None:
                      help="when a server stops answering during a probe, wait up to S seconds "
                           "for it to answer /health again (a restart), then repeat the probe "
                           "(default: the search stops, exit status 3)")
-    sla.add_argument("--output-dir", type=Path, default=Path("results/sla"), metavar="DIR")
-    sla.add_argument("--no-report", action="store_true",
-                     help="do not write report.html at the end")
+    output_flags(sla, "results/sla")
     sla.set_defaults(handler=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    from client_sut.config import validate
-    from client_sut.preflight.discovery import discover
-    from client_sut.sla.command import SlaPlan, answer_line, run_search, start_from_sweep
+    from client_sut.sla.command import SlaPlan, run_search, start_from_sweep
 
     scenario = parse_choice(Scenario, args.scenario, "--scenario")
     limits = limits_of(args, scenario)
@@ -66,10 +66,7 @@ def main(args: argparse.Namespace) -> int:
     if args.from_sweep:
         start_qps, start_rule = start_from_sweep(args.from_sweep,
                                                  limits or official_limits(scenario))
-    # Everything checkable here is checked before any run: flags, credentials, the folder.
-    deployment = validate(replace(deployment_config(args, args.output_dir), scenario=scenario,
-                                  limits=limits))
-    found = discover(deployment.endpoints, deployment.endpoints_files)
+    deployment = checked_deployment(args, scenario=scenario, limits=limits)
     plan = SlaPlan(scenario=scenario,
                    limits=limits or official_limits(scenario),
                    official_limits=limits is None or limits == official_limits(scenario),
@@ -78,24 +75,16 @@ def main(args: argparse.Namespace) -> int:
                    probe_duration_s=args.probe_duration, confirm_duration_s=args.confirm_duration,
                    tolerance=args.tolerance, max_probes=args.max_probes, start_qps=start_qps,
                    start_rule=start_rule, start_predicted=bool(args.from_sweep),
-                   endpoints=tuple(endpoint.url for endpoint in found),
-                   credentials=deployment.credentials, wait_for_server_s=args.wait_for_server)
-
-    def say(message: str) -> None:
-        print(f"[sla] {message}", file=sys.stderr, flush=True)
-
+                   endpoints=deployment.endpoints, credentials=deployment.config.credentials,
+                   wait_for_server_s=args.wait_for_server)
+    say = say_as("sla")
     sla, status = run_search(plan, say)
-    if not args.no_report:
-        from client_sut.report import report_after_run
-
-        report_after_run([args.output_dir], args.output_dir, say)
-    print(answer_line(sla))
-    if sla["self_check"]:
-        warnings = sla["self_check"]["warnings"]
-        print(f"  client self-check at the answer: issue lag p99 "
-              f"{sla['self_check']['issue_lag_ms']['p99']} ms, event-loop lag p99 "
-              f"{sla['self_check']['event_loop_lag_ms']['p99']} ms; "
-              + ("; ".join(warnings) if warnings else "no warnings"))
-    print(f"  {len(sla['probes'])} probes in {sla['elapsed_s']:g} s; "
+    report_unless_told(args, say)
+    print(sla.answer_line())
+    if check := sla.self_check:
+        print(f"  client self-check at the answer: issue lag p99 {check.issue_lag_ms['p99']} ms, "
+              f"event-loop lag p99 {check.event_loop_lag_ms['p99']} ms; "
+              + ("; ".join(check.warnings) if check.warnings else "no warnings"))
+    print(f"  {len(sla.probes)} probes in {sla.elapsed_s:g} s; "
           f"{args.output_dir / 'sla.json'}")
     return status

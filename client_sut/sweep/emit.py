@@ -30,6 +30,7 @@ import yaml
 
 from client_sut.accuracy.rouge import ROUGE_KEYS
 from client_sut.errors import UsageError
+from client_sut.result_files.sweep import SweepPoint
 from client_sut.submission import probe
 from client_sut.submission.assemble import write_json, write_source
 from client_sut.submission.checker import run_checker, tools_dir
@@ -45,6 +46,7 @@ from client_sut.sweep.endpoints_v1 import (
     region_labels,
     v1_findings,
 )
+from client_sut.sweep.plan import CONCURRENCY, OFFLINE
 from client_sut.sweep.scenario_pick import (
     DATASET_SAMPLES,
     candidate,
@@ -103,27 +105,27 @@ def accuracy_results(accuracy: Mapping, duration_s: float) -> dict:
         "duration_s": duration_s, "complete": True, "dataset_type": "accuracy"}]}
 
 
-def _readme(scenario: str, point: Mapping, software: str) -> str:
+def _readme(scenario: str, point: SweepPoint, software: str) -> str:
     return "\n".join([
         f"# Llama-3.1-8B {scenario}", "",
         f"Measured with client_sut ({software}): MLCommons LoadGen drives an async streaming "
         f"client against OpenAI-compatible servers.", "",
-        f"`performance/` and `config.yaml` are the sweep's point `{point['name']}` "
-        f"({point['kind']}, {point['requests']} requests over {point['duration_s']} s); "
+        f"`performance/` and `config.yaml` are the sweep's point `{point.name}` "
+        f"({point.kind}, {point.requests} requests over {point.duration_s} s); "
         f"`accuracy/` is the sweep's accuracy run (Offline, every sample once).", ""])
 
 
-def write_v61(target: EmitTarget, output_dir: Path, points: Sequence[Mapping],
+def write_v61(target: EmitTarget, output_dir: Path, points: Sequence[SweepPoint],
               accuracy: Mapping, accuracy_wall_s: float) -> dict:
     """Lays the folder out, runs the checker when there is one; the report for sweep.json."""
     layout = Layout(output_dir / V61_FOLDER, target.division, target.submitter, target.system_id)
     if layout.org.exists():
         shutil.rmtree(layout.org)
-    summaries = {p["name"]: json.loads((output_dir / p["dir"] / "performance" /
-                                        "result_summary.json").read_text(encoding="utf-8"))
-                 for p in points if not p["failed"] and p.get("dir")}
-    by_name = {p["name"]: p for p in points}
-    picked = pick_scenarios([candidate(name, by_name[name]["kind"], summary)
+    summaries = {p.name: json.loads((output_dir / p.dir / "performance" /
+                                    "result_summary.json").read_text(encoding="utf-8"))
+                 for p in points if not p.failed and p.dir}
+    by_name = {p.name: p for p in points}
+    picked = pick_scenarios([candidate(name, by_name[name].kind, summary)
                              for name, summary in summaries.items()])
     write_json(layout.system_json, target.system)
     write_source(layout.src)
@@ -157,21 +159,20 @@ def write_v61(target: EmitTarget, output_dir: Path, points: Sequence[Mapping],
     return report
 
 
-def write_v1(target: EmitTarget, output_dir: Path, points: Sequence[Mapping],
+def write_v1(target: EmitTarget, output_dir: Path, points: Sequence[SweepPoint],
              dataset_samples: int, accuracy: Mapping | None, accuracy_wall_s: float) -> dict:
     """Lays the v1.0 bundle out; the report for sweep.json."""
     root = output_dir / V1_FOLDER / target.submitter / SUBMISSION_ID
     if root.exists():
         shutil.rmtree(root)
-    curve = [p for p in points if not p["failed"] and p.get("dir")
-             and p["kind"] in ("concurrency", "offline")]
+    curve = [p for p in points if not p.failed and p.dir and p.kind in (CONCURRENCY, OFFLINE)]
     labels = region_labels(curve)
-    highest = max((p["concurrency"] for p in curve if p["concurrency"]), default=0)
+    highest = max((p.concurrency for p in curve if p.concurrency), default=0)
     write_source(root / "src" / "client_sut")
     seeds: dict = {}
     folders = {}
     for point in curve:
-        source = output_dir / point["dir"]
+        source = output_dir / point.dir
         folder = root / "results" / target.system_id / "llama3.1-8b" / folder_name(
             point, dataset_samples)
         folder.mkdir(parents=True)
@@ -181,15 +182,15 @@ def write_v1(target: EmitTarget, output_dir: Path, points: Sequence[Mapping],
         config = yaml.safe_load((source / "config.yaml").read_text(encoding="utf-8"))
         seeds = {k: v for k, v in config["settings"]["runtime"].items() if k.endswith("_seed")}
         run = json.loads((source / "results.json").read_text(encoding="utf-8"))
-        described = point_yaml(point, labels[point["name"]], seeds, run.get("warmup"),
+        described = point_yaml(point, labels[point.name], seeds, run.get("warmup"),
                                highest, dataset_samples,
                                str(target.measurements.get("weight_data_types", "")))
         (folder / "point.yaml").write_text(yaml.safe_dump(described, sort_keys=False),
                                            encoding="utf-8")
-        if point["kind"] == "offline" and accuracy is not None:
+        if point.kind == OFFLINE and accuracy is not None:
             write_json(folder / "accuracy_results.json",
                        accuracy_results(accuracy, accuracy_wall_s))
-        folders[point["name"]] = folder.name
+        folders[point.name] = folder.name
     findings = v1_findings(curve, labels, seeds, dataset_samples, DATASET_SAMPLES,
                            "Offline, every sample once" if accuracy is not None else None)
     return {"folder": str(root), "points": folders, "regions": labels,

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from client_sut.analysis.curve import min_duration_s
+from client_sut.result_files.sweep import SweepPoint
+from client_sut.sweep.plan import CONCURRENCY, OFFLINE
 
 # The regions as point.yaml names them (the submission docs, 2026-09).
 REGION_NAMES = {"ultra_low": "low_latency", "low": "low_concurrency",
@@ -27,37 +29,37 @@ SEED_SET_A = {"scheduler_rng_seed": 10487924139932647040,
               "model_seed": 9315206023656308754}
 
 
-def folder_name(point: Mapping, dataset_samples: int) -> str:
-    return f"r{point['concurrency'] if point['kind'] == 'concurrency' else dataset_samples}"
+def folder_name(point: SweepPoint, dataset_samples: int) -> str:
+    return f"r{point.concurrency if point.kind == CONCURRENCY else dataset_samples}"
 
 
-def region_labels(points: Sequence[Mapping]) -> dict[str, str]:
+def region_labels(points: Sequence[SweepPoint]) -> dict[str, str]:
     """{point name: point.yaml region}: a region's highest concurrency is its required point."""
-    required = {}
+    required: dict[str, SweepPoint] = {}
     for point in points:
-        if point["kind"] == "concurrency" and point.get("region") in REGION_NAMES:
-            best = required.get(point["region"])
-            if best is None or point["concurrency"] > best["concurrency"]:
-                required[point["region"]] = point
-    chosen = {p["name"]: REGION_NAMES[region] for region, p in required.items()}
-    return {p["name"]: chosen.get(p["name"], CHOICE) for p in points}
+        if point.kind == CONCURRENCY and point.region in REGION_NAMES:
+            best = required.get(point.region)
+            if best is None or point.concurrency > best.concurrency:
+                required[point.region] = point
+    chosen = {p.name: REGION_NAMES[region] for region, p in required.items()}
+    return {p.name: chosen.get(p.name, CHOICE) for p in points}
 
 
-def point_yaml(point: Mapping, region: str, seeds: Mapping, warmup: Mapping | None,
+def point_yaml(point: SweepPoint, region: str, seeds: Mapping, warmup: Mapping | None,
                max_concurrency: int, dataset_samples: int, precision: str) -> dict:
     """point.yaml for one point: what the policies' §8.3 lists, from what the sweep knows;
     warmup is the run's own (results.json), all its requests sent at once."""
-    offline = point["kind"] == "offline"
+    offline = point.kind == OFFLINE
     warmup = {"requests": 0, "errors": 0, "seconds": 0.0, "prompts": "none", **(warmup or {})}
     return {
-        "concurrency": dataset_samples if offline else point["concurrency"],
+        "concurrency": dataset_samples if offline else point.concurrency,
         "region": region,
         "offline": "dedicated" if offline else "none",
         "dataset": DATASET_NAME,
         "runtime_settings": {
             "load_pattern": "max_throughput" if offline else "concurrency",
-            "min_duration_ms": int(min_duration_s(point["concurrency"]) * 1000),
-            "min_sample_count": point["planned"]["queries"],
+            "min_duration_ms": int(min_duration_s(point.concurrency) * 1000),
+            "min_sample_count": point.planned.queries,
             "stream_all_chunks": True,
             "runtime": {"scheduler_rng_seed": seeds.get("scheduler_random_seed"),
                         "sample_index_rng_seed": seeds.get("dataloader_random_seed")},
@@ -78,14 +80,14 @@ def point_yaml(point: Mapping, region: str, seeds: Mapping, warmup: Mapping | No
     }
 
 
-def v1_findings(points: Sequence[Mapping], labels: Mapping[str, str], seeds: Mapping,
+def v1_findings(points: Sequence[SweepPoint], labels: Mapping[str, str], seeds: Mapping,
                 dataset_samples: int, official_samples: int, accuracy_at: str | None) -> list[str]:
     """What keeps these points from a v1.0 bundle: the checker is not at hand, so all of it."""
     findings = []
     for point in points:
-        floor = min_duration_s(point["concurrency"])
-        if (point.get("duration_s") or 0) < floor:
-            findings.append(f"{point['name']}: measured for {point.get('duration_s') or 0:g} s, "
+        floor = min_duration_s(point.concurrency)
+        if (point.duration_s or 0) < floor:
+            findings.append(f"{point.name}: measured for {point.duration_s or 0:g} s, "
                             f"under its region's {floor:g} s")
     if dataset_samples != official_samples:
         findings.append(f"{dataset_samples:,} samples a pass, not the dataset's "

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from client_sut.config import Scenario
 from client_sut.errors import UsageError
 from client_sut.flags import (
-    deployment_config,
     deployment_flags,
     limit_flags,
     limits_of,
@@ -17,6 +15,13 @@ from client_sut.flags import (
     official_limits,
     passed_on,
 )
+from client_sut.runs.series import (
+    checked_deployment,
+    output_flags,
+    report_unless_told,
+    say_as,
+)
+
 
 def add_parser(commands) -> None:
     sweep = commands.add_parser(
@@ -36,9 +41,7 @@ def add_parser(commands) -> None:
                        help="least duration of each point (default: the official 600 s in "
                             "Ultra-Low, 1,200 s elsewhere; shorter is noted as not compliant)")
     limit_flags(sweep)
-    sweep.add_argument("--output-dir", type=Path, default=Path("results/sweep"), metavar="DIR")
-    sweep.add_argument("--no-report", action="store_true",
-                       help="do not write report.html at the end")
+    output_flags(sweep, "results/sweep")
     sweep.add_argument("--emit", action="append", default=[], metavar="LAYOUT",
                        help="also lay the points out for MLCommons' checkers: endpoints-v61 (the "
                             "MLPerf Inference checker's endpoints mode: adds a Server or Offline "
@@ -53,9 +56,7 @@ def add_parser(commands) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from client_sut.config import validate
     from client_sut.data.dataset import load_samples
-    from client_sut.preflight.discovery import discover
     from client_sut.sweep.command import front_lines, run_sweep
     from client_sut.sweep.plan import SweepPlan, plan_points
 
@@ -63,27 +64,19 @@ def main(args: argparse.Namespace) -> int:
     points = plan_points(args.concurrency, args.max_concurrency, args.rates, emit)
     if args.point_duration is not None and not args.point_duration > 0:
         raise UsageError(f"--point-duration must be greater than 0, got {args.point_duration}")
-    deployment = validate(deployment_config(args, args.output_dir))
-    found = discover(deployment.endpoints, deployment.endpoints_files)
-    samples = len(load_samples(deployment.dataset, deployment.total_sample_count))
+    deployment = checked_deployment(args)
+    samples = len(load_samples(deployment.config.dataset, deployment.config.total_sample_count))
     plan = SweepPlan(points=points, output_dir=args.output_dir, run_args=passed_on(args),
                      dataset_samples=samples,
                      limits=limits_of(args, Scenario.SERVER) or official_limits(Scenario.SERVER),
                      point_duration_s=args.point_duration, emit=emit,
                      system_file=args.system_file, checker=args.checker,
                      division=args.division,
-                     endpoints=tuple(endpoint.url for endpoint in found),
-                     credentials=deployment.credentials)
-
-    def say(message: str) -> None:
-        print(f"[sweep] {message}", file=sys.stderr, flush=True)
-
+                     endpoints=deployment.endpoints, credentials=deployment.config.credentials)
+    say = say_as("sweep")
     sweep, status = run_sweep(plan, say)
-    if not args.no_report:
-        from client_sut.report import report_after_run
-
-        report_after_run([args.output_dir], args.output_dir, say)
+    report_unless_told(args, say)
     print("\n".join(front_lines(sweep)))
-    print(f"  {len(sweep['points'])} points in {sweep['elapsed_s']:g} s, {sweep['verdict']}; "
-          f"front: {', '.join(sweep['front']) or 'none'}; {args.output_dir / 'sweep.json'}")
+    print(f"  {len(sweep.points)} points in {sweep.elapsed_s:g} s, {sweep.verdict}; "
+          f"front: {', '.join(sweep.front) or 'none'}; {args.output_dir / 'sweep.json'}")
     return status

@@ -87,15 +87,14 @@ def test_the_submission_names_each_run_whose_requests_failed():
 
 def test_an_sla_confirmed_with_failed_requests_is_said_failed_and_exits_1():
     from client_sut.errors import EXIT_FAILED
-    from client_sut.sla.command import _confirmed, answer_line
+    from client_sut.sla.command import confirmed
+    from client_sut.result_files.sla import Probe, SlaLimits, SlaResult
 
     note = "3 of 1,200 requests failed: refused (3: connection refused)"
-    sla = {"scenario": "Server", "confirmed": False, "compliant": True, "compliance_notes": [],
-           "limits": {"ttft_ms": 2000, "tpot_ms": 100, "official": True},
-           "interrupted": False, "aborted": None}
-    confirmation = {"target_qps": 12.5, "failed_requests": note, "goodput": None,
-                    "self_check": None}
-    assert _confirmed(sla, confirmation) == EXIT_FAILED
-    assert not sla["compliant"]
-    assert sla["compliance_notes"][0] == f"the confirmation at 12.5 QPS: {note}"
-    assert answer_line(sla).startswith(f"FAILED: {note} in the confirmation at 12.5 queries/s")
+    search = SlaResult("Server", SlaLimits(2000, 100))
+    confirmation = Probe(12.5, "confirm-1-12.5qps", "pass", "VALID", failed_requests=note)
+    sla, status = confirmed(search, confirmation)
+    assert status == EXIT_FAILED
+    assert not sla.compliant
+    assert sla.compliance_notes[0] == f"the confirmation at 12.5 QPS: {note}"
+    assert sla.answer_line().startswith(f"FAILED: {note} in the confirmation at 12.5 queries/s")

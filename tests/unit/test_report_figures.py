@@ -15,8 +15,10 @@ from client_sut.report.figures import (
     sla_points,
     timeline,
 )
+from client_sut.result_files.sla import SlaResult
 
 MS = 1_000_000
+SEARCH = {"scenario": "Server", "limits": {"ttft_ms": 2000, "tpot_ms": 100}}
 
 
 def record(send_ms: float, first_ms: float, gap_ms: float, tokens: int, endpoint: str = "a",
@@ -88,13 +90,13 @@ def test_the_verdict_says_why_a_run_is_not_valid():
 
 
 def test_sla_points_take_each_probe_and_the_confirmation():
-    sla = {"probes": [{"target_qps": 4, "verdict": "pass", "ttft_p99_ms": 90, "tpot_p99_ms": 9,
-                       "dir": "probe-1"},
-                      {"target_qps": 8, "verdict": "fail", "ttft_p99_ms": 3000,
-                       "tpot_p99_ms": 20, "dir": "probe-2"}],
+    sla = {**SEARCH, "probes": [{"target_qps": 4, "verdict": "pass", "ttft_p99_ms": 90,
+                                 "tpot_p99_ms": 9, "dir": "probe-1", "reason": ""},
+                                {"target_qps": 8, "verdict": "fail", "ttft_p99_ms": 3000,
+                                 "tpot_p99_ms": 20, "dir": "probe-2", "reason": ""}],
            "confirmation": {"target_qps": 4, "verdict": "pass", "ttft_p99_ms": 95,
-                            "tpot_p99_ms": 9, "dir": "confirm"}}
-    points = sla_points(sla, {"probe-1": 500.0, "confirm": 510.0})
+                            "tpot_p99_ms": 9, "dir": "confirm", "reason": ""}}
+    points = sla_points(SlaResult.from_json(sla), {"probe-1": 500.0, "confirm": 510.0})
     assert [(p.target_qps, p.verdict, p.confirmation, p.tokens_per_s) for p in points] == [
         (4, "pass", False, 500.0), (8, "fail", False, None), (4, "pass", True, 510.0)]
 
@@ -102,10 +104,10 @@ def test_sla_points_take_each_probe_and_the_confirmation():
 def test_a_probe_stopped_for_a_limit_shows_why_and_no_p99_that_hides_the_waiting():
     reason = ("stopped early: 21 requests over the 2000 ms TTFT limit (21 still waiting) and 0 "
               "failed")
-    sla = {"probes": [{"target_qps": 9, "verdict": "fail", "ttft_p99_ms": 185.0,
+    sla = {**SEARCH, "probes": [{"target_qps": 9, "verdict": "fail", "ttft_p99_ms": 185.0,
                        "tpot_p99_ms": 81.0, "dir": "probe-3", "stopped_early": True,
                        "constraint": "ttft", "reason": reason}]}
-    [point] = sla_points(sla, {})
+    [point] = sla_points(SlaResult.from_json(sla), {})
     assert point.reason == reason and point.lost == "ttft"
     assert point.shown_p99("ttft") is None and point.shown_p99("tpot") == 81.0
 

@@ -66,10 +66,12 @@ def test_endpoints_v1_points_their_regions_and_what_keeps_them_from_a_bundle():
         v1_findings,
     )
 
+    from client_sut.result_files.sweep import Planned, SweepPoint
+
     def point(concurrency, region, kind="concurrency"):
-        return {"name": f"c{concurrency}" if concurrency else "offline", "kind": kind,
-                "concurrency": concurrency, "region": region, "duration_s": 700.0,
-                "planned": {"queries": 13_368}}
+        return SweepPoint(f"c{concurrency}" if concurrency else "offline", kind,
+                          concurrency=concurrency, region=region, duration_s=700.0,
+                          planned=Planned(1, 13_368, 700.0))
 
     points = [point(1, "ultra_low"), point(16, "ultra_low"), point(40, "low"),
               point(64, "medium"), point(128, "high"), point(None, "offline", "offline")]
