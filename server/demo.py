@@ -152,7 +152,7 @@ def sla_lines(path: Path, cores: CorePlan) -> list[str]:
     return lines
 
 
-def _start_vllm(model: Path, cores: CorePlan, log_dir: Path, what: str) -> ServerGroup:
+def start_vllm(model: Path, cores: CorePlan, log_dir: Path, what: str) -> ServerGroup:
     port = free_port()
     _say(f"starting vLLM on 127.0.0.1:{port} with {what} (CPU, about a minute) on cores "
          f"{core_list(cores.server)}; the client runs on {core_list(cores.client)}")
@@ -223,7 +223,7 @@ def run_demo(work_dir: Path, dataset: str | None) -> int:
     failures = 0
     # 1. Accuracy, on the real model: real summaries, judged against the reference.
     accuracy_dir = results_dir / "accuracy"
-    group = _start_vllm(real.hf_dir, cores, logs, REAL_MODEL_NAME)
+    group = start_vllm(real.hf_dir, cores, logs, REAL_MODEL_NAME)
     try:
         _say(f"run accuracy: client-sut run {' '.join(REAL_ACCURACY)}")
         # Quiet: its verdict is printed with the summaries at the end.
@@ -236,7 +236,7 @@ def run_demo(work_dir: Path, dataset: str | None) -> int:
     failures += status != 0 or accuracy is None
     # 2. Performance, the SLA and the trade-off, on the tiny model (why: the closing lines).
     rows: list[tuple[str, dict | None]] = [("accuracy", accuracy)]
-    group = _start_vllm(model_dir, cores, logs, "the tiny random-weight model")
+    group = start_vllm(model_dir, cores, logs, "the tiny random-weight model")
     try:
         offline_dir = results_dir / "offline"
         _say(f"run offline: client-sut run {' '.join(DEMO_OFFLINE)}")
