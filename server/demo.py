@@ -136,7 +136,8 @@ def sla_lines(path: Path, cores: CorePlan) -> list[str]:
     lines = [sla.answer_line()]
     confirmation = sla.confirmation
     if confirmation:
-        lines.append(f"  confirmation: {confirmation.result} at {confirmation.target_qps:g} "
+        said = confirmation.result or confirmation.verdict.upper()  # stopped early: no result
+        lines.append(f"  confirmation: {said} at {confirmation.target_qps:g} "
                      f"QPS, TTFT p99 {fmt_number(confirmation.ttft_p99_ms)} ms, TPOT p99 "
                      f"{fmt_number(confirmation.tpot_p99_ms, 2)} ms, "
                      f"{confirmation.duration_s:g} s (a submission confirms for 600 s)")
