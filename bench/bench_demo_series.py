@@ -27,6 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from client_sut.result_files.sla import SlaResult  # noqa: E402
+from client_sut.result_files.sweep import SweepResult  # noqa: E402
 from server.demo import DEMO_SLA, DEMO_SWEEP, plan_cores, start_vllm  # noqa: E402
 from server.demo_corpus import write_corpus  # noqa: E402
 from server.demo_model import build  # noqa: E402
@@ -40,12 +42,14 @@ def timed(checkout: Path, command: str, endpoint: str, dataset: Path, output: Pa
                            *args], cwd=checkout, capture_output=True, text=True,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     wall = time.monotonic() - started
-    written = json.loads((output / f"{command}.json").read_text())
-    runs = [p for p in written.get("probes", written.get("points", []))]
-    runs += written.get("confirmation_attempts", []) + written.get("pilots", [])
-    runs += (written.get("start") or {}).get("points", [])
-    return {"wall_s": round(wall, 1), "exit": done.returncode, "runs": len(runs),
-            "answer": written.get("answer_qps", written.get("verdict"))}
+    if command == "sla":  # the types read the other checkout's files too (older keys)
+        sla = SlaResult.read(output)
+        runs = len(sla.start.points) + len(sla.probes) + len(sla.confirmation_attempts)
+        answer = sla.answer_qps
+    else:
+        sweep = SweepResult.read(output)
+        runs, answer = len(sweep.pilots) + len(sweep.points), sweep.verdict
+    return {"wall_s": round(wall, 1), "exit": done.returncode, "runs": runs, "answer": answer}
 
 
 def main() -> None:

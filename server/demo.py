@@ -143,10 +143,10 @@ def sla_lines(path: Path, cores: CorePlan) -> list[str]:
                      f"{confirmation.duration_s:g} s (a submission confirms for 600 s)")
     check = sla.self_check
     if check:
-        warnings = check.warnings
-        lines.append(f"  client self-check: issue lag p99 {fmt_number(check.issue_lag_ms['p99'], 2)}"
-                     f" ms, event-loop lag p99 {fmt_number(check.event_loop_lag_ms['p99'], 2)} ms: "
-                     + ("; ".join(warnings) if warnings else "the client kept up"))
+        lines.append(f"  client self-check: issue lag p99 "
+                     f"{fmt_number(check.issue_lag_ms['p99'], 2)} ms, event-loop lag p99 "
+                     f"{fmt_number(check.event_loop_lag_ms['p99'], 2)} ms: "
+                     + ("; ".join(check.warnings) if check.warnings else "the client kept up"))
     lines.append(f"  {len(sla.probes)} probes in {sla.elapsed_s:g} s; client on core(s) "
                  f"{core_list(cores.client)}, vLLM on {core_list(cores.server)}"
                  + (" (shared: one core only)" if cores.shared else "") + f"; {path}")

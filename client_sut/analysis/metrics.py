@@ -45,14 +45,20 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float:
 
 def summarize_ms(values_ns: Iterable[float]) -> dict[str, float | None]:
     """p50/p90/p99/mean/max in milliseconds; all None when there are no values."""
-    ordered = sorted(values_ns)
+    return summarize_sorted_ms(sorted(values_ns))
+
+
+def summarize_sorted_ms(ordered: Sequence[float], mean_ns: float | None = None,
+                        max_ns: float | None = None) -> dict[str, float | None]:
+    """As `summarize_ms`, of values already in order: any sequence read by rank (a histogram's
+    view, measure/selfcheck.py), with the mean and maximum given where they are known exactly."""
     keys = [f"p{p}" for p in SUMMARY_PERCENTILES] + ["mean", "max"]
-    if not ordered:
+    if not len(ordered):
         return dict.fromkeys(keys)
-    summary = {f"p{p}": percentile(ordered, p) / NS_PER_MS for p in SUMMARY_PERCENTILES}
-    summary["mean"] = sum(ordered) / len(ordered) / NS_PER_MS
-    summary["max"] = ordered[-1] / NS_PER_MS
-    return {k: round(v, 4) for k, v in summary.items()}
+    summary = {f"p{p}": percentile(ordered, p) for p in SUMMARY_PERCENTILES}
+    summary["mean"] = sum(ordered) / len(ordered) if mean_ns is None else mean_ns
+    summary["max"] = ordered[-1] if max_ns is None else max_ns
+    return {k: round(v / NS_PER_MS, 4) for k, v in summary.items()}
 
 
 def first_token_ns(record: RequestRecord) -> int | None:

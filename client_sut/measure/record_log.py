@@ -4,9 +4,10 @@ A record keeps every event's arrival (about 2.4 KB for 128 tokens); held in memo
 32 requests/s would grow the client by 280 MB, and a crash would lose them all. Instead each
 record is appended to `requests.partial.jsonl` in the output folder the moment it completes
 (buffered, and flushed at least every FLUSH_EVERY_S: a crash loses at most that much), and only
-the newest RECENT stay in memory for the live views, which also get each one as it comes (`listeners`). At the end (`finish`) the analysis reads
-them back whole and the lines, sorted by send time, become requests.jsonl; a run that never got
-there leaves the partial file behind, holding what was measured.
+the newest RECENT stay in memory for the live views, which also get each one as it comes
+(`listeners`). At the end (`finish`) the analysis reads them back whole and the lines, sorted by
+send time, become requests.jsonl; a run that never got there leaves the partial file behind,
+holding what was measured.
 """
 
 from __future__ import annotations

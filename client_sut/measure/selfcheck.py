@@ -30,13 +30,11 @@ from pathlib import Path
 
 from client_sut.analysis.headroom import LAG_LIMIT_MS
 from client_sut.analysis.metrics import (
-    NS_PER_MS,
-    SUMMARY_PERCENTILES,
     connect_ns,
     first_token_ns,
     issue_lag_ns,
-    percentile,
     summarize_ms,
+    summarize_sorted_ms,
 )
 from client_sut.errors import UsageError
 from client_sut.records import RequestRecord
@@ -107,14 +105,9 @@ class LagHistogram:
 
     def summary_ms(self) -> dict[str, float | None]:
         """As analysis.metrics.summarize_ms gives it for the values themselves."""
-        keys = [f"p{p}" for p in SUMMARY_PERCENTILES] + ["mean", "max"]
-        if not self.count:
-            return dict.fromkeys(keys)
         ordered = _SortedLags(list(itertools.accumulate(self.counts)), sorted(self.longer))
-        summary = {f"p{pct}": percentile(ordered, pct) for pct in SUMMARY_PERCENTILES}
-        summary["mean"] = self.sum_ns / self.count
-        summary["max"] = self.max_ns
-        return {k: round(v / NS_PER_MS, 4) for k, v in summary.items()}
+        return summarize_sorted_ms(ordered, self.sum_ns / self.count if self.count else None,
+                                   self.max_ns)
 
 
 class _SortedLags(Sequence):

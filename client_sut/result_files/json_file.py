@@ -1,10 +1,9 @@
-"""What every typed result file does alike: read leniently, written whole."""
+"""What every typed result file does alike: written whole with every key, read leniently."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -12,7 +11,7 @@ import msgspec
 
 from client_sut.errors import UsageError
 
-T = TypeVar("T")
+T = TypeVar("T", bound="ResultFile")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,16 +22,35 @@ class Stopped:
     reason: str
 
 
-def read_typed(path: Path, from_json: Callable[[dict], T], command: str) -> T:
-    """The file at PATH as its type; one clear error where it is none (it is user input)."""
-    try:
-        return from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, msgspec.ValidationError) as exc:
-        raise UsageError(f"{path} is no {path.name} of `client-sut {command}` ({exc})") from None
+class ResultFile:
+    """A frozen dataclass that is one file in a command's output folder: `file_name`, written
+    by `client-sut <command>`. A key an older file lacks takes its default; one it has that the
+    type does not know is ignored."""
 
+    __slots__ = ()
+    file_name: str  # set by each subclass, as a plain class attribute (not a field)
+    command: str
 
-def write_whole(path: Path, data: dict) -> None:
-    """Whole or not at all: a reader never sees half a file."""
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    partial.replace(path)
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls: type[T], data: dict) -> T:
+        return msgspec.convert(data, cls)
+
+    @classmethod
+    def read(cls: type[T], folder: Path) -> T:
+        """The file in FOLDER as its type; one clear error where it is none (it is user input)."""
+        path = folder / cls.file_name
+        try:
+            return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, msgspec.ValidationError) as exc:
+            raise UsageError(f"{path} is no {cls.file_name} of `client-sut {cls.command}` "
+                             f"({exc})") from None
+
+    def write(self, folder: Path) -> None:
+        """Whole or not at all: a reader never sees half a file."""
+        path = folder / self.file_name
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        partial.replace(path)

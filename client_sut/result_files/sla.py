@@ -1,18 +1,14 @@
 """sla.json as types: what a search writes, and what the report and the command read back.
 
-The file's shape is the contract (docs/sla.md); these types are written with every key present
-(`to_json`) and read back leniently (`from_json`): a key an older sla.json lacks takes its
-default, one it has that these do not know is ignored.
+The file's shape is the contract (docs/sla.md): written and read as every result file is
+(json_file.ResultFile).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
-import msgspec
-
-from client_sut.result_files.json_file import Stopped, read_typed, write_whole
+from client_sut.result_files.json_file import ResultFile, Stopped
 
 FILE_NAME = "sla.json"
 
@@ -104,7 +100,10 @@ class SearchSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class SlaResult:
+class SlaResult(ResultFile):
+    file_name = FILE_NAME
+    command = "sla"
+
     scenario: str
     limits: SlaLimits
     answer_qps: float | None = None
@@ -123,20 +122,6 @@ class SlaResult:
     interrupted: bool = False
     aborted: Stopped | None = None
     elapsed_s: float | None = None
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> SlaResult:
-        return msgspec.convert(data, cls)
-
-    @classmethod
-    def read(cls, folder: Path) -> SlaResult:
-        return read_typed(folder / FILE_NAME, cls.from_json, "sla")
-
-    def write(self, folder: Path) -> None:
-        write_whole(folder / FILE_NAME, self.to_json())
 
     def runs(self) -> list[Probe]:
         """Each probe, and the confirmation where there was one."""

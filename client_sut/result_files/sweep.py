@@ -1,26 +1,23 @@
 """sweep.json as types: what a sweep writes, and what the report, `sla --from-sweep` and the
 command read back.
 
-The file's shape is the contract (docs/sweep.md); these types are written with every key present
-(`to_json`) and read back leniently (`from_json`): a key an older sweep.json lacks takes its
-default, one it has that these do not know is ignored. What each figure means is decided in
-analysis/curve.py (DEFINITIONS, written into the file).
+The file's shape is the contract (docs/sweep.md): written and read as every result file is
+(json_file.ResultFile). What each figure means is decided in analysis/curve.py (DEFINITIONS,
+written into the file).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
-import msgspec
-
-from client_sut.result_files.json_file import Stopped, read_typed, write_whole
+from client_sut.result_files.json_file import ResultFile, Stopped
 
 FILE_NAME = "sweep.json"
 SWEEP_VERSION = 1
 # A point's keys that are there only where they apply (a point that measured nothing, one run
 # again): absent, not null, elsewhere, as the file has always had them.
 ONLY_WHERE_THEY_APPLY = ("reason", "resized_after")
+LIMITS_FOR = "goodput"  # what the file's limits are for: always goodput
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +87,10 @@ class Pilot:
 
 @dataclass(frozen=True, slots=True)
 class SweepLimits:
+    """The limits goodput counts within (written with `"for": "goodput"`)."""
+
     ttft_ms: float
     tpot_ms: float
-    for_: str = "goodput"  # written as "for"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +113,10 @@ class SweepAccuracy:
 
 
 @dataclass(frozen=True, slots=True)
-class SweepResult:
+class SweepResult(ResultFile):
+    file_name = FILE_NAME
+    command = "sweep"
+
     limits: SweepLimits
     version: int = SWEEP_VERSION
     definitions: dict = field(default_factory=dict)
@@ -134,27 +135,12 @@ class SweepResult:
     elapsed_s: float | None = None
 
     def to_json(self) -> dict:
-        data = asdict(self)
-        data["limits"]["for"] = data["limits"].pop("for_")
+        data = ResultFile.to_json(self)
+        data["limits"]["for"] = LIMITS_FOR
         data["points"] = [{key: value for key, value in point.items()
                            if value is not None or key not in ONLY_WHERE_THEY_APPLY}
                           for point in data["points"]]
         return data
-
-    @classmethod
-    def from_json(cls, data: dict) -> SweepResult:
-        limits = data.get("limits")
-        if isinstance(limits, dict) and "for" in limits:
-            data = {**data, "limits": {**{k: v for k, v in limits.items() if k != "for"},
-                                       "for_": limits["for"]}}
-        return msgspec.convert(data, cls)
-
-    @classmethod
-    def read(cls, folder: Path) -> SweepResult:
-        return read_typed(folder / FILE_NAME, cls.from_json, "sweep")
-
-    def write(self, folder: Path) -> None:
-        write_whole(folder / FILE_NAME, self.to_json())
 
     def point_figures(self) -> list[dict]:
         """Each point as sweep.json holds it: what analysis.noise compares, key by key."""

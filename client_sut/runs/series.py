@@ -31,6 +31,7 @@ class Deployment:
 def checked_deployment(args: argparse.Namespace, **changes) -> Deployment:
     """Everything checkable before any run (flags, credentials, the folder), then the servers
     found; bad input is a UsageError before anything is sent."""
+    # Here, not at the top: every command's parser imports this module; discovery brings aiohttp.
     from client_sut.config import validate
     from client_sut.preflight.discovery import discover
 

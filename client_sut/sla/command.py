@@ -54,6 +54,7 @@ from client_sut.result_files.sweep import FILE_NAME as SWEEP_FILE
 from client_sut.result_files.sweep import SweepResult
 from client_sut.runs.child import RunOutput, Series
 from client_sut.runs.runner import prepare_output_dir
+from client_sut.runs.series import Say
 from client_sut.runs.server_guard import ServerGuard
 from client_sut.security import Credentials
 from client_sut.sla.search import (
@@ -65,7 +66,6 @@ from client_sut.sla.search import (
 )
 from client_sut.sla.verdict import ABORTED, PASS, UNDECIDED, ProbeFigures, judge
 
-Say = Callable[[str], None]
 # A little over the 459 queries LoadGen's early stopping needs with none over the limits.
 PROBE_QUERIES = round(MIN_QUERIES_TO_PASS * 1.1)
 ATTEMPTS_PER_RATE = 3  # an undecided probe is repeated with twice the queries, this many times
@@ -406,8 +406,8 @@ def _aborted_or_measured(state: _State, output: RunOutput, name: str) -> dict:
     return {"server_lost": False}
 
 
-def _until_measured(plan: SlaPlan, state: _State, name: str, keep_aborted: Callable[[_Run], None],
-                    attempt: Callable[[str], _Run]) -> _Run:
+def _until_measured(plan: SlaPlan, state: _State, name: str,
+                    keep_aborted: Callable[[_Run], None], attempt: Callable[[str], _Run]) -> _Run:
     """`attempt` until a run measures the deployment. An aborted one is kept (`keep_aborted`);
     then the search stops (RunStopped) or, with --wait-for-server, repeats it once the servers
     answer again."""

@@ -13,7 +13,6 @@ answering ends it too (exit 3), with the points measured and the reason.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from client_sut.analysis.curve import (
@@ -54,6 +53,7 @@ from client_sut.result_files.sweep import (
 )
 from client_sut.runs.child import RunOutput, Series
 from client_sut.runs.runner import prepare_output_dir
+from client_sut.runs.series import Say
 from client_sut.runs.server_guard import ServerGuard
 from client_sut.sweep.emit import (
     V1_FOLDER,
@@ -81,7 +81,6 @@ from client_sut.sweep.plan import (
     predicted_rate,
 )
 
-Say = Callable[[str], None]
 TOKEN_CACHE = "tokens.msgpack"
 SHORT_RUN_SUFFIX = "-too-short"  # a point's first run, when it ended before its duration
 # A Server point runs this share of the rate the curve predicts: a closed loop meets no Poisson

@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from client_sut.analysis.curve import CurvePoint, pareto_front
+from client_sut.analysis.curve import CurvePoint, pareto_front, round_rate
 from client_sut.config import LatencyLimits
 from client_sut.servers.emitter import EmitterProcess
 from client_sut.sla.command import start_from_sweep
-from client_sut.analysis.curve import round_rate
 from client_sut.submission.checker import run_checker
 from tests.browser import visit_page
 from tests.conftest import REPO, SHARED_DATA, wait_for_requests

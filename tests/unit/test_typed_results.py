@@ -83,7 +83,7 @@ def test_a_sweep_json_from_before_the_types_reads_and_writes_back_the_same(tmp_p
     sweep = SweepResult.read(tmp_path)
     sweep.write(tmp_path)
     held_in(old, json.loads((tmp_path / SWEEP_FILE).read_text()))
-    assert old["limits"]["for"] == sweep.limits.for_ == "goodput"
+    assert old["limits"]["for"] == sweep.to_json()["limits"]["for"] == "goodput"
     assert [p.name for p in sweep.measured()] == old["plan"]["points"]
     assert set(sweep.front) == {p.name for p in sweep.points if p.on_front}
 
