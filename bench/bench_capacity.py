@@ -33,6 +33,13 @@ its busy share and CPU per token, what one core would take, and the core plan.
 
 `--baseline DIR` adds client_sut from another checkout (say `git worktree add DIR REV`) as a
 client of its own, so a change is measured before and after in one run.
+
+"bare reads" is bench_read_floor.py's client (it writes each request and counts its reads: no
+stamp, no parsing, no record), measured as every other client is: the floor under any client's
+CPU per token at that load. `--rounds K` runs every load K times, the clients in turn (the order
+reversed every other round); this machine's speed wanders between runs, so each client's CPU per
+token is compared with the floor's and the peers' within a round, and the median of the rounds
+is printed with each round's ratio.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import resource
 import subprocess
 import sys
@@ -243,10 +251,29 @@ def guidellm_read(folder: Path) -> dict:
             "completed": m["request_totals"]["successful"]}
 
 
+FLOOR = "bare reads"
+
+
+def floor_command(urls: list[str], streams: int, requests: int, folder: Path) -> list[str]:
+    return [sys.executable, str(REPO / "bench" / "bench_read_floor.py"), "--url", urls[0],
+            "--streams", str(streams), "--requests", str(requests),
+            "--out", str(folder / "floor.json")]
+
+
+def floor_read(folder: Path) -> dict:
+    """It times no request: no TTFT or TPOT of its own."""
+    d = json.loads((folder / "floor.json").read_text())
+    responses = d["tokens"] // OUTPUT_TOKENS
+    return {"tokens_per_s": d["tokens"] / d["wall_s"], "requests_per_s": responses / d["wall_s"],
+            "ttft_p50": None, "ttft_p99": None, "tpot_p50": None, "tpot_p99": None,
+            "completed": responses,
+            "in_run_cpu_us_per_token": (d["user_s"] + d["system_s"]) * 1e6 / d["tokens"]}
+
+
 def run_client(name: str, command, read, load: Load, work: Path, env: dict,
-               emitters: int = 1) -> dict:
+               emitters: int = 1, round_: int = 1) -> dict:
     started_emitters = [emitter_for(load.emitter) for _ in range(emitters)]
-    folder = work / f"{name.replace(' ', '_')}-{load.name}"
+    folder = work / f"{name.replace(' ', '_')}-{load.name}-{round_}"
     folder.mkdir(parents=True)
     try:
         cpu_before = children_cpu_s()
@@ -268,7 +295,7 @@ def run_client(name: str, command, read, load: Load, work: Path, env: dict,
     finally:
         for emitter in started_emitters:
             emitter.stop()
-    return {"client": name, "load": load.name, "flat_out": load.flat_out,
+    return {"client": name, "load": load.name, "round": round_, "flat_out": load.flat_out,
             "streams": load.streams, "requests": load.requests,
             "cpu_s": round(cpu, 3), "wall_s": round(wall, 1), "emitter_cpu_s": round(emitter_cpu, 2),
             **{k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()},
@@ -290,13 +317,15 @@ def main() -> None:
                              "client_sut without them (both write no report)")
     parser.add_argument("--workers", default="", metavar="N[,M...]",
                         help="also client_sut with its streams over N (M...) worker processes")
-    parser.add_argument("--baseline", metavar="DIR",
+    parser.add_argument("--baseline", metavar="DIR", action="append", default=[],
                         help="also client_sut from another checkout (`git worktree add DIR REV`), "
-                             "in the same run: before and after a change")
+                             "in the same run: before and after a change (repeatable)")
     parser.add_argument("--emitters", type=int, default=1, metavar="K",
                         help="K emitter processes, client_sut spreading its streams over all "
                              "(one emitter core is the limit before the client's on a big "
                              "machine); peers take only one URL and are skipped when K > 1")
+    parser.add_argument("--rounds", type=int, default=1, metavar="K",
+                        help="every load K times, the clients in turn: ratios within a round")
     args = parser.parse_args()
     if args.server_qps:
         return server_issue_rate(args.server_qps, args.seconds)
@@ -309,7 +338,8 @@ def main() -> None:
         build_tokenizer(work / "bpe-tokenizer")  # peers synthesise prompts by decoding ids
         inputs = write_inputs(work)
         clients = {"client_sut": (lambda *a: client_sut_command(*a, inputs), client_sut_read,
-                                  base_env)}
+                                  base_env),
+                   FLOOR: (floor_command, floor_read, base_env)}
         for count in filter(None, args.workers.split(",")):
             clients[f"client_sut w{count}"] = (
                 lambda *a, count=count: client_sut_command(*a, inputs, ("--workers", count)),
@@ -319,8 +349,8 @@ def main() -> None:
                               client_sut_read, base_env)
                        for name, extra in (("client_sut", UNOBSERVED),
                                            ("client_sut+observe", OBSERVED))}
-        if args.baseline:  # its own client_sut first on the path, in the same environment
-            checkout = Path(args.baseline).resolve()
+        for checkout in map(Path, args.baseline):  # its own client_sut first on the path
+            checkout = checkout.resolve()
             path = os.pathsep.join(filter(None, (str(checkout), base_env.get("PYTHONPATH"))))
             clients[f"client_sut@{checkout.name}"] = (
                 lambda *a: client_sut_command(*a, inputs), client_sut_read,
@@ -342,23 +372,30 @@ def main() -> None:
         if args.only:
             clients = {k: v for k, v in clients.items() if k in args.only}
         if args.emitters > 1:
-            skipped = [name for name in clients if not name.startswith("client_sut")]
+            skipped = [name for name in clients if not name.startswith("client_sut")
+                       and name != FLOOR]
             clients = {k: v for k, v in clients.items() if k not in skipped}
             if skipped:
                 print(f"skipped {', '.join(skipped)}: one endpoint only, {args.emitters} emitters")
         loads = [load for load in LOADS if load.name in args.loads.split(",")]
+        baselines = {name: run_client(name, command, read, BASELINE, work, env, args.emitters)
+                     for name, (command, read, env) in clients.items()}
         rows = []
-        for name, (command, read, env) in clients.items():
-            baseline = run_client(name, command, read, BASELINE, work, env, args.emitters)
+        for round_ in range(1, args.rounds + 1):
+            order = list(clients) if round_ % 2 else list(clients)[::-1]
             for load in loads:
-                row = run_client(name, command, read, load, work, env, args.emitters)
-                if "failed" not in row and "failed" not in baseline:
-                    tokens = (row["completed"] - baseline["completed"]) * OUTPUT_TOKENS
-                    row["cpu_us_per_token"] = round(
-                        (row["cpu_s"] - baseline["cpu_s"]) * 1e6 / max(1, tokens), 2)
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+                for name in order:
+                    command, read, env = clients[name]
+                    row = run_client(name, command, read, load, work, env, args.emitters, round_)
+                    baseline = baselines[name]
+                    if "failed" not in row and "failed" not in baseline:
+                        tokens = (row["completed"] - baseline["completed"]) * OUTPUT_TOKENS
+                        row["cpu_us_per_token"] = round(
+                            (row["cpu_s"] - baseline["cpu_s"]) * 1e6 / max(1, tokens), 2)
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
     print_table(rows)
+    print_ratios(rows)
     print_per_core(rows)
 
 
@@ -396,23 +433,37 @@ def cpu_per_token(row: dict) -> str:
     return f"{value:.2f}" if value is not None and row["flat_out"] else "-"
 
 
+def _pair(low, high, digits: int, width: int) -> str:
+    """p50/p99, or a dash for a client that times no request (the bare reads)."""
+    if low is None:
+        return f"{'-':>{width}}/{'-':<{width}}"
+    return f"{low:>{width}.{digits}f}/{high:<{width}.{digits}f}"
+
+
+def _in_run(row: dict) -> str:
+    value = row.get("in_run_cpu_us_per_token")
+    return f"{value:.2f}" if value is not None and row["flat_out"] else "-"
+
+
 def print_table(rows: list[dict]) -> None:
-    print(f"\n{'load':<9} {'client':<17} {'tok/s':>9} {'req/s':>7} {'us/tok':>7} "
+    print(f"\n{'load':<9} {'client':<17} {'rnd':>3} {'tok/s':>9} {'req/s':>7} {'us/tok':>7} "
+          f"{'in run':>7} "
           f"{'TTFT p50/p99 ms':>17} {'truth':>13} {'TPOT p50/p99':>13} {'truth':>11}")
-    for row in sorted(rows, key=lambda r: (r["load"], r["client"])):
+    for row in sorted(rows, key=lambda r: (r["load"], r["client"], r["round"])):
         if "failed" in row:
-            print(f"{row['load']:<9} {row['client']:<17} failed: {row['failed'][:80]}")
+            print(f"{row['load']:<9} {row['client']:<17} {row['round']:>3} "
+                  f"failed: {row['failed'][:80]}")
             continue
-        print(f"{row['load']:<9} {row['client']:<17} {row['tokens_per_s']:>9,.0f} "
-              f"{row['requests_per_s']:>7,.1f} {cpu_per_token(row):>7} "
-              f"{row['ttft_p50']:>8.2f}/{row['ttft_p99']:<8.2f} "
-              f"{row['true_ttft_p50']:>6.2f}/{row['true_ttft_p99']:<6.2f} "
-              f"{row['tpot_p50']:>6.3f}/{row['tpot_p99']:<6.3f} "
-              f"{row['true_tpot_p50']:>5.3f}/{row['true_tpot_p99']:<5.3f}")
+        print(f"{row['load']:<9} {row['client']:<17} {row['round']:>3} "
+              f"{row['tokens_per_s']:>9,.0f} {row['requests_per_s']:>7,.1f} "
+              f"{cpu_per_token(row):>7} {_in_run(row):>7} {_pair(row['ttft_p50'], row['ttft_p99'], 2, 8)} "
+              f"{_pair(row['true_ttft_p50'], row['true_ttft_p99'], 2, 6)} "
+              f"{_pair(row['tpot_p50'], row['tpot_p99'], 3, 6)} "
+              f"{_pair(row['true_tpot_p50'], row['true_tpot_p99'], 3, 5)}")
     for load in sorted({r["load"] for r in rows}):
         ours = next((r for r in rows if r["load"] == load and r["client"] == "client_sut"
                      and "failed" not in r), None)
-        peers = [r for r in rows if r["load"] == load and not r["client"].startswith("client_sut")
+        peers = [r for r in rows if r["load"] == load and r["round"] == 1 and _peer(r["client"])
                  and "failed" not in r]
         if not ours or not peers:
             continue
@@ -420,21 +471,53 @@ def print_table(rows: list[dict]) -> None:
             best = max(peers, key=lambda r: r["tokens_per_s"])
             line = (f"{load}: client_sut {ours['tokens_per_s'] / best['tokens_per_s']:.2f}x the "
                     f"tokens/s of the best peer ({best['client']})")
-            # A client whose baseline run failed has no CPU per token to compare.
-            measured = [r for r in peers if "cpu_us_per_token" in r]
-            if measured and "cpu_us_per_token" in ours:
-                lean = min(measured, key=lambda r: r["cpu_us_per_token"])
-                line += (f", {lean['cpu_us_per_token'] / ours['cpu_us_per_token']:.2f}x less CPU "
-                         f"per token than the leanest ({lean['client']})")
             busy = ours["loop_busy_share"]
             if busy is not None and busy < SATURATED:  # then the ratio is the emitter's, not ours
                 line += (f"; client_sut's event loop was only {busy:.0%} busy: it waited for "
                          f"the emitter or for a core")
-            print(line)
+            print(line + " (round 1)")
         else:  # realistic: how far each client's TTFT p99 sits above the emitter's record
             excess = {r["client"]: r["ttft_p99"] - r["true_ttft_p99"] for r in [ours, *peers]}
             print(f"{load}: TTFT p99 above the emitter's record, ms: "
                   + ", ".join(f"{name} {value:+.1f}" for name, value in excess.items()))
+
+
+def _peer(client: str) -> bool:
+    return not client.startswith("client_sut") and client != FLOOR
+
+
+# CPU per token two ways: the process's while it streamed (client_sut's self-check and the bare
+# reads measure it; what limits a client's capacity), and the whole process's less a baseline
+# run's (start-up cancels out; the only figure every peer gives, and one that holds what a
+# client does after its run, such as client_sut's analysis).
+CPU_FIGURES = (("while streaming", "in_run_cpu_us_per_token"),
+               ("whole process less start-up", "cpu_us_per_token"))
+
+
+def print_ratios(rows: list[dict]) -> None:
+    """CPU per token where clients work flat out: client_sut's over the bare reads' (the floor),
+    and each other client's over client_sut's, within each round (the machine's speed wanders
+    between runs more than these differ), as the median of the rounds and then each round's."""
+    flat_out = [r for r in rows if r["flat_out"] and "failed" not in r]
+    for load in sorted({r["load"] for r in flat_out}):
+        for figure, key in CPU_FIGURES:
+            per_round: dict[str, list[float]] = {}
+            for round_ in sorted({r["round"] for r in flat_out}):
+                cpu = {r["client"]: r[key] for r in flat_out
+                       if r["load"] == load and r["round"] == round_ and r.get(key)}
+                if "client_sut" not in cpu:
+                    continue
+                if FLOOR in cpu:
+                    per_round.setdefault(f"client_sut over {FLOOR}", []).append(
+                        cpu["client_sut"] / cpu[FLOOR])
+                for client in sorted(set(cpu) - {"client_sut", FLOOR}):  # peers, checkouts
+                    per_round.setdefault(f"{client} over client_sut", []).append(
+                        cpu[client] / cpu["client_sut"])
+            for what, ratios in per_round.items():
+                print(f"{load}: CPU per token {figure}, {what}: "
+                      f"{statistics.median(ratios):.2f}x "
+                      f"(rounds: {', '.join(f'{ratio:.2f}' for ratio in ratios)})")
+
 
 def print_per_core(rows: list[dict]) -> None:
     """client_sut per event loop: what each loop (the run's own, or each worker's) streamed, how

@@ -12,12 +12,16 @@ It also counts the TCP segments this machine sent (/proc/net/snmp) less the emit
 the ACKs a client's reads make the kernel send are part of what a read costs.
 
     python bench/bench_read_floor.py [--streams 256] [--requests 3000] [--repeats 3]
+
+With `--url` it takes one run against an emitter already started and writes its figures to
+`--out` as JSON: bench_capacity.py runs it so, as the client "bare reads", beside the others.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import resource
 import sys
 import time
@@ -99,7 +103,14 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=256)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--url", help="one run against this emitter, its figures to --out")
+    parser.add_argument("--out", help="with --url: where its figures go (JSON)")
     args = parser.parse_args()
+    if args.url:
+        host, port = args.url.rsplit("//", 1)[1].rsplit(":", 1)
+        figures = run_event_loop(_measure(host, int(port), args.streams, args.requests))
+        Path(args.out).write_text(json.dumps(figures))
+        return
     print(f"bare reads, {args.streams} streams x {OUTPUT_TOKENS} tokens, one write per event, "
           f"steps back to back")
     print(f"{'run':>3} {'tok/s':>9} {'reads/tok':>9} {'us/tok':>7} {'user':>6} {'kernel':>7} "

@@ -49,6 +49,7 @@ class _Pool:
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self.closes_after_response = False
 
     def release(self, connection: Connection) -> None:
         pass

@@ -12,12 +12,13 @@ LoadGen as it arrives); after it, a read is only appended to a list, its stamp t
 the stored reads are read when the exchange ends, however it ends:
 - in bulk, when each read is exactly one `data:` event whose chunk only adds token ids (vLLM's
   ordinary middle-of-stream chunk, its ids last; uvicorn writes each event as its own HTTP chunk,
-  which httptools hands over as one body piece): the reads are joined, checked by a fixed number
-  of scans in C (one event per read, one ids list each, no finish reason, usage or error), and
-  the ids that end each chunk are cut off together and decoded in one call. No Python step runs
-  per event, and no chunk is decoded whole: msgspec takes longer over a whole chunk than these
-  scans do. Like the per-read scan this replaced, it checks a chunk's shape, not the rest of
-  its JSON;
+  which httptools hands over as one body piece): the first such read is framed and decoded as
+  any other, and shows the bytes around its text and its ids; every later read that has those
+  same bytes around a text with no quote or line break and a list of ids is the same chunk but
+  for them. That is checked by a fixed number of passes over all the reads in C (each read cut
+  at its ids, its parts compared as a whole), and the ids are decoded in one call. No Python
+  step runs per event, and no chunk is decoded whole: msgspec takes longer over a whole chunk
+  than these passes do;
 - else (the last chunk with its finish reason, usage, errors, `[DONE]`, events split or joined
   across reads, CRLF, comments, text-only servers) by the same framing and decoding as before the
   first token, replayed read by read under each read's stamp; where a stream cannot be read in
@@ -37,7 +38,7 @@ import time
 from array import array
 from collections.abc import Callable
 from itertools import repeat
-from operator import itemgetter
+from operator import getitem, itemgetter
 from typing import Any
 
 import msgspec
@@ -99,7 +100,7 @@ class _Chunk(msgspec.Struct):
 _decode_chunk = msgspec.json.Decoder(_Chunk).decode
 _decode_ids = msgspec.json.Decoder(list[int]).decode
 _decode_ids_lists = msgspec.json.Decoder(list[list[int]]).decode
-_after = itemgetter(2)  # of what bytes.rpartition returns
+_first, _third = itemgetter(0), itemgetter(2)  # of what bytes.rpartition returns
 
 # on_first_token(token_ids_of_first_event or None, text_of_first_event) -> when it was reported
 # to LoadGen (perf_counter_ns), or None where nothing is reported (Offline)
@@ -111,11 +112,9 @@ FirstTokenHook = Callable[[list[int] | None, str], int | None]
 _PREFIX = b"data: "
 _IDS_KEY = b'"token_ids":['
 _IDS_END = b"]}]}\n\n"  # ids, choice, choices, chunk: all closed, nothing after
-_BOUNDARY = _IDS_END + b"\x00" + _PREFIX
-_FINISH = b'"finish_reason"'
+_IDS = slice(None, -len(_IDS_END))  # of what follows the ids key
 _NO_FINISH = b'"finish_reason":null'
-_USAGE = b'"usage"'
-_ERROR = b'"error"'  # a key (OpenAI) or vLLM's `"object":"error"`
+_TEXT_KEYS = (b'"text":"', b'"content":"')  # completions' text, chat's delta
 _BATCH = 16  # reads per bulk read where the whole stream cannot be read at once
 ERROR_DETAIL_CHARS = 300
 
@@ -189,61 +188,89 @@ class StreamAccumulator:
     def read_stored(self) -> int:
         """Handles the reads stored since the first token, in order, each under its own stamp,
         and raises what `add_event` raises for the first event that fails. Returns how many of
-        them were read in bulk."""
+        them were read as plain token chunks (module docstring)."""
         stored, stored_ns = self.stored, self.stored_ns
         self.stored, self.stored_ns = [], array("q")
         end = len(stored)  # the stream's tail ([DONE], usage, the last token) is no token chunk
         while end and (_IDS_KEY not in stored[end - 1] or _NO_FINISH not in stored[end - 1]):
             end -= 1
-        if self._add_token_events(stored[:end], stored_ns[:end]):  # the usual case: all at once
-            bulk = end
-        else:  # a read split or joined here and there: replay only the batches it spoils
-            bulk = 0
-            for start in range(0, end, _BATCH):
-                stop = min(start + _BATCH, end)
-                if self._add_token_events(stored[start:stop], stored_ns[start:stop]):
-                    bulk += stop - start
-                else:
-                    self._replay(stored[start:stop], stored_ns[start:stop])
+        plain = self._read_plain(stored[:end], stored_ns[:end])
         self._replay(stored[end:], stored_ns[end:])
-        return bulk
+        return plain
+
+    def _read_plain(self, reads: list[bytes], reads_ns: array) -> int:
+        """Reads the first read as any other, and the rest at once when each is the same chunk
+        but for its text and ids; where they are not, in batches that are read the same way, or
+        one by one. Returns how many were read as plain token chunks."""
+        if not reads:
+            return 0
+        events = len(self.event_ns)
+        self._read(reads_ns[0], reads[0])
+        shape = self._plain_shape(reads[0]) if len(self.event_ns) == events + 1 else None
+        if shape is not None and self._add_like(shape, reads[1:], reads_ns[1:]):
+            return len(reads)
+        if len(reads) <= _BATCH:
+            self._replay(reads[1:], reads_ns[1:])
+            return 0
+        return sum(self._read_plain(reads[start:start + _BATCH], reads_ns[start:start + _BATCH])
+                   for start in range(1, len(reads), _BATCH))
 
     def _replay(self, reads: list[bytes], reads_ns: array) -> None:
         for now_ns, data in zip(reads_ns, reads):
             self._read(now_ns, data)
 
-    def _add_token_events(self, reads: list[bytes], reads_ns: array) -> bool:
-        """Adds the events of `reads` when each read is one event (as the SSE framing would find
-        it) that only adds token ids: all or nothing, in a fixed number of Python steps (each
-        check is one scan of all the reads in C). As the per-read scan this replaces did, it
-        checks the chunks' shape, not that the rest of their JSON is well formed."""
-        n = len(reads)
-        if not n or not self.saw_ids or self.response_id is None or self.scanner.pending:
-            return False  # what add_event does then depends on more than the chunk
-        joined = b"\x00".join(reads)  # a byte no event holds (checked): it marks every boundary
-        # Each boundary ends one event and starts the next, the stream ends an event, and no read
-        # holds another line break: n single-line `data:` events, each completed by its own read.
-        if not (b"\x00" not in b"".join(reads) and joined.count(_BOUNDARY) == n - 1
-                and joined.startswith(_PREFIX) and joined.endswith(_IDS_END)
-                and joined.count(b"\n") == 2 * n and b"\r" not in joined
-                # one list of ids per event, every finish reason null, no usage, no error
-                and joined.count(_IDS_KEY) == n
-                and joined.count(_FINISH) == joined.count(_NO_FINISH)
-                and _USAGE not in joined and _ERROR not in joined):
-            return False
-        # What follows each read's ids key, `1,2]}]}\n\n`, all in one list: a read without the
-        # key, or with anything but ids before the end, does not decode.
-        tails = b"".join(map(_after, map(bytes.rpartition, reads, repeat(_IDS_KEY))))
-        tails = tails[:-len(_IDS_END)]
+    def _plain_shape(self, read: bytes) -> tuple[bytes, bytes] | None:
+        """The bytes before and after the text of `read`, an event just read as any other, when
+        it was a plain token chunk: one `data:` line whose chunk's last member is its one
+        choice, whose last member is its ids (vLLM's), and whose reading added one event of
+        those ids and nothing else (a finish reason, usage, an error: else it had raised). A
+        read with the same bytes around its own text and ids is the same chunk but for them."""
+        if (not self.saw_ids or self.ids_in_logprobs or self.finish_reason is not None
+                or self.response_id is None or self.scanner.pending
+                or not read.startswith(_PREFIX) or not read.endswith(_IDS_END)
+                or not _one_line(read[:-2])):
+            return None
+        head, _, tail = read.rpartition(_IDS_KEY)
+        starts = [at + len(key) for key in _TEXT_KEYS if (at := head.rfind(key)) >= 0]
+        text_ends = head.find(b'"', max(starts)) if starts else -1
         try:
-            ids = _decode_ids(b"[" + tails.replace(_IDS_END, b",") + b"]")
+            ids = _decode_ids(b"[" + tail[:-len(_IDS_END)] + b"]")
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+        if text_ends < 0 or not ids or self.event_tokens[-1] != len(ids):
+            return None
+        return head[:max(starts)], head[text_ends:]
+
+    def _add_like(self, shape: tuple[bytes, bytes], reads: list[bytes], reads_ns: array) -> bool:
+        """Adds the events of `reads` when each is `shape`'s bytes around a text with no quote
+        or line break, then a list of ids and the chunk's end: all or nothing, in a fixed number
+        of Python steps (each a pass over the reads in C)."""
+        if not reads:
+            return True
+        before, after = shape
+        n, text = len(reads), slice(len(before), -len(after))
+        cut = list(map(bytes.rpartition, reads, repeat(_IDS_KEY)))
+        heads, tails = list(map(_first, cut)), list(map(_third, cut))
+        if min(map(len, heads)) < len(before) + len(after):
+            return False
+        texts = list(map(getitem, heads, repeat(text)))
+        ids_lists = list(map(getitem, tails, repeat(_IDS)))
+        # Each part as long as its read's: equal as a whole, they are equal read by read.
+        if ((after + before).join(texts) != b"".join(heads)[len(before):-len(after)]
+                or _IDS_END.join(ids_lists) + _IDS_END != b"".join(tails)):
+            return False
+        all_texts, all_ids = b"".join(texts), b",".join(ids_lists)
+        if b'"' in all_texts or not _one_line(all_texts) or not _one_line(all_ids):
+            return False
+        try:  # an empty list leaves two commas, or one at an end: no decode then
+            ids = _decode_ids(b"[" + all_ids + b"]")
         except (msgspec.DecodeError, msgspec.ValidationError):
             return False
         if len(ids) == n:  # one token per event, as vLLM streams
             self.event_tokens.extend(repeat(1, n))
         else:
             self.event_tokens.extend(map(len, _decode_ids_lists(
-                b"[[" + tails.replace(_IDS_END, b"],[") + b"]]")))
+                b"[[" + b"],[".join(ids_lists) + b"]]")))
         self.token_ids.fromlist(ids)
         self.event_ns.extend(reads_ns)
         return True
@@ -302,6 +329,10 @@ class StreamAccumulator:
                 return TokenIdSource.IDS_MISSING  # fewer ids than it counted: the whole text
             return TokenIdSource.SERVER
         return TokenIdSource.RETOKENIZED if self.texts else TokenIdSource.NONE
+
+
+def _one_line(data: bytes) -> bool:
+    return b"\n" not in data and b"\r" not in data
 
 
 def _logprob_ids(choice: _Choice) -> list[int] | None:

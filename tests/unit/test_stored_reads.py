@@ -147,6 +147,10 @@ MIDDLE_ERROR_BEFORE_CHOICES = VLLM_COMPLETION_MIDDLE.replace(
 FIELD_AFTER_DATA = (b'data: {"id":"x","choices":[{"index":0,"text":"","finish_reason":null}]}'
                     b'\nid: "token_ids":[5]}]}\n\n')
 
+def middle_event(kind: str, text: bytes, ids: bytes) -> bytes:
+    return _middle_event_template(_event_head(kind, RESPONSE_ID, "m"), kind) % (text, ids)
+
+
 COMPLETIONS = emitter_events("completions")
 LONG = emitter_events("completions", 60)
 CHAT = emitter_events("chat")
@@ -196,6 +200,21 @@ CASES = {
     "no [DONE]": (COMPLETIONS, drop_last(1)),
     "cut inside an event": (COMPLETIONS, lambda events: split_every(50)(events)[:-3]),
     "first token only, then [DONE]": (emitter_events("completions", 1), one_per_read),
+    # what the bulk read compares around each text and ids, in a long stream
+    "an escaped quote in a text": (LONG, replace_event(
+        20, middle_event("completions", b'say \\"hi', b"119"))),
+    "an escaped quote in a chat delta": (emitter_events("chat", 60), replace_event(
+        21, middle_event("chat", b'\\"', b"119"))),
+    "an escaped line break and an empty text": (LONG, lambda events: replace_event(
+        30, middle_event("completions", b"", b"129"))(replace_event(
+            20, middle_event("completions", b"\\n", b"119"))(events))),
+    "a field that changes in one chunk": (LONG, replace_event(
+        20, LONG[20].replace(b'"created":0', b'"created":1'))),
+    "a chunk's end twice in a read": (LONG, replace_event(20, LONG[20] + b"]}]}\n\n")),
+    "a line break inside the ids": (LONG, replace_event(20, LONG[20].replace(b"[120]",
+                                                                             b"[120,\n121]"))),
+    "a text that is not closed": (LONG, replace_event(
+        20, LONG[20].replace(b'"text":" t120"', b'"text":" t120'))),
 }
 
 
