@@ -456,7 +456,8 @@ def print_table(rows: list[dict]) -> None:
             continue
         print(f"{row['load']:<9} {row['client']:<17} {row['round']:>3} "
               f"{row['tokens_per_s']:>9,.0f} {row['requests_per_s']:>7,.1f} "
-              f"{cpu_per_token(row):>7} {_in_run(row):>7} {_pair(row['ttft_p50'], row['ttft_p99'], 2, 8)} "
+              f"{cpu_per_token(row):>7} {_in_run(row):>7} "
+              f"{_pair(row['ttft_p50'], row['ttft_p99'], 2, 8)} "
               f"{_pair(row['true_ttft_p50'], row['true_ttft_p99'], 2, 6)} "
               f"{_pair(row['tpot_p50'], row['tpot_p99'], 3, 6)} "
               f"{_pair(row['true_tpot_p50'], row['true_tpot_p99'], 3, 5)}")

@@ -112,4 +112,6 @@ class RequestRecord:
         return sum(self.event_tokens)
 
     def token_event_times(self) -> list[int]:
+        if 0 not in self.event_tokens:  # the usual stream: every event carries tokens (a C scan)
+            return list(self.event_ns)
         return [t for t, n in zip(self.event_ns, self.event_tokens) if n > 0]

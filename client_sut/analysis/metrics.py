@@ -77,12 +77,18 @@ def ttfb_ns(record: RequestRecord) -> int | None:
     return None if record.first_byte_ns is None else record.first_byte_ns - record.send_ns
 
 
+def last_token_ns(record: RequestRecord) -> int | None:
+    for t, n in zip(reversed(record.event_ns), reversed(record.event_tokens)):
+        if n > 0:
+            return t
+    return None
+
+
 def tpot_ns(record: RequestRecord) -> float | None:
-    times = record.token_event_times()
-    n_tokens = record.output_tokens
-    if len(times) < 1 or n_tokens < 2:
+    first, n_tokens = first_token_ns(record), record.output_tokens
+    if first is None or n_tokens < 2:
         return None
-    return (times[-1] - times[0]) / (n_tokens - 1)
+    return (last_token_ns(record) - first) / (n_tokens - 1)
 
 
 def itl_ns(record: RequestRecord) -> list[int]:

@@ -232,7 +232,7 @@ class StreamAccumulator:
             return None
         head, _, tail = read.rpartition(_IDS_KEY)
         starts = [at + len(key) for key in _TEXT_KEYS if (at := head.rfind(key)) >= 0]
-        text_ends = head.find(b'"', max(starts)) if starts else -1
+        text_ends = _string_end(head, max(starts)) if starts else -1
         try:
             ids = _decode_ids(b"[" + tail[:-len(_IDS_END)] + b"]")
         except (msgspec.DecodeError, msgspec.ValidationError):
@@ -242,9 +242,9 @@ class StreamAccumulator:
         return head[:max(starts)], head[text_ends:]
 
     def _add_like(self, shape: tuple[bytes, bytes], reads: list[bytes], reads_ns: array) -> bool:
-        """Adds the events of `reads` when each is `shape`'s bytes around a text with no quote
-        or line break, then a list of ids and the chunk's end: all or nothing, in a fixed number
-        of Python steps (each a pass over the reads in C)."""
+        """Adds the events of `reads` when each is `shape`'s bytes around the inside of a JSON
+        string with no line break, then a list of ids and the chunk's end: all or nothing, in a
+        fixed number of Python steps (each a pass over the reads in C)."""
         if not reads:
             return True
         before, after = shape
@@ -260,7 +260,9 @@ class StreamAccumulator:
                 or _IDS_END.join(ids_lists) + _IDS_END != b"".join(tails)):
             return False
         all_texts, all_ids = b"".join(texts), b",".join(ids_lists)
-        if b'"' in all_texts or not _one_line(all_texts) or not _one_line(all_ids):
+        if not _one_line(all_texts) or not _one_line(all_ids):
+            return False
+        if (b'"' in all_texts or b"\\" in all_texts) and not _inside_strings(texts):
             return False
         try:  # an empty list leaves two commas, or one at an end: no decode then
             ids = _decode_ids(b"[" + all_ids + b"]")
@@ -333,6 +335,27 @@ class StreamAccumulator:
 
 def _one_line(data: bytes) -> bool:
     return b"\n" not in data and b"\r" not in data
+
+
+def _string_end(data: bytes, start: int) -> int:
+    """Where the JSON string whose inside starts at `start` ends: its first quote that no
+    backslash escapes (-1 where none does)."""
+    end = data.find(b'"', start)
+    while end >= 0:
+        backslashes = end - start - len(data[start:end].rstrip(b"\\"))
+        if backslashes % 2 == 0:
+            return end
+        end = data.find(b'"', end + 1)
+    return -1
+
+
+def _inside_strings(texts: list[bytes]) -> bool:
+    """Whether each of `texts` can be the inside of a JSON string: each of its quotes escaped,
+    and no backslash left open at its end (escaped backslashes taken out first, left to right,
+    as JSON reads them; a NUL marks each text's end, and a text holding one is refused)."""
+    marked = b"\x00".join(texts).replace(b"\\\\", b"") + b"\x00"
+    return (marked.count(b"\x00") == len(texts) and b"\\\x00" not in marked
+            and marked.count(b'"') == marked.count(b'\\"'))
 
 
 def _logprob_ids(choice: _Choice) -> list[int] | None:

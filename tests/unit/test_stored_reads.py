@@ -213,6 +213,11 @@ CASES = {
     "a chunk's end twice in a read": (LONG, replace_event(20, LONG[20] + b"]}]}\n\n")),
     "a line break inside the ids": (LONG, replace_event(20, LONG[20].replace(b"[120]",
                                                                              b"[120,\n121]"))),
+    "escaped backslashes before a text's quotes": (LONG, lambda events: replace_event(
+        30, middle_event("completions", b'\\\\\\"', b"129"))(replace_event(
+            20, middle_event("completions", b"a\\\\", b"119"))(events))),
+    "a text whose closing quote is escaped": (LONG, replace_event(
+        20, LONG[20].replace(b'"text":" t120"', b'"text":" t120\\"'))),
     "a text that is not closed": (LONG, replace_event(
         20, LONG[20].replace(b'"text":" t120"', b'"text":" t120'))),
 }
@@ -267,6 +272,17 @@ def test_plain_token_chunks_are_read_in_bulk(events):
                   and b'"token_ids"' in event) - 1  # the first token was read at once
     assert acc.read_stored() == middles > 0
     assert acc.done and acc.finish_reason == "length"
+
+
+def test_texts_with_escaped_quotes_and_backslashes_are_read_in_bulk():
+    texts = [b'\\"', b"a\\\\", b'\\\\\\"', b"\\n", b""]
+    events = LONG[:10] + [middle_event("completions", text, b"%d" % (200 + i))
+                          for i, text in enumerate(texts)] + LONG[10:]
+    acc = StreamAccumulator(lambda ids, text: None, Watched(None, 0))
+    acc.on_headers(0, 200, "text/event-stream")
+    for t, data in enumerate(events):
+        acc.on_body(t, data)
+    assert acc.read_stored() == len(LONG) - 4 + len(texts)
 
 
 def test_a_read_split_in_a_long_stream_spoils_only_its_batch():
