@@ -53,8 +53,8 @@ import argparse
 import bisect
 import json
 import os
-import statistics
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -513,7 +513,7 @@ def _pair(low, high, digits: int, width: int) -> str:
     return f"{low:>{width}.{digits}f}/{high:<{width}.{digits}f}"
 
 
-def _in_run(row: dict) -> str:
+def _streaming(row: dict) -> str:
     value = row.get("steady_cpu_us_per_token")
     return f"{value:.2f}" if value is not None and row["flat_out"] else "-"
 
@@ -529,7 +529,7 @@ def print_table(rows: list[dict]) -> None:
             continue
         print(f"{row['load']:<9} {row['client']:<17} {row['round']:>3} "
               f"{row['tokens_per_s']:>9,.0f} {row['requests_per_s']:>7,.1f} "
-              f"{cpu_per_token(row):>7} {_in_run(row):>7} "
+              f"{cpu_per_token(row):>7} {_streaming(row):>7} "
               f"{_pair(row['ttft_p50'], row['ttft_p99'], 2, 8)} "
               f"{_pair(row['true_ttft_p50'], row['true_ttft_p99'], 2, 6)} "
               f"{_pair(row['tpot_p50'], row['tpot_p99'], 3, 6)} "
