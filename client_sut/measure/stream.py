@@ -14,8 +14,8 @@ the stored reads are read when the exchange ends, however it ends:
   ordinary middle-of-stream chunk, its ids last; uvicorn writes each event as its own HTTP chunk,
   which httptools hands over as one body piece): the first such read is framed and decoded as
   any other, and shows the bytes around its text and its ids; every later read that has those
-  same bytes around a text with no quote or line break and a list of ids is the same chunk but
-  for them. That is checked by a fixed number of passes over all the reads in C (each read cut
+  same bytes around the inside of a JSON string (no line break in it) and a list of ids is the
+  same chunk but for them. That is checked by a fixed number of passes over all the reads in C (each read cut
   at its ids, its parts compared as a whole), and the ids are decoded in one call. No Python
   step runs per event, and no chunk is decoded whole: msgspec takes longer over a whole chunk
   than these passes do;
@@ -223,8 +223,9 @@ class StreamAccumulator:
         """The bytes before and after the text of `read`, an event just read as any other, when
         it was a plain token chunk: one `data:` line whose chunk's last member is its one
         choice, whose last member is its ids (vLLM's), and whose reading added one event of
-        those ids and nothing else (a finish reason, usage, an error: else it had raised). A
-        read with the same bytes around its own text and ids is the same chunk but for them."""
+        those ids and no finish reason (an error had raised). A read with the same bytes around
+        its own text and ids is the same chunk but for them: what else those bytes say (its id,
+        any usage) it says again, which changes nothing."""
         if (not self.saw_ids or self.ids_in_logprobs or self.finish_reason is not None
                 or self.response_id is None or self.scanner.pending
                 or not read.startswith(_PREFIX) or not read.endswith(_IDS_END)
