@@ -68,7 +68,7 @@ sys.path.insert(0, str(REPO))
 
 from client_sut.analysis.metrics import percentile  # noqa: E402
 from client_sut.runs.calibrate import DATASET_SAMPLES  # noqa: E402
-from client_sut.servers.emitter import EmitterProcess  # noqa: E402
+from client_sut.servers.emitter import EmitterProcess, process_cpu_s  # noqa: E402
 
 OUTPUT_TOKENS = 128
 INPUT_TOKENS = 16
@@ -281,22 +281,20 @@ def floor_read(folder: Path) -> dict:
 # (start-up, warm-up, the last stragglers and whatever a client does after its run left out).
 SAMPLE_S = 0.02
 STEADY = (0.05, 0.95)
-TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu_s(pid: int) -> float:
     """CPU used so far by a process and its living descendants (Linux /proc)."""
-    ticks, pending = 0, [pid]
+    cpu_s, pending = 0.0, [pid]
     while pending:
         process = pending.pop()
         try:
-            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime: all its threads
+            cpu_s += process_cpu_s(process)
             for task in Path(f"/proc/{process}/task").iterdir():
                 pending += map(int, (task / "children").read_text().split())
         except (OSError, ValueError):  # it exited meanwhile
             continue
-    return ticks / TICKS_PER_S
+    return cpu_s
 
 
 def run_sampled(args: list[str], **kwargs) -> tuple[subprocess.CompletedProcess, list]:
@@ -500,9 +498,9 @@ def server_issue_rate(qps: float, seconds: float) -> None:
                      indent=1))
 
 
-def cpu_per_token(row: dict) -> str:
+def cpu_per_token(row: dict, key: str) -> str:
     """Only where the client works flat out: at realistic delays start-up dominates the CPU."""
-    value = row.get("cpu_us_per_token")
+    value = row.get(key)
     return f"{value:.2f}" if value is not None and row["flat_out"] else "-"
 
 
@@ -511,11 +509,6 @@ def _pair(low, high, digits: int, width: int) -> str:
     if low is None:
         return f"{'-':>{width}}/{'-':<{width}}"
     return f"{low:>{width}.{digits}f}/{high:<{width}.{digits}f}"
-
-
-def _streaming(row: dict) -> str:
-    value = row.get("steady_cpu_us_per_token")
-    return f"{value:.2f}" if value is not None and row["flat_out"] else "-"
 
 
 def print_table(rows: list[dict]) -> None:
@@ -529,14 +522,15 @@ def print_table(rows: list[dict]) -> None:
             continue
         print(f"{row['load']:<9} {row['client']:<17} {row['round']:>3} "
               f"{row['tokens_per_s']:>9,.0f} {row['requests_per_s']:>7,.1f} "
-              f"{cpu_per_token(row):>7} {_streaming(row):>7} "
+              f"{cpu_per_token(row, 'cpu_us_per_token'):>7} "
+              f"{cpu_per_token(row, 'steady_cpu_us_per_token'):>7} "
               f"{_pair(row['ttft_p50'], row['ttft_p99'], 2, 8)} "
               f"{_pair(row['true_ttft_p50'], row['true_ttft_p99'], 2, 6)} "
               f"{_pair(row['tpot_p50'], row['tpot_p99'], 3, 6)} "
               f"{_pair(row['true_tpot_p50'], row['true_tpot_p99'], 3, 5)}")
     for load in sorted({r["load"] for r in rows}):
-        ours = next((r for r in rows if r["load"] == load and r["client"] == "client_sut"
-                     and "failed" not in r), None)
+        ours = next((r for r in rows if r["load"] == load and r["round"] == 1
+                     and r["client"] == "client_sut" and "failed" not in r), None)
         peers = [r for r in rows if r["load"] == load and r["round"] == 1 and _peer(r["client"])
                  and "failed" not in r]
         if not ours or not peers:
@@ -572,7 +566,7 @@ def print_ratios(rows: list[dict]) -> None:
     """CPU per token where clients work flat out: client_sut's over the bare reads' (the floor),
     and each other client's over client_sut's, within each round (the machine's speed wanders
     between runs more than these differ), as the median of the rounds and then each round's."""
-    flat_out = [r for r in rows if r["flat_out"] and "failed" not in r]
+    flat_out = [r for r in rows if "failed" not in r and r["flat_out"]]
     for load in sorted({r["load"] for r in flat_out}):
         for figure, key in CPU_FIGURES:
             per_round: dict[str, list[float]] = {}

@@ -30,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from client_sut.measure.transport import Origin  # noqa: E402
 from client_sut.servers.emitter import EmitterProcess, run_event_loop  # noqa: E402
 
 OUTPUT_TOKENS = 128
@@ -107,8 +108,10 @@ def main() -> None:
     parser.add_argument("--out", help="with --url: where its figures go (JSON)")
     args = parser.parse_args()
     if args.url:
-        host, port = args.url.rsplit("//", 1)[1].rsplit(":", 1)
-        figures = run_event_loop(_measure(host, int(port), args.streams, args.requests))
+        if not args.out:
+            parser.error("--url needs --out")
+        origin = Origin.from_url(args.url)
+        figures = run_event_loop(_measure(origin.host, origin.port, args.streams, args.requests))
         Path(args.out).write_text(json.dumps(figures))
         return
     print(f"bare reads, {args.streams} streams x {OUTPUT_TOKENS} tokens, one write per event, "
@@ -119,8 +122,8 @@ def main() -> None:
         emitter = EmitterProcess("--engine-step-ms", "0", "--first-token-ms", "0",
                                  "--output-tokens", str(OUTPUT_TOKENS))
         try:
-            host, port = emitter.url.rsplit("//", 1)[1].rsplit(":", 1)
-            r = run_event_loop(_measure(host, int(port), args.streams, args.requests))
+            origin = Origin.from_url(emitter.url)
+            r = run_event_loop(_measure(origin.host, origin.port, args.streams, args.requests))
         finally:
             emitter.stop()
         tokens = r["tokens"]

@@ -15,10 +15,10 @@ the stored reads are read when the exchange ends, however it ends:
   which httptools hands over as one body piece): the first such read is framed and decoded as
   any other, and shows the bytes around its text and its ids; every later read that has those
   same bytes around the inside of a JSON string (no line break in it) and a list of ids is the
-  same chunk but for them. That is checked by a fixed number of passes over all the reads in C (each read cut
-  at its ids, its parts compared as a whole), and the ids are decoded in one call. No Python
-  step runs per event, and no chunk is decoded whole: msgspec takes longer over a whole chunk
-  than these passes do;
+  same chunk but for them. That is checked by a fixed number of passes over all the reads in C
+  (each read cut at its ids, its parts compared as a whole), and the ids are decoded in one
+  call. No Python step runs per event, and no chunk is decoded whole: msgspec takes longer over
+  a whole chunk than these passes do;
 - else (the last chunk with its finish reason, usage, errors, `[DONE]`, events split or joined
   across reads, CRLF, comments, text-only servers) by the same framing and decoding as before the
   first token, replayed read by read under each read's stamp; where a stream cannot be read in
@@ -232,15 +232,16 @@ class StreamAccumulator:
                 or not _one_line(read[:-2])):
             return None
         head, _, tail = read.rpartition(_IDS_KEY)
-        starts = [at + len(key) for key in _TEXT_KEYS if (at := head.rfind(key)) >= 0]
-        text_ends = _string_end(head, max(starts)) if starts else -1
+        text_starts = max((at + len(key) for key in _TEXT_KEYS if (at := head.rfind(key)) >= 0),
+                          default=-1)
+        text_ends = _string_end(head, text_starts) if text_starts >= 0 else -1
         try:
-            ids = _decode_ids(b"[" + tail[:-len(_IDS_END)] + b"]")
+            ids = _decode_ids(b"[" + tail[_IDS] + b"]")
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
         if text_ends < 0 or not ids or self.event_tokens[-1] != len(ids):
             return None
-        return head[:max(starts)], head[text_ends:]
+        return head[:text_starts], head[text_ends:]
 
     def _add_like(self, shape: tuple[bytes, bytes], reads: list[bytes], reads_ns: array) -> bool:
         """Adds the events of `reads` when each is `shape`'s bytes around the inside of a JSON

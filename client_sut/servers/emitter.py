@@ -773,6 +773,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU time a process has used so far, all its threads (Linux /proc; OSError once gone)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class EmitterProcess:
     """The emitter in a process of its own (as a real server is), for calibration, benchmarks
     and tests: started on a free port, its URL read from its first line of output."""
@@ -801,8 +807,7 @@ class EmitterProcess:
 
     def cpu_seconds(self) -> float:
         """CPU time the emitter has used so far (Linux /proc)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_s(self.process.pid)
 
     def stop(self) -> None:
         self.process.terminate()
