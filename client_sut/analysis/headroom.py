@@ -2,9 +2,12 @@
 
 The client's own delays enter the latencies it reports: a callback its event loop runs late
 (loop lag) delays every read and issue behind it, and in a Server run a request written late
-(issue lag) has its wait in LoadGen's TTFT. Up to LAG_LIMIT_MS at p99 the latencies absorb them
-(a millisecond against TTFT limits of 450-2,000 ms and TPOT limits of 40-100 ms); past it the
-run measured the client as much as the server, and is not compliant. In Offline every sample is
+(issue lag) has its wait in LoadGen's TTFT. Past LAG_LIMIT_MS at p99 the self-check warns; past
+BOTTLENECK_LAG_MS the run measured the client as much as the server, and is not compliant (two
+milliseconds against TTFT limits of 450-2,000 ms and TPOT limits of 40-100 ms). The verdict has
+the margin because a p99 of a short run's few hundred queries wanders: on the 2-core CI machine
+clients with a core to spare showed 0.3-1.27 ms at p99 (sla's 3 s probes), one sharing its
+core with a busy loop 4.4 ms, and a 1 ms verdict turned sla's probes undecided at random. In Offline every sample is
 issued at once and waits for a stream slot by design, so its issue lag is no verdict.
 
 Beside the verdict, the room left: the share of a core each event loop was busy, its CPU per
@@ -16,7 +19,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-LAG_LIMIT_MS = 1.0  # above this at p99 the client's delay shows in what it measures
+LAG_LIMIT_MS = 1.0  # above this at p99 the client's delay shows in what it measures: a warning
+BOTTLENECK_LAG_MS = 2.0  # above this at p99 the run measured the client (module docstring)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +47,7 @@ class Headroom:
 
     def to_json(self) -> dict:
         return {**asdict(self), "reasons": list(self.reasons), "verdict": self.line,
-                "lag_limit_ms": LAG_LIMIT_MS}
+                "lag_limit_ms": BOTTLENECK_LAG_MS}
 
 
 def headroom(self_check: dict, issue_lag_counts: bool) -> Headroom:
@@ -59,12 +63,12 @@ def headroom(self_check: dict, issue_lag_counts: bool) -> Headroom:
     lag = self_check["event_loop_lag_ms"]["p99"]
     issue = self_check["issue_lag_ms"]["p99"] if issue_lag_counts else None
     reasons = []
-    if lag is not None and lag > LAG_LIMIT_MS:
+    if lag is not None and lag > BOTTLENECK_LAG_MS:
         reasons.append(f"its event loop ran callbacks {lag:.2f} ms late at p99, over the "
-                       f"{LAG_LIMIT_MS:g} ms the latencies absorb")
-    if issue is not None and issue > LAG_LIMIT_MS:
+                       f"{BOTTLENECK_LAG_MS:g} ms the latencies absorb")
+    if issue is not None and issue > BOTTLENECK_LAG_MS:
         reasons.append(f"it wrote requests {issue:.2f} ms after LoadGen issued them at p99, "
-                       f"over {LAG_LIMIT_MS:g} ms")
+                       f"over {BOTTLENECK_LAG_MS:g} ms")
     return Headroom(
         loops=loops, loop_busy_share=self_check["event_loop_busy_share"],
         loop_lag_p99_ms=lag, issue_lag_p99_ms=issue,

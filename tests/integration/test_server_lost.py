@@ -133,11 +133,7 @@ def test_sla_waits_for_a_restarted_server_repeats_the_probe_and_confirms(demo_to
     assert result["confirmed"] is True and result["aborted"] is None
     aborted, repeat = result["probes"][:2]
     assert aborted["verdict"] == "aborted" and "during probe-01" in aborted["reason"]
-    assert repeat["dir"].startswith("probe-01-repeat1")
-    # The server holds 100 QPS; whether this 3 s probe's client kept its issue lag p99 under 1 ms
-    # on two cores shared with the emitter is the machine's (then it is undecided, not failed).
-    assert repeat["verdict"] == "pass" or (repeat["verdict"] == "undecided"
-                                           and "the client was the bottleneck" in repeat["reason"])
+    assert repeat["dir"].startswith("probe-01-repeat1") and repeat["verdict"] == "pass"
     assert repeat["target_qps"] == aborted["target_qps"]
     assert result["answer_qps"] >= 100 and result["lowest_failing_qps"] > result["answer_qps"]
     assert_nothing_unmeasured_called_failing(result)
